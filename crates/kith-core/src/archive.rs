@@ -1,0 +1,86 @@
+//! The portable archive of `kith export` / `kith import`: the magic bytes
+//! `KITHARC1`, then length-delimited [`proto::ArchiveRecord`]s, each a device
+//! certificate or a signed change. Reading checks every length before it
+//! allocates; nothing here trusts the file.
+
+use prost::Message;
+
+use crate::{DeviceCert, SignedChange, proto};
+
+pub const MAGIC: &[u8; 8] = b"KITHARC1";
+
+/// Largest single record accepted from a file.
+const MAX_RECORD_BYTES: usize = crate::signed::MAX_SIGNED_CHANGE_BYTES + 64;
+
+/// What an archive holds.
+#[derive(Debug, Default, Clone)]
+pub struct Archive {
+    pub certificates: Vec<DeviceCert>,
+    pub changes: Vec<SignedChange>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArchiveError {
+    #[error("not a kith archive (it does not start with KITHARC1)")]
+    Magic,
+    #[error("archive is truncated at byte {0}")]
+    Truncated(usize),
+    #[error("record at byte {offset} is {len} bytes, more than the limit of {MAX_RECORD_BYTES}")]
+    RecordTooLarge { offset: usize, len: u64 },
+    #[error("record at byte {0} is not valid protobuf")]
+    Decode(usize),
+    #[error("record at byte {0} is empty")]
+    Empty(usize),
+    #[error("certificate at byte {offset}: {error}")]
+    Certificate { offset: usize, error: crate::CertError },
+    #[error("change at byte {offset}: {error}")]
+    Change { offset: usize, error: crate::VerifyError },
+}
+
+impl Archive {
+    /// Serialises the archive.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        let records = self
+            .certificates
+            .iter()
+            .map(|c| proto::archive_record::Record::Certificate(c.to_proto()))
+            .chain(self.changes.iter().map(|c| proto::archive_record::Record::Change(c.to_proto())));
+        for record in records {
+            proto::ArchiveRecord { record: Some(record) }
+                .encode_length_delimited(&mut out)
+                .expect("Vec grows as needed");
+        }
+        out
+    }
+
+    /// Reads an archive; certificates are verified here, changes later by the store.
+    pub fn decode(bytes: &[u8]) -> Result<Archive, ArchiveError> {
+        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or(ArchiveError::Magic)?;
+        let mut archive = Archive::default();
+        let mut buf = rest;
+        while !buf.is_empty() {
+            let offset = bytes.len() - buf.len();
+            let len = prost::encoding::decode_varint(&mut buf).map_err(|_| ArchiveError::Truncated(offset))?;
+            if len > MAX_RECORD_BYTES as u64 {
+                return Err(ArchiveError::RecordTooLarge { offset, len });
+            }
+            let len = len as usize;
+            if buf.len() < len {
+                return Err(ArchiveError::Truncated(offset));
+            }
+            let (record, tail) = buf.split_at(len);
+            buf = tail;
+            let record = proto::ArchiveRecord::decode(record).map_err(|_| ArchiveError::Decode(offset))?;
+            match record.record.ok_or(ArchiveError::Empty(offset))? {
+                proto::archive_record::Record::Certificate(c) => archive
+                    .certificates
+                    .push(DeviceCert::from_proto(&c).map_err(|error| ArchiveError::Certificate { offset, error })?),
+                proto::archive_record::Record::Change(c) => archive
+                    .changes
+                    .push(SignedChange::from_proto(c).map_err(|error| ArchiveError::Change { offset, error })?),
+            }
+        }
+        Ok(archive)
+    }
+}

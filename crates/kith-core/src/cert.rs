@@ -1,0 +1,116 @@
+//! Device certificates: an identity key's signed statement that a device key
+//! acts for it. A change is accepted only from a certified device.
+
+use ed25519_dalek::Signature;
+use prost::Message;
+
+use crate::{DeviceId, DeviceKey, IdentityId, IdentityKey, proto};
+
+/// Domain separation for certificate signatures.
+pub const CERT_DOMAIN: &[u8] = b"kith/device-cert/v1";
+
+/// A certificate whose signature has been checked (or that this node made).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceCert {
+    pub identity: IdentityId,
+    pub device: DeviceId,
+    pub issued_at_ms: u64,
+    pub signature: [u8; 64],
+}
+
+/// Why a certificate was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CertError {
+    #[error("device certificate is not valid protobuf")]
+    Decode,
+    #[error("device certificate field `{0}` has the wrong length")]
+    FieldLength(&'static str),
+    #[error("device certificate names a key that is not a valid ed25519 point")]
+    InvalidKey,
+    #[error("device certificate signature does not verify")]
+    BadSignature,
+}
+
+impl DeviceCert {
+    /// `identity` certifies `device`.
+    pub fn issue(identity: &IdentityKey, device: &DeviceKey, issued_at_ms: u64) -> DeviceCert {
+        let (id, dev) = (identity.id(), device.id());
+        let signature = identity.sign(&Self::signed_bytes(&id, &dev, issued_at_ms));
+        DeviceCert { identity: id, device: dev, issued_at_ms, signature }
+    }
+
+    /// Exactly the bytes the identity key signs.
+    pub fn signed_bytes(identity: &IdentityId, device: &DeviceId, issued_at_ms: u64) -> Vec<u8> {
+        let mut m = Vec::with_capacity(CERT_DOMAIN.len() + 72);
+        m.extend_from_slice(CERT_DOMAIN);
+        m.extend_from_slice(&identity.0);
+        m.extend_from_slice(&device.0);
+        m.extend_from_slice(&issued_at_ms.to_be_bytes());
+        m
+    }
+
+    /// Checks the signature (strictly).
+    pub fn verify(&self) -> Result<(), CertError> {
+        let key = self.identity.verifying_key().map_err(|_| CertError::InvalidKey)?;
+        self.device.verifying_key().map_err(|_| CertError::InvalidKey)?;
+        let msg = Self::signed_bytes(&self.identity, &self.device, self.issued_at_ms);
+        key.verify_strict(&msg, &Signature::from_bytes(&self.signature))
+            .map_err(|_| CertError::BadSignature)
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> proto::DeviceCertificate {
+        proto::DeviceCertificate {
+            identity: self.identity.0.to_vec(),
+            device: self.device.0.to_vec(),
+            issued_at_ms: self.issued_at_ms,
+            signature: self.signature.to_vec(),
+        }
+    }
+
+    /// Reads and verifies a certificate from its wire form.
+    pub fn from_proto(p: &proto::DeviceCertificate) -> Result<DeviceCert, CertError> {
+        let cert = DeviceCert {
+            identity: IdentityId::from_slice(&p.identity).ok_or(CertError::FieldLength("identity"))?,
+            device: DeviceId::from_slice(&p.device).ok_or(CertError::FieldLength("device"))?,
+            issued_at_ms: p.issued_at_ms,
+            signature: p.signature.as_slice().try_into().map_err(|_| CertError::FieldLength("signature"))?,
+        };
+        cert.verify()?;
+        Ok(cert)
+    }
+
+    /// Protobuf bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_proto().encode_to_vec()
+    }
+
+    /// Reads and verifies protobuf bytes.
+    pub fn decode(bytes: &[u8]) -> Result<DeviceCert, CertError> {
+        let p = proto::DeviceCertificate::decode(bytes).map_err(|_| CertError::Decode)?;
+        Self::from_proto(&p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificates_verify_and_survive_encoding() {
+        let alice = IdentityKey::from_secret_bytes(&[1; 32]);
+        let laptop = DeviceKey::from_secret_bytes(&[2; 32]);
+        let cert = DeviceCert::issue(&alice, &laptop, 1_700_000_000_000);
+        assert_eq!(DeviceCert::decode(&cert.encode()).unwrap(), cert);
+    }
+
+    #[test]
+    fn a_certificate_for_another_device_does_not_verify() {
+        let alice = IdentityKey::from_secret_bytes(&[1; 32]);
+        let laptop = DeviceKey::from_secret_bytes(&[2; 32]);
+        let mallory_device = DeviceKey::from_secret_bytes(&[3; 32]);
+        let mut cert = DeviceCert::issue(&alice, &laptop, 1);
+        cert.device = mallory_device.id();
+        assert_eq!(cert.verify(), Err(CertError::BadSignature));
+    }
+}

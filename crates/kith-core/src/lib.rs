@@ -1,0 +1,44 @@
+//! kith-core: identities, keys, signed changes, document schemas and their
+//! validation. No IO: no tokio, no libp2p, no redb. Every other crate builds
+//! on these types.
+//!
+//! ```
+//! use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange};
+//!
+//! let alice = IdentityKey::generate().unwrap();
+//! let laptop = DeviceKey::generate().unwrap();
+//! let cert = DeviceCert::issue(&alice, &laptop, 0);
+//! assert!(cert.verify().is_ok());
+//! # let _ = (DocId::profile(alice.id()), SignedChange::signed_bytes);
+//! ```
+
+pub mod archive;
+pub mod cert;
+pub mod chunk;
+pub mod doc;
+pub mod id;
+pub mod keys;
+pub mod schema;
+pub mod signed;
+
+/// Types generated from `proto/kith.proto`.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/kith.v1.rs"));
+}
+
+pub use cert::{CertError, DeviceCert};
+pub use chunk::{ChangeHeader, ChunkError};
+pub use doc::{DocId, DocKind, SpaceId};
+pub use id::{DeviceId, IdentityId, ParseIdError, PostId};
+pub use keys::{DeviceKey, IdentityKey, RandomError};
+pub use signed::{Certificates, SignedChange, Verified, VerifyError, verify_batch};
+
+/// The automerge actor id of a device in one store: the device key followed
+/// by the store's random suffix (DESIGN.md decision 2).
+pub fn actor_id(device: &DeviceId, store_suffix: &[u8]) -> automerge::ActorId {
+    let mut bytes = Vec::with_capacity(32 + store_suffix.len());
+    bytes.extend_from_slice(&device.0);
+    bytes.extend_from_slice(store_suffix);
+    automerge::ActorId::from(bytes)
+}

@@ -1,0 +1,200 @@
+//! The feed document: one identity's posts, replies, reactions, edits and
+//! deletions in one space.
+//!
+//! ```text
+//! "p/<key>" → map { "text": str, "at": int (ms), "reply": bytes(16)?, "deleted": true? }
+//! "r/<post id>/<emoji>" → true        (a reaction by the feed's owner)
+//! ```
+//! A deleted post keeps its map (so replies still have a parent) but loses its
+//! text and gains `"deleted": true`.
+
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, transaction::Transactable};
+
+use crate::PostId;
+
+pub const POST_PREFIX: &str = "p/";
+pub const REACTION_PREFIX: &str = "r/";
+pub const TEXT: &str = "text";
+const AT: &str = "at";
+const REPLY: &str = "reply";
+const DELETED: &str = "deleted";
+
+/// Longest post, in characters.
+pub const MAX_POST_CHARS: usize = 10_000;
+/// Longest reaction, in bytes (an emoji sequence or a short word).
+pub const MAX_REACTION_BYTES: usize = 32;
+
+/// Why a feed edit was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FeedError {
+    #[error("post text is empty")]
+    EmptyText,
+    #[error("post text is {0} characters; the limit is {MAX_POST_CHARS}")]
+    TextTooLong(usize),
+    #[error("reaction must be 1 to {MAX_REACTION_BYTES} bytes with no spaces")]
+    BadReaction,
+    #[error("no post with key {0} in this feed")]
+    NoSuchPost(String),
+    #[error("post {0} is deleted")]
+    Deleted(String),
+    #[error("automerge refused the edit: {0}")]
+    Automerge(String),
+}
+
+impl From<automerge::AutomergeError> for FeedError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        FeedError::Automerge(e.to_string())
+    }
+}
+
+/// Checks post text: not blank, at most [`MAX_POST_CHARS`] characters.
+pub fn check_text(text: &str) -> Result<(), FeedError> {
+    if text.trim().is_empty() {
+        return Err(FeedError::EmptyText);
+    }
+    let n = text.chars().count();
+    if n > MAX_POST_CHARS {
+        return Err(FeedError::TextTooLong(n));
+    }
+    Ok(())
+}
+
+/// Checks a reaction: short, no whitespace.
+pub fn check_reaction(emoji: &str) -> Result<(), FeedError> {
+    if emoji.is_empty() || emoji.len() > MAX_REACTION_BYTES || emoji.chars().any(char::is_whitespace) || emoji.contains('/') {
+        return Err(FeedError::BadReaction);
+    }
+    Ok(())
+}
+
+/// A post as the document holds it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostState {
+    /// The current text and the id of the op that put it; `None` once deleted.
+    pub text: Option<(String, ObjId)>,
+    pub at_ms: u64,
+    pub reply_to: Option<PostId>,
+    pub deleted: bool,
+}
+
+fn post_obj(doc: &AutoCommit, key: &str) -> Option<ObjId> {
+    match doc.get(automerge::ROOT, format!("{POST_PREFIX}{key}")).ok()?? {
+        (Value::Object(ObjType::Map), id) => Some(id),
+        _ => None,
+    }
+}
+
+/// Adds a post under `key` (fresh and random, chosen by the caller).
+pub fn create_post(doc: &mut AutoCommit, key: &str, text: &str, at_ms: u64, reply_to: Option<PostId>) -> Result<(), FeedError> {
+    check_text(text)?;
+    let obj = doc.put_object(automerge::ROOT, format!("{POST_PREFIX}{key}"), ObjType::Map)?;
+    doc.put(&obj, TEXT, text)?;
+    doc.put(&obj, AT, ScalarValue::Int(at_ms as i64))?;
+    if let Some(parent) = reply_to {
+        doc.put(&obj, REPLY, ScalarValue::Bytes(parent.0.to_vec()))?;
+    }
+    Ok(())
+}
+
+/// Replaces a post's text; the old text stays in the history of changes.
+pub fn edit_post(doc: &mut AutoCommit, key: &str, text: &str) -> Result<(), FeedError> {
+    check_text(text)?;
+    let state = post_state(doc, key).ok_or_else(|| FeedError::NoSuchPost(key.to_owned()))?;
+    if state.deleted {
+        return Err(FeedError::Deleted(key.to_owned()));
+    }
+    let obj = post_obj(doc, key).expect("post_state found it");
+    doc.put(&obj, TEXT, text)?;
+    Ok(())
+}
+
+/// Marks a post deleted and removes its text from the current state.
+pub fn delete_post(doc: &mut AutoCommit, key: &str) -> Result<(), FeedError> {
+    let state = post_state(doc, key).ok_or_else(|| FeedError::NoSuchPost(key.to_owned()))?;
+    if state.deleted {
+        return Err(FeedError::Deleted(key.to_owned()));
+    }
+    let obj = post_obj(doc, key).expect("post_state found it");
+    doc.put(&obj, DELETED, true)?;
+    doc.delete(&obj, TEXT)?;
+    Ok(())
+}
+
+/// The root key of a reaction.
+pub fn reaction_key(post: &PostId, emoji: &str) -> String {
+    format!("{REACTION_PREFIX}{post}/{emoji}")
+}
+
+/// Splits a reaction key into its post and emoji.
+pub fn parse_reaction_key(key: &str) -> Option<(PostId, &str)> {
+    let rest = key.strip_prefix(REACTION_PREFIX)?;
+    let (post, emoji) = rest.split_once('/')?;
+    Some((post.parse().ok()?, emoji))
+}
+
+/// Adds a reaction; idempotent.
+pub fn react(doc: &mut AutoCommit, post: &PostId, emoji: &str) -> Result<(), FeedError> {
+    check_reaction(emoji)?;
+    doc.put(automerge::ROOT, reaction_key(post, emoji), true)?;
+    Ok(())
+}
+
+/// Removes a reaction; idempotent.
+pub fn unreact(doc: &mut AutoCommit, post: &PostId, emoji: &str) -> Result<(), FeedError> {
+    doc.delete(automerge::ROOT, reaction_key(post, emoji))?;
+    Ok(())
+}
+
+/// Whether the reaction is present.
+pub fn has_reaction(doc: &AutoCommit, key: &str) -> bool {
+    matches!(doc.get(automerge::ROOT, key), Ok(Some((Value::Scalar(s), _))) if s.as_ref() == &ScalarValue::Boolean(true))
+}
+
+/// Reads the post under `key`, if there is one.
+pub fn post_state(doc: &AutoCommit, key: &str) -> Option<PostState> {
+    let obj = post_obj(doc, key)?;
+    let deleted = matches!(doc.get(&obj, DELETED), Ok(Some((Value::Scalar(s), _))) if s.as_ref() == &ScalarValue::Boolean(true));
+    let text = match doc.get(&obj, TEXT).ok()? {
+        Some((Value::Scalar(s), id)) => s.as_str().map(|t| (t.to_owned(), id)),
+        _ => None,
+    };
+    let at_ms = match doc.get(&obj, AT).ok()? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Int(i) => u64::try_from(*i).unwrap_or(0),
+            ScalarValue::Uint(u) => *u,
+            _ => 0,
+        },
+        _ => 0,
+    };
+    let reply_to = match doc.get(&obj, REPLY).ok()? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Bytes(b) => PostId::from_slice(b),
+            _ => None,
+        },
+        _ => None,
+    };
+    Some(PostState { text: if deleted { None } else { text }, at_ms, reply_to, deleted })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_removes_text_from_the_current_state() {
+        let mut doc = AutoCommit::new();
+        create_post(&mut doc, "k", "secret", 1, None).unwrap();
+        delete_post(&mut doc, "k").unwrap();
+        let s = post_state(&doc, "k").unwrap();
+        assert!(s.deleted);
+        assert_eq!(s.text, None);
+        assert_eq!(edit_post(&mut doc, "k", "x"), Err(FeedError::Deleted("k".into())));
+    }
+
+    #[test]
+    fn text_limits_are_enforced() {
+        assert_eq!(check_text("  \n"), Err(FeedError::EmptyText));
+        assert_eq!(check_text(&"é".repeat(MAX_POST_CHARS)), Ok(()));
+        assert_eq!(check_text(&"a".repeat(MAX_POST_CHARS + 1)), Err(FeedError::TextTooLong(MAX_POST_CHARS + 1)));
+    }
+}

@@ -1,0 +1,137 @@
+//! How kith's documents are laid out in automerge, and how to read them back.
+//!
+//! Every document keeps its entries directly under the root map with a short
+//! prefix (`p/` posts, `r/` reactions, `f/` follows, …). Nested top-level
+//! containers would be simpler to read but two devices of one person creating
+//! the same container concurrently would produce two conflicting containers;
+//! root keys have no such problem. Sets (follows, blocks, labels, reactions)
+//! are keys that are put to add and deleted to remove: add/remove sets whose
+//! merge is automerge's, never a replaced list.
+
+pub mod feed;
+pub mod profile;
+pub mod labels;
+
+use std::collections::BTreeSet;
+
+use automerge::{AutoCommit, ExpandedChange, ObjId, ReadDoc, legacy};
+
+/// A put of a post's text inside one change: what the edit history records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextPut {
+    /// The post's key in the feed (without the `p/` prefix).
+    pub post_key: String,
+    /// The op counter of the put, so the text can be read back from the change.
+    pub counter: u64,
+}
+
+/// What one applied change touched, as root keys of its document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub root_keys: BTreeSet<String>,
+    pub text_puts: Vec<TextPut>,
+}
+
+/// Finds the root keys a change touched, directly or through an object that
+/// hangs under a root key. `doc` must already contain the change.
+pub fn touched(doc: &AutoCommit, change: &ExpandedChange) -> Touched {
+    let mut out = Touched::default();
+    // Objects created in this change, by op counter, with the root key they sit under.
+    let mut made_here: std::collections::HashMap<u64, String> = Default::default();
+    let actor_hex = change.actor_id.to_hex_string();
+    for (i, op) in change.operations.iter().enumerate() {
+        let counter = change.start_op.get() + i as u64;
+        let root_key = match (&op.obj, &op.key) {
+            (legacy::ObjectId::Root, legacy::Key::Map(k)) => {
+                if matches!(op.action, legacy::OpType::Make(_)) {
+                    made_here.insert(counter, k.to_string());
+                }
+                Some(k.to_string())
+            }
+            (legacy::ObjectId::Id(legacy::OpId(ctr, actor)), _) => {
+                if actor == &change.actor_id {
+                    made_here.get(ctr).cloned()
+                } else {
+                    None
+                }
+                .or_else(|| root_key_of(doc, *ctr, &actor.to_hex_string()))
+            }
+            _ => None,
+        };
+        let Some(root_key) = root_key else { continue };
+        if let (Some(post_key), legacy::Key::Map(prop), legacy::OpType::Put(automerge::ScalarValue::Str(_))) =
+            (root_key.strip_prefix(feed::POST_PREFIX), &op.key, &op.action)
+            && prop.as_str() == feed::TEXT
+            && !matches!(op.obj, legacy::ObjectId::Root)
+        {
+            out.text_puts.push(TextPut { post_key: post_key.to_owned(), counter });
+        }
+        out.root_keys.insert(root_key);
+    }
+    let _ = actor_hex;
+    out
+}
+
+/// The root key under which the object made by op `counter@actor` hangs.
+fn root_key_of(doc: &AutoCommit, counter: u64, actor_hex: &str) -> Option<String> {
+    let obj: ObjId = doc.import_obj(&format!("{counter}@{actor_hex}")).ok()?;
+    let mut last = None;
+    for parent in doc.parents(&obj).ok()? {
+        last = Some(parent);
+    }
+    let parent = last?;
+    if parent.obj != automerge::ROOT {
+        return None;
+    }
+    match parent.prop {
+        automerge::Prop::Map(k) => Some(k),
+        automerge::Prop::Seq(_) => None,
+    }
+}
+
+/// Reads a string value at `prop` of `obj`, if it is one.
+pub(crate) fn get_str(doc: &AutoCommit, obj: &ObjId, prop: &str) -> Option<String> {
+    match doc.get(obj, prop).ok()?? {
+        (automerge::Value::Scalar(s), _) => s.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Reads the text of the string put by op `counter` in `change`.
+pub fn text_of_op(change: &automerge::Change, counter: u64) -> Option<String> {
+    let start = change.start_op().get();
+    let index = usize::try_from(counter.checked_sub(start)?).ok()?;
+    if index >= change.len() {
+        return None;
+    }
+    let expanded = change.decode();
+    match &expanded.operations.get(index)?.action {
+        legacy::OpType::Put(automerge::ScalarValue::Str(s)) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::ActorId;
+
+    #[test]
+    fn touched_finds_posts_made_and_edited() {
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(vec![1u8; 40]));
+        feed::create_post(&mut doc, "k1", "hello", 10, None).unwrap();
+        doc.commit();
+        let made = doc.get_last_local_change().unwrap();
+        let t = touched(&doc, &made.decode());
+        assert_eq!(t.root_keys.iter().collect::<Vec<_>>(), vec!["p/k1"]);
+        assert_eq!(t.text_puts.len(), 1);
+        assert_eq!(text_of_op(&made, t.text_puts[0].counter).as_deref(), Some("hello"));
+
+        feed::edit_post(&mut doc, "k1", "hello again").unwrap();
+        doc.commit();
+        let edit = doc.get_last_local_change().unwrap();
+        let t = touched(&doc, &edit.decode());
+        assert_eq!(t.root_keys.iter().collect::<Vec<_>>(), vec!["p/k1"]);
+        assert_eq!(text_of_op(&edit, t.text_puts[0].counter).as_deref(), Some("hello again"));
+    }
+}

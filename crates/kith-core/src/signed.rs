@@ -1,0 +1,269 @@
+//! Signed changes: the unit of replication, and the one path by which a
+//! change that did not originate here is checked (DESIGN.md decision 3).
+//!
+//! A [`Verified`] value can only be made by [`SignedChange::sign`] (our own
+//! change) or by [`verify_batch`], so code that applies changes cannot be
+//! handed an unchecked one by mistake.
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use prost::Message;
+
+use crate::chunk::{ChangeHeader, ChunkError, parse_header};
+use crate::doc::{DocId, DocIdError, DocKind};
+use crate::{DeviceId, DeviceKey, IdentityId, proto};
+
+/// Domain separation for change signatures.
+pub const CHANGE_DOMAIN: &[u8] = b"kith/change/v1";
+
+/// Largest change accepted, in bytes. A 10,000-character post fits (at most
+/// 40 KB of UTF-8) and a signed change still fits in one gossipsub message.
+pub const MAX_CHANGE_BYTES: usize = 60 * 1024;
+
+/// Largest encoded [`proto::SignedChange`].
+pub const MAX_SIGNED_CHANGE_BYTES: usize = MAX_CHANGE_BYTES + 512;
+
+/// An automerge change, the document it belongs to, and its device signature.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignedChange {
+    pub doc: DocId,
+    /// The raw, uncompressed automerge change chunk.
+    pub change: Vec<u8>,
+    pub device: DeviceId,
+    pub signature: [u8; 64],
+}
+
+impl std::fmt::Debug for SignedChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedChange")
+            .field("doc", &self.doc)
+            .field("bytes", &self.change.len())
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+/// Why a signed change was refused. Each variant names one check.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("signed change is not valid protobuf")]
+    Decode,
+    #[error("signed change is {0} bytes, more than the limit of {MAX_SIGNED_CHANGE_BYTES}")]
+    EnvelopeTooLarge(usize),
+    #[error("field `{0}` has the wrong length")]
+    FieldLength(&'static str),
+    #[error("bad document id: {0}")]
+    DocId(#[from] DocIdError),
+    #[error("change is {0} bytes, more than the limit of {MAX_CHANGE_BYTES}")]
+    Oversized(usize),
+    #[error("malformed change: {0}")]
+    Malformed(#[from] ChunkError),
+    #[error("device key is not a valid ed25519 key")]
+    InvalidDeviceKey,
+    #[error("device key is a weak (small-order) key")]
+    WeakDeviceKey,
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("change actor does not belong to the signing device")]
+    ActorMismatch,
+    #[error("device {0} has no valid certificate from any identity")]
+    UncertifiedDevice(String),
+    #[error("{author} may not write {doc}")]
+    NotAuthorized { author: String, doc: String },
+    #[error("{0} documents are not accepted yet")]
+    UnsupportedKind(&'static str),
+}
+
+/// A value whose checks have passed. Only this module can make one.
+#[derive(Clone, Debug)]
+pub struct Verified<T> {
+    inner: T,
+    header: ChangeHeader,
+    author: IdentityId,
+}
+
+impl Verified<SignedChange> {
+    pub fn signed(&self) -> &SignedChange {
+        &self.inner
+    }
+    pub fn header(&self) -> &ChangeHeader {
+        &self.header
+    }
+    /// The identity whose certified device signed the change.
+    pub fn author(&self) -> IdentityId {
+        self.author
+    }
+    pub fn doc(&self) -> DocId {
+        self.inner.doc
+    }
+    pub fn into_inner(self) -> SignedChange {
+        self.inner
+    }
+}
+
+/// Looks up which identity certified a device.
+pub trait Certificates {
+    fn identity_of(&self, device: &DeviceId) -> Option<IdentityId>;
+}
+
+impl<F: Fn(&DeviceId) -> Option<IdentityId>> Certificates for F {
+    fn identity_of(&self, device: &DeviceId) -> Option<IdentityId> {
+        self(device)
+    }
+}
+
+impl SignedChange {
+    /// Exactly the bytes a device signs for a change.
+    pub fn signed_bytes(doc: &DocId, change_hash: &[u8; 32]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(CHANGE_DOMAIN.len() + crate::doc::DOC_ID_LEN + 32);
+        m.extend_from_slice(CHANGE_DOMAIN);
+        m.extend_from_slice(&doc.to_bytes());
+        m.extend_from_slice(change_hash);
+        m
+    }
+
+    /// Signs a change this device just made. `author` is the identity that
+    /// certified `key`; the caller owns both, so no lookup is needed.
+    pub fn sign(
+        doc: DocId,
+        change: Vec<u8>,
+        key: &DeviceKey,
+        author: IdentityId,
+    ) -> Result<Verified<SignedChange>, VerifyError> {
+        if change.len() > MAX_CHANGE_BYTES {
+            return Err(VerifyError::Oversized(change.len()));
+        }
+        let header = parse_header(&change)?;
+        let device = key.id();
+        if !header.actor.starts_with(&device.0) {
+            return Err(VerifyError::ActorMismatch);
+        }
+        let signature = key.sign(&Self::signed_bytes(&doc, &header.hash));
+        Ok(Verified { inner: SignedChange { doc, change, device, signature }, header, author })
+    }
+
+    /// The wire form.
+    pub fn to_proto(&self) -> proto::SignedChange {
+        proto::SignedChange {
+            doc_id: self.doc.to_bytes().to_vec(),
+            change: self.change.clone(),
+            device: self.device.0.to_vec(),
+            signature: self.signature.to_vec(),
+        }
+    }
+
+    /// Reads the wire form, checking field lengths (not signatures).
+    pub fn from_proto(p: proto::SignedChange) -> Result<SignedChange, VerifyError> {
+        if p.change.len() > MAX_CHANGE_BYTES {
+            return Err(VerifyError::Oversized(p.change.len()));
+        }
+        Ok(SignedChange {
+            doc: DocId::from_bytes(&p.doc_id)?,
+            device: DeviceId::from_slice(&p.device).ok_or(VerifyError::FieldLength("device"))?,
+            signature: p.signature.as_slice().try_into().map_err(|_| VerifyError::FieldLength("signature"))?,
+            change: p.change,
+        })
+    }
+
+    /// Protobuf bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_proto().encode_to_vec()
+    }
+
+    /// Reads protobuf bytes, refusing oversized input before decoding it.
+    pub fn decode(bytes: &[u8]) -> Result<SignedChange, VerifyError> {
+        if bytes.len() > MAX_SIGNED_CHANGE_BYTES {
+            return Err(VerifyError::EnvelopeTooLarge(bytes.len()));
+        }
+        let p = proto::SignedChange::decode(bytes).map_err(|_| VerifyError::Decode)?;
+        Self::from_proto(p)
+    }
+
+    /// Every check but the signature itself; returns what the signature check needs.
+    fn precheck(&self, certs: &impl Certificates) -> Result<(ChangeHeader, VerifyingKey, IdentityId), VerifyError> {
+        if self.change.len() > MAX_CHANGE_BYTES {
+            return Err(VerifyError::Oversized(self.change.len()));
+        }
+        let header = parse_header(&self.change)?;
+        let key = VerifyingKey::from_bytes(&self.device.0).map_err(|_| VerifyError::InvalidDeviceKey)?;
+        if key.is_weak() {
+            return Err(VerifyError::WeakDeviceKey);
+        }
+        if !header.actor.starts_with(&self.device.0) {
+            return Err(VerifyError::ActorMismatch);
+        }
+        let author = certs
+            .identity_of(&self.device)
+            .ok_or_else(|| VerifyError::UncertifiedDevice(self.device.to_string()))?;
+        match self.doc.kind {
+            DocKind::Feed | DocKind::Profile | DocKind::Private => {
+                if author != self.doc.owner {
+                    return Err(VerifyError::NotAuthorized {
+                        author: author.to_string(),
+                        doc: self.doc.to_string(),
+                    });
+                }
+            }
+            DocKind::GroupControl => return Err(VerifyError::UnsupportedKind(self.doc.kind.name())),
+        }
+        Ok((header, key, author))
+    }
+
+    /// Checks one change completely, with `verify_strict`.
+    pub fn verify(self, certs: &impl Certificates) -> Result<Verified<SignedChange>, VerifyError> {
+        let (header, key, author) = self.precheck(certs)?;
+        let msg = Self::signed_bytes(&self.doc, &header.hash);
+        key.verify_strict(&msg, &Signature::from_bytes(&self.signature))
+            .map_err(|_| VerifyError::BadSignature)?;
+        Ok(Verified { inner: self, header, author })
+    }
+}
+
+/// Batches smaller than this are verified one by one: batching only pays off
+/// when there are enough signatures to amortise its setup.
+const MIN_BATCH: usize = 16;
+
+/// Checks many changes, batching the signature checks. Returns one result per
+/// input, in order. If the batch fails, every signature is checked on its own
+/// with `verify_strict`, so a single forgery never costs honest changes.
+pub fn verify_batch(
+    changes: Vec<SignedChange>,
+    certs: &impl Certificates,
+) -> Vec<Result<Verified<SignedChange>, VerifyError>> {
+    let mut results: Vec<Result<Verified<SignedChange>, VerifyError>> = Vec::with_capacity(changes.len());
+    let mut pending = Vec::new();
+    for (i, change) in changes.into_iter().enumerate() {
+        match change.precheck(certs) {
+            Ok((header, key, author)) => {
+                pending.push((i, key));
+                results.push(Ok(Verified { inner: change, header, author }));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    let batch_ok = pending.len() >= MIN_BATCH && {
+        let msgs: Vec<Vec<u8>> = pending
+            .iter()
+            .map(|(i, _)| {
+                let v = results[*i].as_ref().expect("pending entries are Ok");
+                SignedChange::signed_bytes(&v.inner.doc, &v.header.hash)
+            })
+            .collect();
+        let msg_refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let sigs: Vec<Signature> = pending
+            .iter()
+            .map(|(i, _)| Signature::from_bytes(&results[*i].as_ref().expect("pending entries are Ok").inner.signature))
+            .collect();
+        let keys: Vec<VerifyingKey> = pending.iter().map(|(_, k)| *k).collect();
+        ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok()
+    };
+    if !batch_ok {
+        for (i, key) in pending {
+            let v = results[i].as_ref().expect("pending entries are Ok");
+            let msg = SignedChange::signed_bytes(&v.inner.doc, &v.header.hash);
+            if key.verify_strict(&msg, &Signature::from_bytes(&v.inner.signature)).is_err() {
+                results[i] = Err(VerifyError::BadSignature);
+            }
+        }
+    }
+    results
+}
