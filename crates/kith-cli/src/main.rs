@@ -1,1 +1,115 @@
-fn main() {}
+//! `kith`: the command line of a kith node.
+//!
+//! Every command works offline on the home directory's store; `kith node`
+//! runs the node in the foreground.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::*;
+
+/// kith — one identity for every relationship; a peer-to-peer social network
+/// that nobody owns.
+#[derive(Debug, Parser)]
+#[command(name = "kith", version, propagate_version = true)]
+struct Cli {
+    /// Home directory (keys and store). Default: $KITH_HOME, else the
+    /// platform data directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Print one machine-readable JSON document on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an identity, a device key and its certificate.
+    Init(init::Args),
+    /// Show this identity and device.
+    Whoami,
+    /// Run the node in the foreground until Ctrl-C.
+    Node(node::Args),
+    /// Publish a post or a reply.
+    Post(post::PostArgs),
+    /// Newest posts first.
+    Feed(feed::FeedArgs),
+    /// A post and its thread.
+    Show(feed::ShowArgs),
+    /// Replace the text of one of your posts (the old text stays in its history).
+    Edit(post::EditArgs),
+    /// Delete one of your posts.
+    Delete(post::PostRef),
+    /// React to a post.
+    React(post::ReactArgs),
+    /// Take back a reaction.
+    Unreact(post::ReactArgs),
+    /// Your profile, or someone else's.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
+    /// Follow someone, optionally labelling them (labels are private).
+    Follow(people::FollowArgs),
+    /// Stop following someone.
+    Unfollow(people::PersonRef),
+    /// Block someone: their posts leave your feed.
+    Block(people::PersonRef),
+    /// Unblock someone.
+    Unblock(people::PersonRef),
+    /// Add or remove private labels on someone (colleague, customer, friend, …).
+    Label(people::LabelArgs),
+    /// Everyone you follow or know, with your labels.
+    People(people::PeopleArgs),
+    /// Write every signed change to a portable archive.
+    Export(archive::FileArgs),
+    /// Verify and apply an archive (all or nothing).
+    Import(archive::FileArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let ctx = Context {
+        home: cli.home,
+        json: cli.json,
+    };
+    let result = match cli.command {
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Whoami => init::whoami(&ctx),
+        Command::Node(a) => node::run(&ctx, a),
+        Command::Post(a) => post::post(&ctx, a),
+        Command::Feed(a) => feed::feed(&ctx, a),
+        Command::Show(a) => feed::show(&ctx, a),
+        Command::Edit(a) => post::edit(&ctx, a),
+        Command::Delete(a) => post::delete(&ctx, a),
+        Command::React(a) => post::react(&ctx, a, true),
+        Command::Unreact(a) => post::react(&ctx, a, false),
+        Command::Profile(c) => profile::run(&ctx, c),
+        Command::Follow(a) => people::follow(&ctx, a),
+        Command::Unfollow(a) => people::relation(&ctx, a, people::Relation::Unfollow),
+        Command::Block(a) => people::relation(&ctx, a, people::Relation::Block),
+        Command::Unblock(a) => people::relation(&ctx, a, people::Relation::Unblock),
+        Command::Label(a) => people::label(&ctx, a),
+        Command::People(a) => people::people(&ctx, a),
+        Command::Export(a) => archive::export(&ctx, a),
+        Command::Import(a) => archive::import(&ctx, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

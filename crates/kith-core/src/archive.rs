@@ -32,9 +32,15 @@ pub enum ArchiveError {
     #[error("record at byte {0} is empty")]
     Empty(usize),
     #[error("certificate at byte {offset}: {error}")]
-    Certificate { offset: usize, error: crate::CertError },
+    Certificate {
+        offset: usize,
+        error: crate::CertError,
+    },
     #[error("change at byte {offset}: {error}")]
-    Change { offset: usize, error: crate::VerifyError },
+    Change {
+        offset: usize,
+        error: crate::VerifyError,
+    },
 }
 
 impl Archive {
@@ -45,23 +51,32 @@ impl Archive {
             .certificates
             .iter()
             .map(|c| proto::archive_record::Record::Certificate(c.to_proto()))
-            .chain(self.changes.iter().map(|c| proto::archive_record::Record::Change(c.to_proto())));
+            .chain(
+                self.changes
+                    .iter()
+                    .map(|c| proto::archive_record::Record::Change(c.to_proto())),
+            );
         for record in records {
-            proto::ArchiveRecord { record: Some(record) }
-                .encode_length_delimited(&mut out)
-                .expect("Vec grows as needed");
+            proto::ArchiveRecord {
+                record: Some(record),
+            }
+            .encode_length_delimited(&mut out)
+            .expect("Vec grows as needed");
         }
         out
     }
 
     /// Reads an archive; certificates are verified here, changes later by the store.
     pub fn decode(bytes: &[u8]) -> Result<Archive, ArchiveError> {
-        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or(ArchiveError::Magic)?;
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or(ArchiveError::Magic)?;
         let mut archive = Archive::default();
         let mut buf = rest;
         while !buf.is_empty() {
             let offset = bytes.len() - buf.len();
-            let len = prost::encoding::decode_varint(&mut buf).map_err(|_| ArchiveError::Truncated(offset))?;
+            let len = prost::encoding::decode_varint(&mut buf)
+                .map_err(|_| ArchiveError::Truncated(offset))?;
             if len > MAX_RECORD_BYTES as u64 {
                 return Err(ArchiveError::RecordTooLarge { offset, len });
             }
@@ -71,14 +86,17 @@ impl Archive {
             }
             let (record, tail) = buf.split_at(len);
             buf = tail;
-            let record = proto::ArchiveRecord::decode(record).map_err(|_| ArchiveError::Decode(offset))?;
+            let record =
+                proto::ArchiveRecord::decode(record).map_err(|_| ArchiveError::Decode(offset))?;
             match record.record.ok_or(ArchiveError::Empty(offset))? {
-                proto::archive_record::Record::Certificate(c) => archive
-                    .certificates
-                    .push(DeviceCert::from_proto(&c).map_err(|error| ArchiveError::Certificate { offset, error })?),
-                proto::archive_record::Record::Change(c) => archive
-                    .changes
-                    .push(SignedChange::from_proto(c).map_err(|error| ArchiveError::Change { offset, error })?),
+                proto::archive_record::Record::Certificate(c) => archive.certificates.push(
+                    DeviceCert::from_proto(&c)
+                        .map_err(|error| ArchiveError::Certificate { offset, error })?,
+                ),
+                proto::archive_record::Record::Change(c) => archive.changes.push(
+                    SignedChange::from_proto(c)
+                        .map_err(|error| ArchiveError::Change { offset, error })?,
+                ),
             }
         }
         Ok(archive)

@@ -6,8 +6,11 @@ use prost::Message;
 
 use crate::{DeviceId, DeviceKey, IdentityId, IdentityKey, proto};
 
-/// Domain separation for certificate signatures.
+/// Domain separation for the identity's signature on a certificate.
 pub const CERT_DOMAIN: &[u8] = b"kith/device-cert/v1";
+/// Domain separation for the device's counter-signature: the device agrees
+/// to act for that identity, so nobody can claim someone else's device.
+pub const DEVICE_ACCEPT_DOMAIN: &[u8] = b"kith/device-accept/v1";
 
 /// A certificate whose signature has been checked (or that this node made).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,7 +18,10 @@ pub struct DeviceCert {
     pub identity: IdentityId,
     pub device: DeviceId,
     pub issued_at_ms: u64,
+    /// The identity key's signature over [`DeviceCert::signed_bytes`] with [`CERT_DOMAIN`].
     pub signature: [u8; 64],
+    /// The device key's signature over the same fields with [`DEVICE_ACCEPT_DOMAIN`].
+    pub device_signature: [u8; 64],
 }
 
 /// Why a certificate was refused.
@@ -27,35 +33,74 @@ pub enum CertError {
     FieldLength(&'static str),
     #[error("device certificate names a key that is not a valid ed25519 point")]
     InvalidKey,
-    #[error("device certificate signature does not verify")]
+    #[error("device certificate's identity signature does not verify")]
     BadSignature,
+    #[error("device certificate's device counter-signature does not verify")]
+    BadDeviceSignature,
 }
 
 impl DeviceCert {
     /// `identity` certifies `device`.
     pub fn issue(identity: &IdentityKey, device: &DeviceKey, issued_at_ms: u64) -> DeviceCert {
         let (id, dev) = (identity.id(), device.id());
-        let signature = identity.sign(&Self::signed_bytes(&id, &dev, issued_at_ms));
-        DeviceCert { identity: id, device: dev, issued_at_ms, signature }
+        let signature = identity.sign(&Self::signed_bytes(CERT_DOMAIN, &id, &dev, issued_at_ms));
+        let device_signature = device.sign(&Self::signed_bytes(
+            DEVICE_ACCEPT_DOMAIN,
+            &id,
+            &dev,
+            issued_at_ms,
+        ));
+        DeviceCert {
+            identity: id,
+            device: dev,
+            issued_at_ms,
+            signature,
+            device_signature,
+        }
     }
 
-    /// Exactly the bytes the identity key signs.
-    pub fn signed_bytes(identity: &IdentityId, device: &DeviceId, issued_at_ms: u64) -> Vec<u8> {
-        let mut m = Vec::with_capacity(CERT_DOMAIN.len() + 72);
-        m.extend_from_slice(CERT_DOMAIN);
+    /// Exactly the bytes signed under `domain` ([`CERT_DOMAIN`] by the
+    /// identity, [`DEVICE_ACCEPT_DOMAIN`] by the device).
+    pub fn signed_bytes(
+        domain: &[u8],
+        identity: &IdentityId,
+        device: &DeviceId,
+        issued_at_ms: u64,
+    ) -> Vec<u8> {
+        let mut m = Vec::with_capacity(domain.len() + 72);
+        m.extend_from_slice(domain);
         m.extend_from_slice(&identity.0);
         m.extend_from_slice(&device.0);
         m.extend_from_slice(&issued_at_ms.to_be_bytes());
         m
     }
 
-    /// Checks the signature (strictly).
+    /// Checks both signatures (strictly).
     pub fn verify(&self) -> Result<(), CertError> {
-        let key = self.identity.verifying_key().map_err(|_| CertError::InvalidKey)?;
-        self.device.verifying_key().map_err(|_| CertError::InvalidKey)?;
-        let msg = Self::signed_bytes(&self.identity, &self.device, self.issued_at_ms);
-        key.verify_strict(&msg, &Signature::from_bytes(&self.signature))
-            .map_err(|_| CertError::BadSignature)
+        let identity = self
+            .identity
+            .verifying_key()
+            .map_err(|_| CertError::InvalidKey)?;
+        let device = self
+            .device
+            .verifying_key()
+            .map_err(|_| CertError::InvalidKey)?;
+        if identity.is_weak() || device.is_weak() {
+            return Err(CertError::InvalidKey);
+        }
+        let msg = Self::signed_bytes(CERT_DOMAIN, &self.identity, &self.device, self.issued_at_ms);
+        identity
+            .verify_strict(&msg, &Signature::from_bytes(&self.signature))
+            .map_err(|_| CertError::BadSignature)?;
+        let msg = Self::signed_bytes(
+            DEVICE_ACCEPT_DOMAIN,
+            &self.identity,
+            &self.device,
+            self.issued_at_ms,
+        );
+        device
+            .verify_strict(&msg, &Signature::from_bytes(&self.device_signature))
+            .map_err(|_| CertError::BadDeviceSignature)
     }
 
     /// The wire form.
@@ -65,16 +110,27 @@ impl DeviceCert {
             device: self.device.0.to_vec(),
             issued_at_ms: self.issued_at_ms,
             signature: self.signature.to_vec(),
+            device_signature: self.device_signature.to_vec(),
         }
     }
 
     /// Reads and verifies a certificate from its wire form.
     pub fn from_proto(p: &proto::DeviceCertificate) -> Result<DeviceCert, CertError> {
         let cert = DeviceCert {
-            identity: IdentityId::from_slice(&p.identity).ok_or(CertError::FieldLength("identity"))?,
+            identity: IdentityId::from_slice(&p.identity)
+                .ok_or(CertError::FieldLength("identity"))?,
             device: DeviceId::from_slice(&p.device).ok_or(CertError::FieldLength("device"))?,
             issued_at_ms: p.issued_at_ms,
-            signature: p.signature.as_slice().try_into().map_err(|_| CertError::FieldLength("signature"))?,
+            signature: p
+                .signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| CertError::FieldLength("signature"))?,
+            device_signature: p
+                .device_signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| CertError::FieldLength("device_signature"))?,
         };
         cert.verify()?;
         Ok(cert)
@@ -102,6 +158,23 @@ mod tests {
         let laptop = DeviceKey::from_secret_bytes(&[2; 32]);
         let cert = DeviceCert::issue(&alice, &laptop, 1_700_000_000_000);
         assert_eq!(DeviceCert::decode(&cert.encode()).unwrap(), cert);
+    }
+
+    #[test]
+    fn nobody_can_claim_someone_elses_device() {
+        let alice_laptop = DeviceKey::from_secret_bytes(&[2; 32]);
+        let mallory = IdentityKey::from_secret_bytes(&[4; 32]);
+        let mallory_device = DeviceKey::from_secret_bytes(&[5; 32]);
+        // Mallory signs a certificate naming alice's device, but only has her own device key to counter-sign.
+        let mut cert = DeviceCert::issue(&mallory, &mallory_device, 1);
+        cert.device = alice_laptop.id();
+        cert.signature = mallory.sign(&DeviceCert::signed_bytes(
+            CERT_DOMAIN,
+            &cert.identity,
+            &cert.device,
+            1,
+        ));
+        assert_eq!(cert.verify(), Err(CertError::BadDeviceSignature));
     }
 
     #[test]

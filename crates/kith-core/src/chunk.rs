@@ -42,7 +42,7 @@ pub struct ChangeHeader {
 }
 
 /// Why bytes are not an acceptable change chunk.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ChunkError {
     #[error("change is truncated")]
     Truncated,
@@ -154,7 +154,11 @@ pub fn parse_header(raw: &[u8]) -> Result<ChangeHeader, ChunkError> {
     let mut prefix = Vec::with_capacity(11);
     prefix.push(chunk_type);
     write_uleb(&mut prefix, len as u64);
-    let hash: [u8; 32] = Sha256::new().chain_update(&prefix).chain_update(data).finalize().into();
+    let hash: [u8; 32] = Sha256::new()
+        .chain_update(&prefix)
+        .chain_update(data)
+        .finalize()
+        .into();
     if hash[..4] != checksum {
         return Err(ChunkError::Checksum);
     }
@@ -179,7 +183,14 @@ pub fn parse_header(raw: &[u8]) -> Result<ChangeHeader, ChunkError> {
         return Err(ChunkError::ZeroStartOp);
     }
     let time_ms = d.sleb()?;
-    Ok(ChangeHeader { hash, deps, actor, seq, start_op, time_ms })
+    Ok(ChangeHeader {
+        hash,
+        deps,
+        actor,
+        seq,
+        start_op,
+        time_ms,
+    })
 }
 
 #[cfg(test)]
@@ -193,7 +204,16 @@ mod tests {
         doc.commit_with(automerge::transaction::CommitOptions::default().with_time(1234));
         doc.put(automerge::ROOT, "k", "w").unwrap();
         doc.commit_with(automerge::transaction::CommitOptions::default().with_time(5678));
-        assert_eq!(doc.get(automerge::ROOT, "k").unwrap().unwrap().0.into_string().ok().as_deref(), Some("w"));
+        assert_eq!(
+            doc.get(automerge::ROOT, "k")
+                .unwrap()
+                .unwrap()
+                .0
+                .into_string()
+                .ok()
+                .as_deref(),
+            Some("w")
+        );
         doc.get_last_local_change().unwrap()
     }
 
@@ -206,7 +226,10 @@ mod tests {
         assert_eq!(h.seq, change.seq());
         assert_eq!(h.start_op, change.start_op().get());
         assert_eq!(h.time_ms, change.timestamp());
-        assert_eq!(h.deps, change.deps().iter().map(|d| d.0).collect::<Vec<_>>());
+        assert_eq!(
+            h.deps,
+            change.deps().iter().map(|d| d.0).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -214,7 +237,10 @@ mod tests {
         let change = sample_change();
         let raw = change.raw_bytes();
         for n in 0..raw.len() {
-            assert!(parse_header(&raw[..n]).is_err(), "truncated to {n} bytes was accepted");
+            assert!(
+                parse_header(&raw[..n]).is_err(),
+                "truncated to {n} bytes was accepted"
+            );
         }
     }
 

@@ -70,7 +70,11 @@ impl fmt::Debug for SpaceId {
         if self.is_public() {
             f.write_str("SpaceId(public)")
         } else {
-            write!(f, "SpaceId({:02x}{:02x}{:02x}{:02x}…)", self.0[0], self.0[1], self.0[2], self.0[3])
+            write!(
+                f,
+                "SpaceId({:02x}{:02x}{:02x}{:02x}…)",
+                self.0[0], self.0[1], self.0[2], self.0[3]
+            )
         }
     }
 }
@@ -85,7 +89,7 @@ pub struct DocId {
 }
 
 /// Why 69 bytes are not a document id.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DocIdError {
     #[error("document id is {0} bytes, expected {DOC_ID_LEN}")]
     Length(usize),
@@ -98,17 +102,32 @@ pub enum DocIdError {
 impl DocId {
     /// The feed shard `shard` of `owner` in `space`.
     pub fn feed(owner: IdentityId, space: SpaceId, shard: u32) -> DocId {
-        DocId { kind: DocKind::Feed, owner, space, shard }
+        DocId {
+            kind: DocKind::Feed,
+            owner,
+            space,
+            shard,
+        }
     }
 
     /// `owner`'s profile and relations.
     pub fn profile(owner: IdentityId) -> DocId {
-        DocId { kind: DocKind::Profile, owner, space: SpaceId::PUBLIC, shard: 0 }
+        DocId {
+            kind: DocKind::Profile,
+            owner,
+            space: SpaceId::PUBLIC,
+            shard: 0,
+        }
     }
 
     /// `owner`'s private labels and settings.
     pub fn private(owner: IdentityId) -> DocId {
-        DocId { kind: DocKind::Private, owner, space: SpaceId::PUBLIC, shard: 0 }
+        DocId {
+            kind: DocKind::Private,
+            owner,
+            space: SpaceId::PUBLIC,
+            shard: 0,
+        }
     }
 
     /// The 69-byte encoding that signatures cover.
@@ -130,10 +149,16 @@ impl DocId {
         let owner = IdentityId(bytes[1..33].try_into().expect("fixed slice"));
         let space = SpaceId(bytes[33..65].try_into().expect("fixed slice"));
         let shard = u32::from_be_bytes(bytes[65..69].try_into().expect("fixed slice"));
-        if matches!(kind, DocKind::Profile | DocKind::Private) && (shard != 0 || !space.is_public()) {
+        if matches!(kind, DocKind::Profile | DocKind::Private) && (shard != 0 || !space.is_public())
+        {
             return Err(DocIdError::NotSharded { kind: kind.name() });
         }
-        Ok(DocId { kind, owner, space, shard })
+        Ok(DocId {
+            kind,
+            owner,
+            space,
+            shard,
+        })
     }
 }
 

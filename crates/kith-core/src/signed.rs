@@ -43,7 +43,7 @@ impl std::fmt::Debug for SignedChange {
 }
 
 /// Why a signed change was refused. Each variant names one check.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyError {
     #[error("signed change is not valid protobuf")]
     Decode,
@@ -138,7 +138,16 @@ impl SignedChange {
             return Err(VerifyError::ActorMismatch);
         }
         let signature = key.sign(&Self::signed_bytes(&doc, &header.hash));
-        Ok(Verified { inner: SignedChange { doc, change, device, signature }, header, author })
+        Ok(Verified {
+            inner: SignedChange {
+                doc,
+                change,
+                device,
+                signature,
+            },
+            header,
+            author,
+        })
     }
 
     /// The wire form.
@@ -159,7 +168,11 @@ impl SignedChange {
         Ok(SignedChange {
             doc: DocId::from_bytes(&p.doc_id)?,
             device: DeviceId::from_slice(&p.device).ok_or(VerifyError::FieldLength("device"))?,
-            signature: p.signature.as_slice().try_into().map_err(|_| VerifyError::FieldLength("signature"))?,
+            signature: p
+                .signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| VerifyError::FieldLength("signature"))?,
             change: p.change,
         })
     }
@@ -179,12 +192,16 @@ impl SignedChange {
     }
 
     /// Every check but the signature itself; returns what the signature check needs.
-    fn precheck(&self, certs: &impl Certificates) -> Result<(ChangeHeader, VerifyingKey, IdentityId), VerifyError> {
+    fn precheck(
+        &self,
+        certs: &impl Certificates,
+    ) -> Result<(ChangeHeader, VerifyingKey, IdentityId), VerifyError> {
         if self.change.len() > MAX_CHANGE_BYTES {
             return Err(VerifyError::Oversized(self.change.len()));
         }
         let header = parse_header(&self.change)?;
-        let key = VerifyingKey::from_bytes(&self.device.0).map_err(|_| VerifyError::InvalidDeviceKey)?;
+        let key =
+            VerifyingKey::from_bytes(&self.device.0).map_err(|_| VerifyError::InvalidDeviceKey)?;
         if key.is_weak() {
             return Err(VerifyError::WeakDeviceKey);
         }
@@ -203,7 +220,9 @@ impl SignedChange {
                     });
                 }
             }
-            DocKind::GroupControl => return Err(VerifyError::UnsupportedKind(self.doc.kind.name())),
+            DocKind::GroupControl => {
+                return Err(VerifyError::UnsupportedKind(self.doc.kind.name()));
+            }
         }
         Ok((header, key, author))
     }
@@ -214,7 +233,11 @@ impl SignedChange {
         let msg = Self::signed_bytes(&self.doc, &header.hash);
         key.verify_strict(&msg, &Signature::from_bytes(&self.signature))
             .map_err(|_| VerifyError::BadSignature)?;
-        Ok(Verified { inner: self, header, author })
+        Ok(Verified {
+            inner: self,
+            header,
+            author,
+        })
     }
 }
 
@@ -229,13 +252,18 @@ pub fn verify_batch(
     changes: Vec<SignedChange>,
     certs: &impl Certificates,
 ) -> Vec<Result<Verified<SignedChange>, VerifyError>> {
-    let mut results: Vec<Result<Verified<SignedChange>, VerifyError>> = Vec::with_capacity(changes.len());
+    let mut results: Vec<Result<Verified<SignedChange>, VerifyError>> =
+        Vec::with_capacity(changes.len());
     let mut pending = Vec::new();
     for (i, change) in changes.into_iter().enumerate() {
         match change.precheck(certs) {
             Ok((header, key, author)) => {
                 pending.push((i, key));
-                results.push(Ok(Verified { inner: change, header, author }));
+                results.push(Ok(Verified {
+                    inner: change,
+                    header,
+                    author,
+                }));
             }
             Err(e) => results.push(Err(e)),
         }
@@ -251,7 +279,15 @@ pub fn verify_batch(
         let msg_refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
         let sigs: Vec<Signature> = pending
             .iter()
-            .map(|(i, _)| Signature::from_bytes(&results[*i].as_ref().expect("pending entries are Ok").inner.signature))
+            .map(|(i, _)| {
+                Signature::from_bytes(
+                    &results[*i]
+                        .as_ref()
+                        .expect("pending entries are Ok")
+                        .inner
+                        .signature,
+                )
+            })
             .collect();
         let keys: Vec<VerifyingKey> = pending.iter().map(|(_, k)| *k).collect();
         ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok()
@@ -260,7 +296,10 @@ pub fn verify_batch(
         for (i, key) in pending {
             let v = results[i].as_ref().expect("pending entries are Ok");
             let msg = SignedChange::signed_bytes(&v.inner.doc, &v.header.hash);
-            if key.verify_strict(&msg, &Signature::from_bytes(&v.inner.signature)).is_err() {
+            if key
+                .verify_strict(&msg, &Signature::from_bytes(&v.inner.signature))
+                .is_err()
+            {
                 results[i] = Err(VerifyError::BadSignature);
             }
         }

@@ -1,1 +1,26 @@
-//! kith-node
+//! kith-node: the runtime of one person's node on one device: the home
+//! directory and its keys, the local service that owns the store, and the
+//! `kith node` process that wires them to the network.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let home = kith_node::Home::resolve(None, std::env::var_os("KITH_HOME").map(Into::into))?;
+//! let (mut service, _created) = kith_node::Service::open(&home)?;
+//! let id = service.post("hello, kith", None)?;
+//! # let _ = id; Ok(()) }
+//! ```
+
+pub mod home;
+pub mod service;
+
+pub use home::{Home, HomeError, HomeSource, Keys};
+pub use service::{ActionError, Service, WhoAmI};
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}

@@ -1,1 +1,27 @@
-//! kith-store
+//! kith-store: the redb implementation of kith's storage. It keeps every
+//! signed change, the device certificates, and the read indexes (posts by
+//! space and time, by author, replies, reactions, people, follows, labels)
+//! and updates them in the same write transaction that stores a change.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = kith_store::Store::open(std::path::Path::new("kith.redb"))?;
+//! let newest = store.feed(&kith_store::FeedQuery::default())?;
+//! # let _ = newest; Ok(()) }
+//! ```
+
+mod docs;
+mod error;
+mod index;
+mod query;
+mod rows;
+mod store;
+mod tables;
+mod tx;
+mod views;
+
+pub use docs::DOC_CACHE_CAPACITY;
+pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
+pub use query::FeedQuery;
+pub use store::{ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, Store};
+pub use views::{PersonView, PostView, ThreadEntry, Version};

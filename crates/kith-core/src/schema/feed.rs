@@ -8,7 +8,9 @@
 //! A deleted post keeps its map (so replies still have a parent) but loses its
 //! text and gains `"deleted": true`.
 
-use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, transaction::Transactable};
+use automerge::{
+    AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, transaction::Transactable,
+};
 
 use crate::PostId;
 
@@ -61,7 +63,11 @@ pub fn check_text(text: &str) -> Result<(), FeedError> {
 
 /// Checks a reaction: short, no whitespace.
 pub fn check_reaction(emoji: &str) -> Result<(), FeedError> {
-    if emoji.is_empty() || emoji.len() > MAX_REACTION_BYTES || emoji.chars().any(char::is_whitespace) || emoji.contains('/') {
+    if emoji.is_empty()
+        || emoji.len() > MAX_REACTION_BYTES
+        || emoji.chars().any(char::is_whitespace)
+        || emoji.contains('/')
+    {
         return Err(FeedError::BadReaction);
     }
     Ok(())
@@ -78,14 +84,23 @@ pub struct PostState {
 }
 
 fn post_obj(doc: &AutoCommit, key: &str) -> Option<ObjId> {
-    match doc.get(automerge::ROOT, format!("{POST_PREFIX}{key}")).ok()?? {
+    match doc
+        .get(automerge::ROOT, format!("{POST_PREFIX}{key}"))
+        .ok()??
+    {
         (Value::Object(ObjType::Map), id) => Some(id),
         _ => None,
     }
 }
 
 /// Adds a post under `key` (fresh and random, chosen by the caller).
-pub fn create_post(doc: &mut AutoCommit, key: &str, text: &str, at_ms: u64, reply_to: Option<PostId>) -> Result<(), FeedError> {
+pub fn create_post(
+    doc: &mut AutoCommit,
+    key: &str,
+    text: &str,
+    at_ms: u64,
+    reply_to: Option<PostId>,
+) -> Result<(), FeedError> {
     check_text(text)?;
     let obj = doc.put_object(automerge::ROOT, format!("{POST_PREFIX}{key}"), ObjType::Map)?;
     doc.put(&obj, TEXT, text)?;
@@ -173,7 +188,12 @@ pub fn post_state(doc: &AutoCommit, key: &str) -> Option<PostState> {
         },
         _ => None,
     };
-    Some(PostState { text: if deleted { None } else { text }, at_ms, reply_to, deleted })
+    Some(PostState {
+        text: if deleted { None } else { text },
+        at_ms,
+        reply_to,
+        deleted,
+    })
 }
 
 #[cfg(test)]
@@ -188,13 +208,19 @@ mod tests {
         let s = post_state(&doc, "k").unwrap();
         assert!(s.deleted);
         assert_eq!(s.text, None);
-        assert_eq!(edit_post(&mut doc, "k", "x"), Err(FeedError::Deleted("k".into())));
+        assert_eq!(
+            edit_post(&mut doc, "k", "x"),
+            Err(FeedError::Deleted("k".into()))
+        );
     }
 
     #[test]
     fn text_limits_are_enforced() {
         assert_eq!(check_text("  \n"), Err(FeedError::EmptyText));
         assert_eq!(check_text(&"é".repeat(MAX_POST_CHARS)), Ok(()));
-        assert_eq!(check_text(&"a".repeat(MAX_POST_CHARS + 1)), Err(FeedError::TextTooLong(MAX_POST_CHARS + 1)));
+        assert_eq!(
+            check_text(&"a".repeat(MAX_POST_CHARS + 1)),
+            Err(FeedError::TextTooLong(MAX_POST_CHARS + 1))
+        );
     }
 }

@@ -32,8 +32,13 @@ pub fn normalise(label: &str) -> Result<String, LabelError> {
     let l = label.trim().to_lowercase();
     let ok = !l.is_empty()
         && l.chars().count() <= MAX_LABEL_CHARS
-        && l.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_');
-    if ok { Ok(l) } else { Err(LabelError::BadLabel(label.to_owned())) }
+        && l.chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(l)
+    } else {
+        Err(LabelError::BadLabel(label.to_owned()))
+    }
 }
 
 pub fn label_key(who: &IdentityId, label: &str) -> String {

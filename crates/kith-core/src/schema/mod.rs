@@ -9,8 +9,8 @@
 //! merge is automerge's, never a replaced list.
 
 pub mod feed;
-pub mod profile;
 pub mod labels;
+pub mod profile;
 
 use std::collections::BTreeSet;
 
@@ -48,23 +48,30 @@ pub fn touched(doc: &AutoCommit, change: &ExpandedChange) -> Touched {
                 }
                 Some(k.to_string())
             }
-            (legacy::ObjectId::Id(legacy::OpId(ctr, actor)), _) => {
-                if actor == &change.actor_id {
-                    made_here.get(ctr).cloned()
-                } else {
-                    None
-                }
-                .or_else(|| root_key_of(doc, *ctr, &actor.to_hex_string()))
+            (legacy::ObjectId::Id(legacy::OpId(ctr, actor)), _) => if actor == &change.actor_id {
+                made_here.get(ctr).cloned()
+            } else {
+                None
             }
+            .or_else(|| root_key_of(doc, *ctr, &actor.to_hex_string())),
             _ => None,
         };
         let Some(root_key) = root_key else { continue };
-        if let (Some(post_key), legacy::Key::Map(prop), legacy::OpType::Put(automerge::ScalarValue::Str(_))) =
-            (root_key.strip_prefix(feed::POST_PREFIX), &op.key, &op.action)
-            && prop.as_str() == feed::TEXT
+        if let (
+            Some(post_key),
+            legacy::Key::Map(prop),
+            legacy::OpType::Put(automerge::ScalarValue::Str(_)),
+        ) = (
+            root_key.strip_prefix(feed::POST_PREFIX),
+            &op.key,
+            &op.action,
+        ) && prop.as_str() == feed::TEXT
             && !matches!(op.obj, legacy::ObjectId::Root)
         {
-            out.text_puts.push(TextPut { post_key: post_key.to_owned(), counter });
+            out.text_puts.push(TextPut {
+                post_key: post_key.to_owned(),
+                counter,
+            });
         }
         out.root_keys.insert(root_key);
     }
@@ -125,13 +132,19 @@ mod tests {
         let t = touched(&doc, &made.decode());
         assert_eq!(t.root_keys.iter().collect::<Vec<_>>(), vec!["p/k1"]);
         assert_eq!(t.text_puts.len(), 1);
-        assert_eq!(text_of_op(&made, t.text_puts[0].counter).as_deref(), Some("hello"));
+        assert_eq!(
+            text_of_op(&made, t.text_puts[0].counter).as_deref(),
+            Some("hello")
+        );
 
         feed::edit_post(&mut doc, "k1", "hello again").unwrap();
         doc.commit();
         let edit = doc.get_last_local_change().unwrap();
         let t = touched(&doc, &edit.decode());
         assert_eq!(t.root_keys.iter().collect::<Vec<_>>(), vec!["p/k1"]);
-        assert_eq!(text_of_op(&edit, t.text_puts[0].counter).as_deref(), Some("hello again"));
+        assert_eq!(
+            text_of_op(&edit, t.text_puts[0].counter).as_deref(),
+            Some("hello again")
+        );
     }
 }

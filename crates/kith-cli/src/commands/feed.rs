@@ -1,0 +1,75 @@
+//! `kith feed` and `kith show`.
+
+use kith_core::{IdentityId, PostId};
+
+use super::Context;
+use crate::output;
+
+/// Most posts one `kith feed` prints.
+const MAX_LIMIT: usize = 10_000;
+
+#[derive(Debug, clap::Args)]
+pub struct FeedArgs {
+    /// Only this person's posts.
+    #[arg(long, value_name = "ID")]
+    author: Option<IdentityId>,
+    /// How many posts.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT as u64))]
+    limit: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    post: PostId,
+    /// Every text the post has had, oldest first.
+    #[arg(long)]
+    history: bool,
+}
+
+pub fn feed(ctx: &Context, a: FeedArgs) -> anyhow::Result<()> {
+    let s = ctx.service()?;
+    let posts = s.feed(a.author, a.limit as usize)?;
+    if ctx.json {
+        return output::json(&posts);
+    }
+    if posts.is_empty() {
+        println!("no posts yet: write one with `kith post TEXT`");
+    }
+    for p in &posts {
+        output::post(p, 0);
+        println!();
+    }
+    Ok(())
+}
+
+pub fn show(ctx: &Context, a: ShowArgs) -> anyhow::Result<()> {
+    let s = ctx.service()?;
+    if a.history {
+        let versions = s.history(&a.post)?;
+        if ctx.json {
+            return output::json(&serde_json::json!({ "id": a.post, "history": versions }));
+        }
+        if versions.is_empty() {
+            println!("{} is deleted: its history is gone", a.post);
+        }
+        for (i, v) in versions.iter().enumerate() {
+            let t = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(v.at_ms),
+            );
+            println!("#{i}  {t}");
+            for line in v.text.lines() {
+                println!("  {line}");
+            }
+        }
+        return Ok(());
+    }
+    let thread = s.thread(&a.post)?;
+    if ctx.json {
+        let (root, replies) = thread.split_first().expect("thread holds the post itself");
+        return output::json(&serde_json::json!({ "post": root.post, "replies": replies }));
+    }
+    for e in &thread {
+        output::post(&e.post, e.depth);
+    }
+    Ok(())
+}

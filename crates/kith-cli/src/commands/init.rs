@@ -1,0 +1,55 @@
+//! `kith init` and `kith whoami`.
+
+use anyhow::Context as _;
+use kith_node::Service;
+
+use super::Context;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Your display name.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let home = ctx.home()?;
+    if let Some(name) = &args.name {
+        // Check the name before creating anything, so a bad name leaves no half-made identity.
+        let mut probe = automerge::AutoCommit::new();
+        kith_core::schema::profile::set_name(&mut probe, name)?;
+    }
+    home.init(kith_node::home::now_ms())?;
+    let (mut service, _) = Service::open(&home)
+        .with_context(|| format!("cannot open kith home {}", home.dir.display()))?;
+    if let Some(name) = &args.name {
+        service.set_profile(Some(name), None)?;
+    }
+    let me = service.whoami()?;
+    if ctx.json {
+        return output::json(&me);
+    }
+    println!("created identity {}", me.identity);
+    println!("device           {}", me.device);
+    println!("home             {}", me.home);
+    Ok(())
+}
+
+pub fn whoami(ctx: &Context) -> anyhow::Result<()> {
+    let mut service = ctx.service()?;
+    let me = service.whoami()?;
+    if ctx.json {
+        return output::json(&me);
+    }
+    println!("identity  {}", me.identity);
+    println!("device    {}", me.device);
+    println!(
+        "name      {}",
+        me.name
+            .as_deref()
+            .unwrap_or("(not set: kith profile set --name NAME)")
+    );
+    println!("home      {}", me.home);
+    Ok(())
+}

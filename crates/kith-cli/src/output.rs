@@ -1,0 +1,87 @@
+//! Printing results for people and for programs.
+
+use kith_store::{PersonView, PostView};
+use serde::Serialize;
+
+/// Prints `value` as one JSON document.
+pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A person's display name: their name, or the end of their id.
+pub fn display_name(name: Option<&str>, id: &kith_core::IdentityId) -> String {
+    match name {
+        Some(n) => n.to_owned(),
+        None => format!("…{}", id.short()),
+    }
+}
+
+fn when(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Prints one post, indented by `depth` levels.
+pub fn post(p: &PostView, depth: u32) {
+    let pad = "  ".repeat(depth as usize);
+    let mut flags = Vec::new();
+    if p.edited {
+        flags.push("edited".to_owned());
+    }
+    if let Some(parent) = &p.reply_to {
+        flags.push(format!("reply to {parent}"));
+    }
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", flags.join(", "))
+    };
+    println!(
+        "{pad}{}  {}  {}{flags}",
+        p.id,
+        display_name(p.author_name.as_deref(), &p.author),
+        when(p.created_at_ms)
+    );
+    match &p.text {
+        Some(t) => {
+            for line in t.lines() {
+                println!("{pad}  {line}");
+            }
+        }
+        None => println!("{pad}  [deleted]"),
+    }
+    let mut extra: Vec<String> = p
+        .reactions
+        .iter()
+        .map(|(e, n)| format!("{e} {n}"))
+        .collect();
+    if p.replies > 0 {
+        extra.push(format!(
+            "{} repl{}",
+            p.replies,
+            if p.replies == 1 { "y" } else { "ies" }
+        ));
+    }
+    if !extra.is_empty() {
+        println!("{pad}  {}", extra.join("  "));
+    }
+}
+
+/// Prints one person on a line or two.
+pub fn person(p: &PersonView) {
+    let mut tags = Vec::new();
+    if p.following {
+        tags.push("following".to_owned());
+    }
+    if p.blocked {
+        tags.push("blocked".to_owned());
+    }
+    tags.extend(p.labels.iter().map(|l| format!("#{l}")));
+    println!(
+        "{}  {}  {}",
+        display_name(p.name.as_deref(), &p.id),
+        p.id,
+        tags.join(" ")
+    );
+}

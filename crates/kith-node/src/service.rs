@@ -1,0 +1,434 @@
+//! The local service: one person's store and keys, and every action they can
+//! take. The CLI uses it directly when no node runs; a running node owns one
+//! on its service thread.
+
+use std::path::Path;
+
+use kith_core::archive::Archive;
+use kith_core::schema::{feed, labels, profile};
+use kith_core::{DocId, IdentityId, PostId, SignedChange, SpaceId, Verified};
+use kith_store::{
+    CommitError, FeedQuery, IngestReport, LocalSigner, PersonView, PostView, Store, ThreadEntry,
+    Version,
+};
+
+use crate::home::{Home, HomeError, Keys, now_ms};
+
+/// A feed shard rolls over once it holds this many changes, so that no
+/// document's load or sync cost grows without bound (DESIGN.md decision 4).
+pub const SHARD_MAX_CHANGES: u32 = 1024;
+
+/// Largest archive `kith import` reads.
+pub const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+
+/// Why an action failed. Nothing of a failed action is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    #[error(transparent)]
+    Open(#[from] kith_store::OpenError),
+    #[error(transparent)]
+    Store(#[from] kith_store::StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no post {0} in this store")]
+    UnknownPost(PostId),
+    #[error("no person {0} is known to this store")]
+    UnknownPerson(IdentityId),
+    #[error("post {0} is not yours: only its author can edit or delete it")]
+    NotYours(PostId),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is {size} bytes, more than the {MAX_ARCHIVE_BYTES}-byte limit for an archive")]
+    ArchiveTooLarge { path: String, size: u64 },
+    #[error("import refused, nothing was applied: {0}")]
+    Import(#[from] kith_store::ImportError),
+}
+
+impl From<CommitError> for ActionError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Invalid(msg) => ActionError::Invalid(msg),
+            CommitError::Store(e) => ActionError::Store(e),
+            CommitError::Sign(e) => ActionError::Invalid(format!("could not sign: {e}")),
+        }
+    }
+}
+
+/// Who this device is.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WhoAmI {
+    pub identity: IdentityId,
+    pub device: kith_core::DeviceId,
+    pub name: Option<String>,
+    pub home: String,
+}
+
+/// One person's store and keys.
+#[derive(Debug)]
+pub struct Service {
+    store: Store,
+    keys: Keys,
+    home: Home,
+    /// The feed shard new posts go to, per space; found on first use.
+    shards: std::collections::HashMap<SpaceId, u32>,
+    /// Changes made here since the last call to `take_outbox`, for the network.
+    outbox: Vec<Verified<SignedChange>>,
+}
+
+impl Service {
+    /// Opens the home's store, creating the identity first if there is none.
+    /// Returns whether an identity was created.
+    pub fn open(home: &Home) -> Result<(Service, bool), ActionError> {
+        let (keys, created) = home.load_or_init()?;
+        let mut store = Store::open(&home.store_path())?;
+        store.add_certificate(&keys.cert)?;
+        Ok((
+            Service {
+                store,
+                keys,
+                home: home.clone(),
+                shards: Default::default(),
+                outbox: Vec::new(),
+            },
+            created,
+        ))
+    }
+
+    pub fn identity(&self) -> IdentityId {
+        self.keys.identity.id()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Signed changes made since the last call.
+    pub fn take_outbox(&mut self) -> Vec<Verified<SignedChange>> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Runs a local edit on `doc` and records the change.
+    fn commit<T, E: std::fmt::Display>(
+        &mut self,
+        doc: DocId,
+        f: impl FnOnce(&mut automerge::AutoCommit) -> Result<T, E>,
+    ) -> Result<T, ActionError> {
+        let signer = LocalSigner {
+            key: &self.keys.device,
+            author: self.keys.identity.id(),
+        };
+        let (value, change) = self.store.commit_local(doc, signer, now_ms(), f)?;
+        if let Some(change) = change {
+            self.outbox.push(change);
+        }
+        Ok(value)
+    }
+
+    pub fn whoami(&mut self) -> Result<WhoAmI, ActionError> {
+        let me = self.identity();
+        let name = self.store.read_doc(&DocId::profile(me), profile::name)?;
+        Ok(WhoAmI {
+            identity: me,
+            device: self.keys.device.id(),
+            name,
+            home: self.home.dir.display().to_string(),
+        })
+    }
+
+    /// The feed shard of `space` that new entries go to.
+    fn current_shard(&mut self, space: SpaceId) -> Result<DocId, ActionError> {
+        let me = self.identity();
+        let mut shard = self.shards.get(&space).copied().unwrap_or(0);
+        while self.store.doc_size(&DocId::feed(me, space, shard))? >= SHARD_MAX_CHANGES {
+            shard += 1;
+        }
+        self.shards.insert(space, shard);
+        Ok(DocId::feed(me, space, shard))
+    }
+
+    /// Publishes a post (or a reply) and returns its id.
+    pub fn post(&mut self, text: &str, reply_to: Option<PostId>) -> Result<PostId, ActionError> {
+        feed::check_text(text).map_err(|e| ActionError::Invalid(e.to_string()))?;
+        if let Some(parent) = reply_to {
+            match self.store.post(&parent)? {
+                None => return Err(ActionError::UnknownPost(parent)),
+                Some(p) if p.deleted => {
+                    return Err(ActionError::Invalid(format!(
+                        "post {parent} is deleted; it takes no replies"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let doc = self.current_shard(SpaceId::PUBLIC)?;
+        let key = data_encoding::BASE32_NOPAD
+            .encode(&kith_core::keys::random_bytes::<8>().map_err(HomeError::from)?)
+            .to_ascii_lowercase();
+        let at = now_ms();
+        self.commit(doc, |d| feed::create_post(d, &key, text, at, reply_to))?;
+        Ok(PostId::derive(&doc.owner, &doc.space, &key))
+    }
+
+    fn own_post(&self, id: &PostId) -> Result<(DocId, String), ActionError> {
+        let (doc, key, author) = self
+            .store
+            .post_location(id)?
+            .ok_or(ActionError::UnknownPost(*id))?;
+        if author != self.identity() {
+            return Err(ActionError::NotYours(*id));
+        }
+        Ok((doc, key))
+    }
+
+    pub fn edit(&mut self, id: &PostId, text: &str) -> Result<(), ActionError> {
+        let (doc, key) = self.own_post(id)?;
+        self.commit(doc, |d| feed::edit_post(d, &key, text))
+    }
+
+    pub fn delete(&mut self, id: &PostId) -> Result<(), ActionError> {
+        let (doc, key) = self.own_post(id)?;
+        self.commit(doc, |d| feed::delete_post(d, &key))
+    }
+
+    /// Adds a reaction; returns false if it was already there.
+    pub fn react(&mut self, id: &PostId, emoji: &str) -> Result<bool, ActionError> {
+        feed::check_reaction(emoji).map_err(|e| ActionError::Invalid(e.to_string()))?;
+        let post = self.store.post(id)?.ok_or(ActionError::UnknownPost(*id))?;
+        if post.deleted {
+            return Err(ActionError::Invalid(format!("post {id} is deleted")));
+        }
+        if self
+            .store
+            .reaction_doc(id, &self.identity(), emoji)?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let (space_doc, _, _) = self
+            .store
+            .post_location(id)?
+            .ok_or(ActionError::UnknownPost(*id))?;
+        let doc = self.current_shard(space_doc.space)?;
+        self.commit(doc, |d| feed::react(d, id, emoji))?;
+        Ok(true)
+    }
+
+    /// Removes a reaction; returns false if there was none.
+    pub fn unreact(&mut self, id: &PostId, emoji: &str) -> Result<bool, ActionError> {
+        if self.store.post(id)?.is_none() {
+            return Err(ActionError::UnknownPost(*id));
+        }
+        let Some(doc) = self.store.reaction_doc(id, &self.identity(), emoji)? else {
+            return Ok(false);
+        };
+        self.commit(doc, |d| feed::unreact(d, id, emoji))?;
+        Ok(true)
+    }
+
+    pub fn set_profile(
+        &mut self,
+        name: Option<&str>,
+        bio: Option<&str>,
+    ) -> Result<(), ActionError> {
+        if name.is_none() && bio.is_none() {
+            return Err(ActionError::Invalid(
+                "nothing to set: give --name and/or --bio".into(),
+            ));
+        }
+        let doc = DocId::profile(self.identity());
+        self.commit(doc, |d| -> Result<(), profile::ProfileError> {
+            if let Some(n) = name {
+                profile::set_name(d, n)?;
+            }
+            if let Some(b) = bio {
+                profile::set_bio(d, b)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn not_me(&self, who: &IdentityId, what: &str) -> Result<(), ActionError> {
+        if *who == self.identity() {
+            return Err(ActionError::Invalid(format!("you cannot {what} yourself")));
+        }
+        Ok(())
+    }
+
+    /// Follows `who`, adding `labels` (checked before anything is written).
+    pub fn follow(&mut self, who: &IdentityId, new_labels: &[String]) -> Result<(), ActionError> {
+        self.not_me(who, "follow")?;
+        let normalised = normalise_labels(new_labels)?;
+        let key = profile::follow_key(who);
+        self.commit(DocId::profile(self.identity()), |d| profile::add(d, &key))?;
+        self.add_labels(who, &normalised)
+    }
+
+    pub fn unfollow(&mut self, who: &IdentityId) -> Result<(), ActionError> {
+        let key = profile::follow_key(who);
+        self.commit(DocId::profile(self.identity()), |d| {
+            profile::remove(d, &key)
+        })
+    }
+
+    pub fn block(&mut self, who: &IdentityId) -> Result<(), ActionError> {
+        self.not_me(who, "block")?;
+        let key = profile::block_key(who);
+        self.commit(DocId::profile(self.identity()), |d| profile::add(d, &key))
+    }
+
+    pub fn unblock(&mut self, who: &IdentityId) -> Result<(), ActionError> {
+        let key = profile::block_key(who);
+        self.commit(DocId::profile(self.identity()), |d| {
+            profile::remove(d, &key)
+        })
+    }
+
+    /// Adds and removes private labels on `who`.
+    pub fn label(
+        &mut self,
+        who: &IdentityId,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), ActionError> {
+        if add.is_empty() && remove.is_empty() {
+            return Err(ActionError::Invalid("give at least one label".into()));
+        }
+        let add = normalise_labels(add)?;
+        let remove = normalise_labels(remove)?;
+        self.add_labels(who, &add)?;
+        if !remove.is_empty() {
+            let who = *who;
+            self.commit(
+                DocId::private(self.identity()),
+                |d| -> Result<(), profile::ProfileError> {
+                    for l in &remove {
+                        profile::remove(d, &labels::label_key(&who, l))?;
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn add_labels(&mut self, who: &IdentityId, add: &[String]) -> Result<(), ActionError> {
+        if add.is_empty() {
+            return Ok(());
+        }
+        let who = *who;
+        self.commit(
+            DocId::private(self.identity()),
+            |d| -> Result<(), labels::LabelError> {
+                for l in add {
+                    labels::add(d, &who, l)?;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    pub fn feed(
+        &self,
+        author: Option<IdentityId>,
+        limit: usize,
+    ) -> Result<Vec<PostView>, ActionError> {
+        let q = FeedQuery {
+            author,
+            viewer: Some(self.identity()),
+            limit,
+            ..FeedQuery::default()
+        };
+        Ok(self.store.feed(&q)?)
+    }
+
+    pub fn thread(&self, id: &PostId) -> Result<Vec<ThreadEntry>, ActionError> {
+        let t = self.store.thread(id)?;
+        if t.is_empty() {
+            return Err(ActionError::UnknownPost(*id));
+        }
+        Ok(t)
+    }
+
+    pub fn history(&self, id: &PostId) -> Result<Vec<Version>, ActionError> {
+        if self.store.post(id)?.is_none() {
+            return Err(ActionError::UnknownPost(*id));
+        }
+        Ok(self.store.history(id)?)
+    }
+
+    pub fn person(&self, who: Option<IdentityId>) -> Result<PersonView, ActionError> {
+        let me = self.identity();
+        let who = who.unwrap_or(me);
+        match self.store.person(&me, &who)? {
+            Some(p) => Ok(p),
+            None if who == me => Ok(PersonView {
+                id: me,
+                name: None,
+                bio: None,
+                following: false,
+                blocked: false,
+                labels: vec![],
+                follows: vec![],
+                posts: 0,
+            }),
+            None => Err(ActionError::UnknownPerson(who)),
+        }
+    }
+
+    pub fn people(&self, label: Option<&str>) -> Result<Vec<PersonView>, ActionError> {
+        let label = label
+            .map(|l| labels::normalise(l).map_err(|e| ActionError::Invalid(e.to_string())))
+            .transpose()?;
+        Ok(self.store.people(&self.identity(), label.as_deref())?)
+    }
+
+    /// Writes every stored change and certificate to `path` (atomically).
+    pub fn export(&self, path: &Path) -> Result<usize, ActionError> {
+        let archive = self.store.export()?;
+        let bytes = archive.encode();
+        let shown = path.display().to_string();
+        let tmp = path.with_extension("kith-export.tmp");
+        std::fs::write(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|source| ActionError::File {
+                path: shown,
+                source,
+            })?;
+        Ok(archive.changes.len())
+    }
+
+    /// Verifies and applies an archive, all or nothing.
+    pub fn import(&mut self, path: &Path) -> Result<IngestReport, ActionError> {
+        let shown = path.display().to_string();
+        let size = std::fs::metadata(path)
+            .map_err(|source| ActionError::File {
+                path: shown.clone(),
+                source,
+            })?
+            .len();
+        if size > MAX_ARCHIVE_BYTES {
+            return Err(ActionError::ArchiveTooLarge { path: shown, size });
+        }
+        let bytes = std::fs::read(path).map_err(|source| ActionError::File {
+            path: shown,
+            source,
+        })?;
+        let archive = Archive::decode(&bytes).map_err(kith_store::ImportError::from)?;
+        Ok(self.store.import(archive)?)
+    }
+}
+
+fn normalise_labels(ls: &[String]) -> Result<Vec<String>, ActionError> {
+    ls.iter()
+        .map(|l| labels::normalise(l).map_err(|e| ActionError::Invalid(e.to_string())))
+        .collect()
+}

@@ -1,0 +1,244 @@
+//! Keeps the read indexes in step with the documents (DESIGN.md decision 5).
+//!
+//! After a change is applied to its document, every root key it touched is
+//! re-read from the document's *current* state and its index rows rewritten.
+//! Because the rows depend only on that state (and on the set of changes, for
+//! edit history), replicas that applied the same changes in any order hold
+//! the same index.
+
+use automerge::{ActorId, AutoCommit, Change, ObjId};
+use kith_core::schema::{self, feed, labels, profile};
+use kith_core::{DocId, DocKind, IdentityId, PostId};
+use redb::ReadableTable;
+
+use crate::error::StoreError;
+use crate::rows::*;
+use crate::tx::Writer;
+
+/// The applied change, as the indexer needs it.
+pub(crate) struct Applied<'a> {
+    pub change: &'a Change,
+    pub doc_no: u32,
+    pub doc: DocId,
+    pub actor_no: u32,
+    pub author_no: u32,
+}
+
+impl Applied<'_> {
+    fn seq(&self) -> u32 {
+        self.change.seq() as u32
+    }
+
+    fn holds_op(&self, counter: u64, actor: &ActorId) -> bool {
+        let start = self.change.start_op().get();
+        actor == self.change.actor_id()
+            && counter >= start
+            && counter < start + self.change.len() as u64
+    }
+}
+
+/// Updates every index row that `a.change` may have affected.
+pub(crate) fn index_change(
+    w: &mut Writer<'_>,
+    doc: &AutoCommit,
+    a: &Applied<'_>,
+) -> Result<(), StoreError> {
+    let touched = schema::touched(doc, &a.change.decode());
+    match a.doc.kind {
+        DocKind::Feed => {
+            let space_no = w.intern_space(&a.doc.space)?;
+            let time = a.change.timestamp().max(0) as u64;
+            for put in &touched.text_puts {
+                let still_there = feed::post_state(doc, &put.post_key).is_some_and(|s| !s.deleted);
+                if still_there {
+                    let post = PostId::derive(&a.doc.owner, &a.doc.space, &put.post_key);
+                    w.versions
+                        .insert(&version_key(&post, time, a.actor_no, a.seq()), put.counter)?;
+                }
+            }
+            for key in &touched.root_keys {
+                if let Some(post_key) = key.strip_prefix(feed::POST_PREFIX) {
+                    index_post(w, doc, a, space_no, post_key)?;
+                } else if let Some((post, emoji)) = feed::parse_reaction_key(key) {
+                    let k = reaction_key(&post, a.author_no, emoji);
+                    if feed::has_reaction(doc, key) {
+                        w.reactions.insert(k.as_slice(), a.doc_no)?;
+                    } else {
+                        let here = w
+                            .reactions
+                            .get(k.as_slice())?
+                            .is_some_and(|v| v.value() == a.doc_no);
+                        if here {
+                            w.reactions.remove(k.as_slice())?;
+                        }
+                    }
+                }
+            }
+        }
+        DocKind::Profile => {
+            for key in &touched.root_keys {
+                if key == profile::NAME || key == profile::BIO {
+                    let row = PersonRow {
+                        identity: a.doc.owner,
+                        name: profile::name(doc).unwrap_or_default(),
+                        bio: profile::bio(doc).unwrap_or_default(),
+                    };
+                    w.people.insert(a.author_no, row.encode().as_slice())?;
+                } else if let Some(who) = key.strip_prefix(profile::FOLLOW_PREFIX) {
+                    set_pair(w, doc, key, who, a.author_no, true)?;
+                } else if let Some(who) = key.strip_prefix(profile::BLOCK_PREFIX) {
+                    set_pair(w, doc, key, who, a.author_no, false)?;
+                }
+            }
+        }
+        DocKind::Private => {
+            for key in &touched.root_keys {
+                if let Some((who, label)) = labels::parse_label_key(key) {
+                    let subject = w.intern_person(&who)?;
+                    let k = label_key(a.author_no, subject, label);
+                    if labels::contains(doc, key) {
+                        w.labels.insert(k.as_slice(), ())?;
+                    } else {
+                        w.labels.remove(k.as_slice())?;
+                    }
+                }
+            }
+        }
+        DocKind::GroupControl => {}
+    }
+    Ok(())
+}
+
+/// Follows (`follow == true`) or blocks, from a profile set key.
+fn set_pair(
+    w: &mut Writer<'_>,
+    doc: &AutoCommit,
+    key: &str,
+    who: &str,
+    owner_no: u32,
+    follow: bool,
+) -> Result<(), StoreError> {
+    let Ok(who) = who.parse::<IdentityId>() else {
+        return Ok(());
+    };
+    let other = w.intern_person(&who)?;
+    let k = pair_key(owner_no, other);
+    let table = if follow {
+        &mut w.follows
+    } else {
+        &mut w.blocks
+    };
+    if profile::contains(doc, key) {
+        table.insert(&k, ())?;
+    } else {
+        table.remove(&k)?;
+    }
+    Ok(())
+}
+
+fn index_post(
+    w: &mut Writer<'_>,
+    doc: &AutoCommit,
+    a: &Applied<'_>,
+    space_no: u32,
+    key: &str,
+) -> Result<(), StoreError> {
+    let post = PostId::derive(&a.doc.owner, &a.doc.space, key);
+    let Some(state) = feed::post_state(doc, key) else {
+        return Ok(());
+    };
+    let old = w.posts.get(&post.0)?.map(|v| PostRow::decode(v.value()));
+    let old = match old {
+        Some(Some(row)) => Some(row),
+        Some(None) => return Err(StoreError::Corrupt(format!("post row {post}"))),
+        None => None,
+    };
+    if let Some(old) = &old {
+        w.feed
+            .remove(&timeline_key(old.space_no, old.at_ms, &post))?;
+        w.by_author
+            .remove(&timeline_key(old.author_no, old.at_ms, &post))?;
+        if let Some(parent) = &old.reply_to {
+            w.replies.remove(&reply_key(parent, old.at_ms, &post))?;
+        }
+    }
+    let (lo, hi) = (
+        version_key(&post, 0, 0, 0),
+        version_key(&post, u64::MAX, u32::MAX, u32::MAX),
+    );
+    let mut row = PostRow {
+        author_no: a.author_no,
+        doc_no: a.doc_no,
+        space_no,
+        at_ms: state.at_ms,
+        deleted: state.deleted,
+        edited: false,
+        reply_to: state.reply_to,
+        text: None,
+        key: key.to_owned(),
+    };
+    if state.deleted {
+        w.versions
+            .retain_in::<&[u8; 32], _>(&lo..=&hi, |_, _| false)?;
+    } else {
+        row.text = match &state.text {
+            Some((_, op)) => text_ref(w, a, &post, op, old.as_ref())?,
+            None => None,
+        };
+        row.edited = w.versions.range::<&[u8; 32]>(&lo..=&hi)?.nth(1).is_some();
+        w.feed
+            .insert(&timeline_key(space_no, state.at_ms, &post), ())?;
+        w.by_author
+            .insert(&timeline_key(a.author_no, state.at_ms, &post), ())?;
+    }
+    if let Some(parent) = &state.reply_to {
+        w.replies
+            .insert(&reply_key(parent, state.at_ms, &post), ())?;
+    }
+    w.posts.insert(&post.0, row.encode().as_slice())?;
+    Ok(())
+}
+
+/// Finds which change holds the op that put a post's current text.
+fn text_ref(
+    w: &mut Writer<'_>,
+    a: &Applied<'_>,
+    post: &PostId,
+    op: &ObjId,
+    old: Option<&PostRow>,
+) -> Result<Option<TextRef>, StoreError> {
+    let ObjId::Id(counter, actor, _) = op else {
+        return Ok(None);
+    };
+    if a.holds_op(*counter, actor) {
+        return Ok(Some(TextRef {
+            actor_no: a.actor_no,
+            seq: a.seq(),
+            counter: *counter,
+        }));
+    }
+    let Some(actor_no) = w.actor_nos.get(actor.to_bytes())?.map(|v| v.value()) else {
+        return Ok(None);
+    };
+    if let Some(t) = old
+        .and_then(|o| o.text)
+        .filter(|t| t.actor_no == actor_no && t.counter == *counter)
+    {
+        return Ok(Some(t));
+    }
+    // A concurrent edit from another device won: find its change among the versions.
+    let lo = version_key(post, 0, 0, 0);
+    let hi = version_key(post, u64::MAX, u32::MAX, u32::MAX);
+    for entry in w.versions.range::<&[u8; 32]>(&lo..=&hi)? {
+        let (k, v) = entry?;
+        let (_, v_actor, v_seq) = split_version_key(k.value());
+        if v_actor == actor_no && v.value() == *counter {
+            return Ok(Some(TextRef {
+                actor_no,
+                seq: v_seq,
+                counter: *counter,
+            }));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,544 @@
+//! Reads, answered from the indexes (DESIGN.md decision 5). Post texts are
+//! read from the stored change that the index points at.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kith_core::schema::text_of_op;
+use kith_core::{DocId, IdentityId, PostId, SpaceId};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
+
+use crate::docs::parse_change;
+use crate::error::StoreError;
+use crate::rows::*;
+use crate::store::Store;
+use crate::tables::*;
+use crate::views::{PersonView, PostView, ThreadEntry, Version};
+
+/// Which posts `Store::feed` returns.
+#[derive(Debug, Clone)]
+pub struct FeedQuery {
+    pub space: SpaceId,
+    /// Only this author's posts.
+    pub author: Option<IdentityId>,
+    /// Leave out authors this person blocks.
+    pub viewer: Option<IdentityId>,
+    /// Only posts older than this one (the previous page's last post).
+    pub before: Option<(u64, PostId)>,
+    pub limit: usize,
+}
+
+impl Default for FeedQuery {
+    fn default() -> Self {
+        FeedQuery {
+            space: SpaceId::PUBLIC,
+            author: None,
+            viewer: None,
+            before: None,
+            limit: 20,
+        }
+    }
+}
+
+/// Most replies a thread view walks, so a huge thread cannot make one read unbounded.
+pub const MAX_THREAD_POSTS: usize = 10_000;
+
+/// The tables a read needs, from one read transaction.
+struct Reader {
+    posts: ReadOnlyTable<&'static [u8; 16], &'static [u8]>,
+    people: ReadOnlyTable<u32, &'static [u8]>,
+    person_nos: ReadOnlyTable<&'static [u8; 32], u32>,
+    changes: ReadOnlyTable<&'static [u8; 12], &'static [u8]>,
+    reactions: ReadOnlyTable<&'static [u8], u32>,
+    replies: ReadOnlyTable<&'static [u8; 40], ()>,
+}
+
+impl Reader {
+    fn open(txn: &ReadTransaction) -> Result<Reader, StoreError> {
+        Ok(Reader {
+            posts: txn.open_table(POSTS)?,
+            people: txn.open_table(PEOPLE)?,
+            person_nos: txn.open_table(PERSON_NOS)?,
+            changes: txn.open_table(CHANGES)?,
+            reactions: txn.open_table(REACTIONS)?,
+            replies: txn.open_table(REPLIES)?,
+        })
+    }
+
+    fn row(&self, id: &PostId) -> Result<Option<PostRow>, StoreError> {
+        match self.posts.get(&id.0)? {
+            None => Ok(None),
+            Some(v) => PostRow::decode(v.value())
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt(format!("post row {id}"))),
+        }
+    }
+
+    fn person(&self, no: u32) -> Result<PersonRow, StoreError> {
+        self.people
+            .get(no)?
+            .and_then(|v| PersonRow::decode(v.value()))
+            .ok_or_else(|| StoreError::Corrupt(format!("person {no}")))
+    }
+
+    fn person_no(&self, id: &IdentityId) -> Result<Option<u32>, StoreError> {
+        Ok(self.person_nos.get(&id.0)?.map(|v| v.value()))
+    }
+
+    fn text(&self, row: &PostRow) -> Result<Option<String>, StoreError> {
+        let Some(t) = row.text else { return Ok(None) };
+        let Some(stored) = self
+            .changes
+            .get(&change_key(row.doc_no, t.actor_no, t.seq))?
+        else {
+            return Err(StoreError::Corrupt(format!(
+                "missing change for post {}",
+                row.key
+            )));
+        };
+        let change = parse_change(&stored.value()[64..]).map_err(StoreError::Corrupt)?;
+        Ok(text_of_op(&change, t.counter))
+    }
+
+    fn view(&self, id: PostId, row: &PostRow) -> Result<PostView, StoreError> {
+        let author = self.person(row.author_no)?;
+        let mut reactions: BTreeMap<String, u32> = BTreeMap::new();
+        for entry in self.reactions.range(&id.0[..]..)? {
+            let (k, _) = entry?;
+            let k = k.value();
+            if !k.starts_with(&id.0) {
+                break;
+            }
+            let emoji = String::from_utf8_lossy(&k[20..]).into_owned();
+            *reactions.entry(emoji).or_default() += 1;
+        }
+        let replies = self
+            .replies
+            .range::<&[u8; 40]>(
+                &reply_key(&id, 0, &PostId([0; 16]))
+                    ..=&reply_key(&id, u64::MAX, &PostId([0xff; 16])),
+            )?
+            .count() as u32;
+        Ok(PostView {
+            id,
+            author: author.identity,
+            author_name: Some(author.name).filter(|n| !n.is_empty()),
+            text: if row.deleted { None } else { self.text(row)? },
+            created_at_ms: row.at_ms,
+            reply_to: row.reply_to,
+            edited: row.edited,
+            deleted: row.deleted,
+            reactions,
+            replies,
+        })
+    }
+
+    fn children(&self, id: &PostId) -> Result<Vec<PostId>, StoreError> {
+        self.replies
+            .range::<&[u8; 40]>(
+                &reply_key(id, 0, &PostId([0; 16]))..=&reply_key(id, u64::MAX, &PostId([0xff; 16])),
+            )?
+            .map(|e| {
+                e.map(|(k, _)| PostId(k.value()[24..].try_into().expect("fixed slice")))
+                    .map_err(StoreError::from)
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// Newest posts first, from the FEED (or BY_AUTHOR) index.
+    pub fn feed(&self, q: &FeedQuery) -> Result<Vec<PostView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        let blocked = match &q.viewer {
+            Some(v) => self.blocked_by(&txn, &r, v)?,
+            None => BTreeSet::new(),
+        };
+        let (table, prefix) = match &q.author {
+            Some(a) => match r.person_no(a)? {
+                Some(n) => (txn.open_table(BY_AUTHOR)?, n),
+                None => return Ok(Vec::new()),
+            },
+            None => {
+                let spaces = txn.open_table(SPACE_NOS)?;
+                let n = if q.space.is_public() {
+                    0
+                } else {
+                    match spaces.get(&q.space.0)? {
+                        Some(n) => n.value(),
+                        None => return Ok(Vec::new()),
+                    }
+                };
+                (txn.open_table(FEED)?, n)
+            }
+        };
+        let lo = timeline_key(prefix, 0, &PostId([0; 16]));
+        let hi = match &q.before {
+            Some((at, id)) => timeline_key(prefix, *at, id),
+            None => timeline_key(prefix, u64::MAX, &PostId([0xff; 16])),
+        };
+        let mut out = Vec::with_capacity(q.limit.min(1000));
+        for entry in table.range::<&[u8; 28]>(&lo..&hi)?.rev() {
+            if out.len() >= q.limit {
+                break;
+            }
+            let (k, _) = entry?;
+            let id = timeline_post(k.value());
+            let Some(row) = r.row(&id)? else { continue };
+            if row.deleted
+                || blocked.contains(&row.author_no)
+                || row.space_no != q.space_no_hint(row.space_no)
+            {
+                continue;
+            }
+            if q.author.is_some() && !q.space.is_public() {
+                continue;
+            }
+            out.push(r.view(id, &row)?);
+        }
+        Ok(out)
+    }
+
+    fn blocked_by(
+        &self,
+        txn: &ReadTransaction,
+        r: &Reader,
+        viewer: &IdentityId,
+    ) -> Result<BTreeSet<u32>, StoreError> {
+        let Some(v) = r.person_no(viewer)? else {
+            return Ok(BTreeSet::new());
+        };
+        let blocks = txn.open_table(BLOCKS)?;
+        blocks
+            .range::<&[u8; 8]>(&pair_key(v, 0)..=&pair_key(v, u32::MAX))?
+            .map(|e| {
+                e.map(|(k, _)| split_pair_key(k.value()).1)
+                    .map_err(StoreError::from)
+            })
+            .collect()
+    }
+
+    /// One post, deleted or not.
+    pub fn post(&self, id: &PostId) -> Result<Option<PostView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        match r.row(id)? {
+            Some(row) => Ok(Some(r.view(*id, &row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Where a post lives: its document, its key there, and its author.
+    pub fn post_location(
+        &self,
+        id: &PostId,
+    ) -> Result<Option<(DocId, String, IdentityId)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        let Some(row) = r.row(id)? else {
+            return Ok(None);
+        };
+        let docs = txn.open_table(DOCS)?;
+        let doc = docs
+            .get(row.doc_no)?
+            .and_then(|d| DocId::from_bytes(d.value()).ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("doc {}", row.doc_no)))?;
+        Ok(Some((doc, row.key, r.person(row.author_no)?.identity)))
+    }
+
+    /// The feed shard that holds `reactor`'s reaction `emoji` on `post`, if any.
+    pub fn reaction_doc(
+        &self,
+        post: &PostId,
+        reactor: &IdentityId,
+        emoji: &str,
+    ) -> Result<Option<DocId>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        let Some(no) = r.person_no(reactor)? else {
+            return Ok(None);
+        };
+        let Some(doc_no) = r
+            .reactions
+            .get(reaction_key(post, no, emoji).as_slice())?
+            .map(|v| v.value())
+        else {
+            return Ok(None);
+        };
+        let docs = txn.open_table(DOCS)?;
+        Ok(docs
+            .get(doc_no)?
+            .and_then(|d| DocId::from_bytes(d.value()).ok()))
+    }
+
+    /// A post and every reply below it, depth first, replies oldest first.
+    pub fn thread(&self, id: &PostId) -> Result<Vec<ThreadEntry>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        let mut out = Vec::new();
+        let mut stack = vec![(*id, 0u32)];
+        while let Some((pid, depth)) = stack.pop() {
+            if out.len() >= MAX_THREAD_POSTS {
+                break;
+            }
+            let Some(row) = r.row(&pid)? else { continue };
+            out.push(ThreadEntry {
+                depth,
+                post: r.view(pid, &row)?,
+            });
+            for child in r.children(&pid)?.into_iter().rev() {
+                stack.push((child, depth + 1));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every text a post has had, oldest first. Empty once deleted.
+    pub fn history(&self, id: &PostId) -> Result<Vec<Version>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        let Some(row) = r.row(id)? else {
+            return Ok(Vec::new());
+        };
+        let versions = txn.open_table(VERSIONS)?;
+        let mut out = Vec::new();
+        for entry in versions.range::<&[u8; 32]>(
+            &version_key(id, 0, 0, 0)..=&version_key(id, u64::MAX, u32::MAX, u32::MAX),
+        )? {
+            let (k, counter) = entry?;
+            let (time, actor_no, seq) = split_version_key(k.value());
+            let probe = PostRow {
+                text: Some(TextRef {
+                    actor_no,
+                    seq,
+                    counter: counter.value(),
+                }),
+                ..row.clone()
+            };
+            if let Some(text) = r.text(&probe)? {
+                out.push(Version { at_ms: time, text });
+            }
+        }
+        Ok(out)
+    }
+
+    /// What `viewer` knows of `id`.
+    pub fn person(
+        &self,
+        viewer: &IdentityId,
+        id: &IdentityId,
+    ) -> Result<Option<PersonView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        let Some(no) = r.person_no(id)? else {
+            return Ok(None);
+        };
+        let viewer_no = r.person_no(viewer)?;
+        Ok(Some(self.person_view(&txn, &r, viewer_no, no)?))
+    }
+
+    fn person_view(
+        &self,
+        txn: &ReadTransaction,
+        r: &Reader,
+        viewer: Option<u32>,
+        no: u32,
+    ) -> Result<PersonView, StoreError> {
+        let row = r.person(no)?;
+        let follows_t = txn.open_table(FOLLOWS)?;
+        let blocks_t = txn.open_table(BLOCKS)?;
+        let labels_t = txn.open_table(LABELS)?;
+        let by_author = txn.open_table(BY_AUTHOR)?;
+        let (following, blocked, labels) = match viewer {
+            Some(v) => {
+                let prefix = pair_key(v, no);
+                let mut labels = Vec::new();
+                for entry in labels_t.range(&prefix[..]..)? {
+                    let (k, _) = entry?;
+                    let k = k.value();
+                    if !k.starts_with(&prefix) {
+                        break;
+                    }
+                    labels.push(String::from_utf8_lossy(&k[8..]).into_owned());
+                }
+                (
+                    follows_t.get(&prefix)?.is_some(),
+                    blocks_t.get(&prefix)?.is_some(),
+                    labels,
+                )
+            }
+            None => (false, false, Vec::new()),
+        };
+        let mut follows = Vec::new();
+        for entry in follows_t.range::<&[u8; 8]>(&pair_key(no, 0)..=&pair_key(no, u32::MAX))? {
+            let (k, _) = entry?;
+            follows.push(r.person(split_pair_key(k.value()).1)?.identity);
+        }
+        follows.sort();
+        let posts = by_author
+            .range::<&[u8; 28]>(
+                &timeline_key(no, 0, &PostId([0; 16]))
+                    ..=&timeline_key(no, u64::MAX, &PostId([0xff; 16])),
+            )?
+            .count() as u64;
+        Ok(PersonView {
+            id: row.identity,
+            name: Some(row.name).filter(|n| !n.is_empty()),
+            bio: Some(row.bio).filter(|b| !b.is_empty()),
+            following,
+            blocked,
+            labels,
+            follows,
+            posts,
+        })
+    }
+
+    /// Everyone the store knows except the viewer, optionally only those the
+    /// viewer gave `label`; people the viewer follows come first.
+    pub fn people(
+        &self,
+        viewer: &IdentityId,
+        label: Option<&str>,
+    ) -> Result<Vec<PersonView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        let viewer_no = r.person_no(viewer)?;
+        let mut out = Vec::new();
+        for entry in r.people.iter()? {
+            let (k, _) = entry?;
+            let no = k.value();
+            if Some(no) == viewer_no {
+                continue;
+            }
+            let view = self.person_view(&txn, &r, viewer_no, no)?;
+            if label.is_some_and(|l| !view.labels.iter().any(|x| x == l)) {
+                continue;
+            }
+            out.push(view);
+        }
+        out.sort_by(|a, b| {
+            b.following
+                .cmp(&a.following)
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+
+    /// The logical content of every index, with local numbers resolved to
+    /// global ids: two replicas that hold the same changes return the same
+    /// lines, whatever order the changes arrived in.
+    pub fn index_dump(&self) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        let actors = txn.open_table(ACTORS)?;
+        let actor = |no: u32| -> Result<String, StoreError> {
+            Ok(actors
+                .get(no)?
+                .map(|a| a.value().iter().map(|b| format!("{b:02x}")).collect())
+                .unwrap_or_default())
+        };
+        let person =
+            |no: u32| -> Result<String, StoreError> { Ok(r.person(no)?.identity.to_string()) };
+        let mut lines = Vec::new();
+        for entry in r.posts.iter()? {
+            let (k, v) = entry?;
+            let id = PostId(*k.value());
+            let row =
+                PostRow::decode(v.value()).ok_or_else(|| StoreError::Corrupt("post row".into()))?;
+            let view = r.view(id, &row)?;
+            lines.push(format!(
+                "post {id} {} {:?}",
+                person(row.author_no)?,
+                (
+                    row.at_ms,
+                    row.deleted,
+                    row.edited,
+                    row.reply_to,
+                    row.key.as_str(),
+                    &view.text,
+                    &view.reactions,
+                    view.replies
+                )
+            ));
+        }
+        for (name, table) in [
+            ("feed", txn.open_table(FEED)?),
+            ("by_author", txn.open_table(BY_AUTHOR)?),
+        ] {
+            for entry in table.iter()? {
+                let (k, _) = entry?;
+                let k = k.value();
+                let prefix = u32::from_be_bytes(k[..4].try_into().expect("fixed slice"));
+                let who = if name == "feed" {
+                    prefix.to_string()
+                } else {
+                    person(prefix)?
+                };
+                lines.push(format!("{name} {who} {:?} {}", &k[4..12], timeline_post(k)));
+            }
+        }
+        for entry in r.replies.iter()? {
+            let (k, _) = entry?;
+            lines.push(format!("reply {:?}", k.value()));
+        }
+        for entry in txn.open_table(VERSIONS)?.iter()? {
+            let (k, v) = entry?;
+            let (time, actor_no, seq) = split_version_key(k.value());
+            lines.push(format!(
+                "version {} {time} {} {seq} {}",
+                PostId(k.value()[..16].try_into().expect("fixed")),
+                actor(actor_no)?,
+                v.value()
+            ));
+        }
+        for entry in r.reactions.iter()? {
+            let (k, _) = entry?;
+            let k = k.value();
+            let who = u32::from_be_bytes(k[16..20].try_into().expect("fixed slice"));
+            lines.push(format!(
+                "reaction {} {} {}",
+                PostId(k[..16].try_into().expect("fixed")),
+                person(who)?,
+                String::from_utf8_lossy(&k[20..])
+            ));
+        }
+        for (name, table) in [
+            ("follow", txn.open_table(FOLLOWS)?),
+            ("block", txn.open_table(BLOCKS)?),
+        ] {
+            for entry in table.iter()? {
+                let (k, _) = entry?;
+                let (a, b) = split_pair_key(k.value());
+                lines.push(format!("{name} {} {}", person(a)?, person(b)?));
+            }
+        }
+        for entry in txn.open_table(LABELS)?.iter()? {
+            let (k, _) = entry?;
+            let k = k.value();
+            let (a, b) = split_pair_key(k[..8].try_into().expect("fixed slice"));
+            lines.push(format!(
+                "label {} {} {}",
+                person(a)?,
+                person(b)?,
+                String::from_utf8_lossy(&k[8..])
+            ));
+        }
+        for entry in r.people.iter()? {
+            let (_, v) = entry?;
+            let p = PersonRow::decode(v.value())
+                .ok_or_else(|| StoreError::Corrupt("person row".into()))?;
+            lines.push(format!("person {} {:?} {:?}", p.identity, p.name, p.bio));
+        }
+        lines.sort();
+        Ok(lines)
+    }
+}
+
+impl FeedQuery {
+    /// Rows in FEED already belong to the queried space; rows from BY_AUTHOR
+    /// may be in any space, so author queries keep only the queried space.
+    fn space_no_hint(&self, row_space: u32) -> u32 {
+        row_space
+    }
+}

@@ -1,0 +1,609 @@
+//! The store: one redb file holding signed changes, certificates and the
+//! read indexes, and the only code that writes them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use automerge::transaction::CommitOptions;
+use automerge::{AutoCommit, ChangeHash};
+use kith_core::archive::Archive;
+use kith_core::{
+    DeviceCert, DeviceId, DeviceKey, DocId, IdentityId, SignedChange, Verified, verify_batch,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use crate::docs::{self, DocCache, parse_change};
+use crate::error::{CommitError, ImportError, IngestError, OpenError, StoreError};
+use crate::index::{Applied, index_change};
+use crate::rows::{change_key, split_change_key};
+use crate::tables::*;
+use crate::tx::Writer;
+
+/// Length of the random actor suffix chosen when a store is created.
+pub const ACTOR_SUFFIX_LEN: usize = 8;
+
+/// What this device signs local changes with.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalSigner<'a> {
+    pub key: &'a DeviceKey,
+    pub author: IdentityId,
+}
+
+/// The outcome of ingesting a batch of changes that did not originate here.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Changes applied to their documents (including earlier pending ones
+    /// whose dependencies arrived).
+    pub applied: usize,
+    /// Changes stored but waiting for dependencies.
+    pub pending: usize,
+    /// Changes already stored.
+    pub duplicates: usize,
+    /// Refused changes, by their index in the batch.
+    pub rejected: Vec<(usize, IngestError)>,
+}
+
+/// The redb-backed store.
+pub struct Store {
+    pub(crate) db: Database,
+    docs: DocCache,
+    suffix: Vec<u8>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("docs", &self.docs)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (and its actor suffix) if needed.
+    pub fn open(path: &Path) -> Result<Store, OpenError> {
+        let shown = path.display().to_string();
+        let db = Database::builder().create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
+                path: shown.clone(),
+            },
+            source => OpenError::Db {
+                path: shown.clone(),
+                source,
+            },
+        })?;
+        let txn = db.begin_write().map_err(StoreError::from)?;
+        let suffix = {
+            Writer::open(&txn)?;
+            let mut meta = txn.open_table(META).map_err(StoreError::from)?;
+            let schema = meta
+                .get(META_SCHEMA)
+                .map_err(StoreError::from)?
+                .map(|v| v.value().to_vec());
+            match schema {
+                Some(v) => {
+                    let found = v
+                        .as_slice()
+                        .try_into()
+                        .map(u32::from_be_bytes)
+                        .unwrap_or(u32::MAX);
+                    if found != SCHEMA_VERSION {
+                        return Err(OpenError::Schema {
+                            path: shown,
+                            found,
+                            expected: SCHEMA_VERSION,
+                        });
+                    }
+                }
+                None => {
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())
+                        .map_err(StoreError::from)?;
+                }
+            }
+            let existing = meta
+                .get(META_ACTOR_SUFFIX)
+                .map_err(StoreError::from)?
+                .map(|v| v.value().to_vec());
+            match existing {
+                Some(s) => s,
+                None => {
+                    let s = kith_core::keys::random_bytes::<ACTOR_SUFFIX_LEN>()?.to_vec();
+                    meta.insert(META_ACTOR_SUFFIX, s.as_slice())
+                        .map_err(StoreError::from)?;
+                    s
+                }
+            }
+        };
+        txn.commit().map_err(StoreError::from)?;
+        Ok(Store {
+            db,
+            docs: DocCache::default(),
+            suffix,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The random suffix of this store's actor ids.
+    pub fn actor_suffix(&self) -> &[u8] {
+        &self.suffix
+    }
+
+    /// The automerge actor id this device writes with in this store.
+    pub fn actor_for(&self, device: &DeviceId) -> automerge::ActorId {
+        kith_core::actor_id(device, &self.suffix)
+    }
+
+    /// Records a verified certificate. A device already certified by another
+    /// identity is refused: the first certificate stands.
+    pub fn add_certificate(&mut self, cert: &DeviceCert) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let added = {
+            let mut devices = txn.open_table(DEVICES)?;
+            let existing = devices.get(&cert.device.0)?.map(|v| v.value().to_vec());
+            match existing {
+                Some(bytes) => DeviceCert::decode(&bytes)
+                    .map(|c| c.identity == cert.identity)
+                    .unwrap_or(false),
+                None => {
+                    devices.insert(&cert.device.0, cert.encode().as_slice())?;
+                    true
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(added)
+    }
+
+    /// The identity that certified `device`, if any.
+    pub fn identity_of(&self, device: &DeviceId) -> Result<Option<IdentityId>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let devices = txn.open_table(DEVICES)?;
+        let cert = devices.get(&device.0)?.map(|v| v.value().to_vec());
+        Ok(cert
+            .and_then(|b| DeviceCert::decode(&b).ok())
+            .map(|c| c.identity))
+    }
+
+    /// Reads a document's current state.
+    pub fn read_doc<R>(
+        &mut self,
+        doc: &DocId,
+        f: impl FnOnce(&AutoCommit) -> R,
+    ) -> Result<R, StoreError> {
+        let txn = self.db.begin_read()?;
+        let nos = txn.open_table(DOC_NOS)?;
+        let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
+            return Ok(f(&AutoCommit::new()));
+        };
+        let changes = txn.open_table(CHANGES)?;
+        Ok(f(self.docs.get(&changes, doc_no)?))
+    }
+
+    /// How many changes a document holds (0 if unknown): decides feed shard roll-over.
+    pub fn doc_size(&self, doc: &DocId) -> Result<u32, StoreError> {
+        let txn = self.db.begin_read()?;
+        let nos = txn.open_table(DOC_NOS)?;
+        let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
+            return Ok(0);
+        };
+        let sizes = txn.open_table(DOC_SIZES)?;
+        Ok(sizes.get(doc_no)?.map_or(0, |v| v.value()))
+    }
+
+    /// Makes a local change: runs `f` on the document, commits the result as
+    /// one automerge change signed by this device, stores and indexes it in one
+    /// durable transaction. Returns `f`'s value and the signed change (`None`
+    /// when `f` changed nothing).
+    pub fn commit_local<T, E: std::fmt::Display>(
+        &mut self,
+        doc_id: DocId,
+        signer: LocalSigner<'_>,
+        now_ms: u64,
+        f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
+    ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
+        let actor = self.actor_for(&signer.key.id());
+        let txn = self.db.begin_write()?;
+        let result = (|| {
+            let mut w = Writer::open(&txn)?;
+            let doc_no = w.intern_doc(&doc_id)?;
+            let doc = self.docs.get(&w.changes, doc_no)?;
+            doc.set_actor(actor.clone());
+            let value = match f(doc) {
+                Ok(v) => v,
+                Err(e) => {
+                    doc.rollback();
+                    return Err(CommitError::Invalid(e.to_string()));
+                }
+            };
+            if doc
+                .commit_with(CommitOptions::default().with_time(now_ms as i64))
+                .is_none()
+            {
+                return Ok((value, None));
+            }
+            let change = doc
+                .get_last_local_change()
+                .expect("a change was just committed");
+            let verified = SignedChange::sign(
+                doc_id,
+                change.raw_bytes().to_vec(),
+                signer.key,
+                signer.author,
+            )?;
+            let author_no = w.intern_person(&signer.author)?;
+            let actor_no = w.intern_actor(actor.to_bytes())?;
+            store_row(
+                &mut w,
+                doc_no,
+                actor_no,
+                change.clone(),
+                &verified.signed().signature,
+            )?;
+            index_change(
+                &mut w,
+                doc,
+                &Applied {
+                    change: &change,
+                    doc_no,
+                    doc: doc_id,
+                    actor_no,
+                    author_no,
+                },
+            )?;
+            Ok((value, Some(verified)))
+        })();
+        match result {
+            Ok(v) => match txn.commit() {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    self.docs.clear();
+                    Err(e.into())
+                }
+            },
+            Err(CommitError::Invalid(msg)) => Err(CommitError::Invalid(msg)),
+            Err(e) => {
+                self.docs.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Ingests changes from elsewhere (network, relay), each on its own
+    /// merits: refused ones are reported and the rest applied, in one
+    /// group-committed transaction.
+    pub fn ingest(&mut self, changes: Vec<SignedChange>) -> Result<IngestReport, StoreError> {
+        match self.ingest_inner(&[], changes, false) {
+            Ok(r) => Ok(r),
+            Err(ImportError::Store(e)) => Err(e),
+            Err(other) => Err(StoreError::Corrupt(format!(
+                "unexpected ingest failure: {other}"
+            ))),
+        }
+    }
+
+    /// Imports an archive all-or-nothing: if any certificate or change fails
+    /// its checks, nothing is applied and the first failure is returned.
+    pub fn import(&mut self, archive: Archive) -> Result<IngestReport, ImportError> {
+        self.ingest_inner(&archive.certificates, archive.changes, true)
+    }
+
+    fn ingest_inner(
+        &mut self,
+        certs: &[DeviceCert],
+        changes: Vec<SignedChange>,
+        atomic: bool,
+    ) -> Result<IngestReport, ImportError> {
+        let mut known: HashMap<DeviceId, IdentityId> = HashMap::new();
+        {
+            let txn = self.db.begin_read().map_err(StoreError::from)?;
+            let devices = txn.open_table(DEVICES).map_err(StoreError::from)?;
+            let lookup = |d: &DeviceId| -> Result<Option<IdentityId>, StoreError> {
+                Ok(devices
+                    .get(&d.0)?
+                    .and_then(|v| DeviceCert::decode(v.value()).ok())
+                    .map(|c| c.identity))
+            };
+            for cert in certs {
+                match lookup(&cert.device)? {
+                    Some(id) if id != cert.identity => {
+                        if atomic {
+                            return Err(ImportError::CertificateConflict {
+                                device: cert.device.to_string(),
+                            });
+                        }
+                    }
+                    _ => {
+                        known.entry(cert.device).or_insert(cert.identity);
+                    }
+                }
+            }
+            for change in &changes {
+                if !known.contains_key(&change.device)
+                    && let Some(id) = lookup(&change.device)?
+                {
+                    known.insert(change.device, id);
+                }
+            }
+        }
+        let docs_of: Vec<DocId> = changes.iter().map(|c| c.doc).collect();
+        let results = verify_batch(changes, &|d: &DeviceId| known.get(d).copied());
+        let mut report = IngestReport::default();
+        let mut by_doc: BTreeMap<DocId, Vec<(usize, Verified<SignedChange>)>> = BTreeMap::new();
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(v) => by_doc.entry(v.doc()).or_default().push((i, v)),
+                Err(e) if atomic => {
+                    return Err(ImportError::Change {
+                        index: i,
+                        doc: docs_of[i].to_string(),
+                        error: e.into(),
+                    });
+                }
+                Err(e) => report.rejected.push((i, e.into())),
+            }
+        }
+
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let outcome = (|| -> Result<(), ImportError> {
+            let mut w = Writer::open(&txn)?;
+            for cert in certs {
+                if w.devices.get(&cert.device.0)?.is_none() {
+                    w.devices.insert(&cert.device.0, cert.encode().as_slice())?;
+                }
+            }
+            for (doc_id, group) in by_doc {
+                let rejected_before = report.rejected.len();
+                self.ingest_doc(&mut w, doc_id, group, &mut report)?;
+                if atomic && report.rejected.len() > rejected_before {
+                    let (index, error) = report.rejected.swap_remove(rejected_before);
+                    return Err(ImportError::Change {
+                        index,
+                        doc: doc_id.to_string(),
+                        error,
+                    });
+                }
+            }
+            Ok(())
+        })();
+        match outcome {
+            Ok(()) => {
+                if let Err(e) = txn.commit() {
+                    self.docs.clear();
+                    return Err(StoreError::from(e).into());
+                }
+                report.rejected.sort_by_key(|(i, _)| *i);
+                Ok(report)
+            }
+            Err(e) => {
+                drop(txn);
+                self.docs.clear();
+                Err(e)
+            }
+        }
+    }
+
+    fn ingest_doc(
+        &mut self,
+        w: &mut Writer<'_>,
+        doc_id: DocId,
+        group: Vec<(usize, Verified<SignedChange>)>,
+        report: &mut IngestReport,
+    ) -> Result<(), StoreError> {
+        let doc_no = w.intern_doc(&doc_id)?;
+        let author_no = w.intern_person(&doc_id.owner)?;
+        // Checks against what is stored: duplicates and equivocation.
+        let mut fresh = Vec::new();
+        let mut seen: HashMap<[u8; 12], [u8; 32]> = HashMap::new();
+        for (i, v) in group {
+            let h = v.header();
+            let Ok(seq) = u32::try_from(h.seq) else {
+                report.rejected.push((i, IngestError::SeqTooLarge(h.seq)));
+                continue;
+            };
+            let actor_no = w.intern_actor(&h.actor)?;
+            let key = change_key(doc_no, actor_no, seq);
+            let stored_hash = match seen.get(&key) {
+                Some(hash) => Some(*hash),
+                None => match w.changes.get(&key)? {
+                    Some(row) => {
+                        let row = row.value();
+                        let c = row
+                            .get(64..)
+                            .map(parse_change)
+                            .transpose()
+                            .map_err(StoreError::Corrupt)?;
+                        c.map(|c| c.hash().0)
+                    }
+                    None => None,
+                },
+            };
+            match stored_hash {
+                Some(hash) if hash == h.hash => report.duplicates += 1,
+                Some(_) => {
+                    w.quarantine
+                        .insert(&h.hash, v.signed().encode().as_slice())?;
+                    report.rejected.push((
+                        i,
+                        IngestError::Equivocation {
+                            actor: hex_short(&h.actor),
+                            seq: h.seq,
+                        },
+                    ));
+                }
+                None => match parse_change(&v.signed().change) {
+                    Ok(c) if c.hash().0 == h.hash => {
+                        seen.insert(key, h.hash);
+                        fresh.push((i, key, actor_no, c, v.signed().signature));
+                    }
+                    Ok(_) => report
+                        .rejected
+                        .push((i, IngestError::Malformed("hash mismatch".into()))),
+                    Err(e) => report.rejected.push((i, IngestError::Malformed(e))),
+                },
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let doc = self.docs.get(&w.changes, doc_no)?;
+        if docs::apply(doc, fresh.iter().map(|f| f.3.clone()).collect()).is_err() {
+            // Find the culprit(s) one change at a time, from a clean reload.
+            self.docs.evict(doc_no);
+            let mut kept = Vec::new();
+            for f in fresh {
+                let doc = self.docs.get(&w.changes, doc_no)?;
+                match docs::apply(doc, vec![f.3.clone()]) {
+                    Ok(()) => {
+                        store_row(w, doc_no, f.2, f.3.clone(), &f.4)?;
+                        kept.push(f);
+                    }
+                    Err(e) => {
+                        self.docs.evict(doc_no);
+                        report.rejected.push((f.0, IngestError::Malformed(e)));
+                    }
+                }
+            }
+            fresh = kept;
+        } else {
+            for f in &fresh {
+                store_row(w, doc_no, f.2, f.3.clone(), &f.4)?;
+            }
+        }
+        let doc = self.docs.get(&w.changes, doc_no)?;
+        // Which of the new changes, and of those waiting from before, are now applied?
+        let mut candidates: Vec<([u8; 12], u32, automerge::Change)> = fresh
+            .into_iter()
+            .map(|(_, key, actor_no, c, _)| (key, actor_no, c))
+            .collect();
+        let waiting: Vec<[u8; 12]> = w
+            .pending
+            .range::<&[u8; 12]>(
+                &change_key(doc_no, 0, 0)..=&change_key(doc_no, u32::MAX, u32::MAX),
+            )?
+            .map(|e| e.map(|(k, _)| *k.value()))
+            .collect::<Result<_, _>>()?;
+        for key in waiting {
+            let row = w.changes.get(&key)?.map(|r| r.value().to_vec());
+            let Some(row) = row else { continue };
+            let c = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
+            candidates.push((key, split_change_key(&key).1, c));
+        }
+        for (key, actor_no, change) in candidates {
+            let hash: ChangeHash = change.hash();
+            if doc.get_change_meta_by_hash(&hash).is_some() {
+                w.pending.remove(&key)?;
+                index_change(
+                    w,
+                    doc,
+                    &Applied {
+                        change: &change,
+                        doc_no,
+                        doc: doc_id,
+                        actor_no,
+                        author_no,
+                    },
+                )?;
+                report.applied += 1;
+            } else if w.pending.insert(&key, ())?.is_none() {
+                report.pending += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything this store holds, as a portable archive.
+    pub fn export(&self) -> Result<Archive, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut archive = Archive::default();
+        for entry in txn.open_table(DEVICES)?.iter()? {
+            let (_, v) = entry?;
+            archive.certificates.push(
+                DeviceCert::decode(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+        }
+        let docs_table = txn.open_table(DOCS)?;
+        let actors = txn.open_table(ACTORS)?;
+        for entry in txn.open_table(CHANGES)?.iter()? {
+            let (k, v) = entry?;
+            let (doc_no, actor_no, _) = split_change_key(k.value());
+            let doc = docs_table
+                .get(doc_no)?
+                .and_then(|d| DocId::from_bytes(d.value()).ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown doc {doc_no}")))?;
+            let actor = actors
+                .get(actor_no)?
+                .map(|a| a.value().to_vec())
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown actor {actor_no}")))?;
+            let row = v.value();
+            let change = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
+            archive.changes.push(SignedChange {
+                doc,
+                change: change.raw_bytes().to_vec(),
+                device: DeviceId::from_slice(&actor[..32])
+                    .ok_or_else(|| StoreError::Corrupt("short actor".into()))?,
+                signature: row[..64].try_into().expect("row has 64 signature bytes"),
+            });
+        }
+        Ok(archive)
+    }
+
+    /// Counts of what is stored, for status displays and tests.
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(Counts {
+            documents: txn.open_table(DOCS)?.len()?,
+            changes: txn.open_table(CHANGES)?.len()?,
+            pending: txn.open_table(PENDING)?.len()?,
+            quarantined: txn.open_table(QUARANTINE)?.len()?,
+            posts: txn.open_table(FEED)?.len()?,
+            people: txn.open_table(PEOPLE)?.len()?,
+        })
+    }
+
+    /// The path of the redb file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// How much a store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub documents: u64,
+    pub changes: u64,
+    pub pending: u64,
+    pub quarantined: u64,
+    pub posts: u64,
+    pub people: u64,
+}
+
+/// Stores one change row: signature, then automerge's compressed chunk.
+fn store_row(
+    w: &mut Writer<'_>,
+    doc_no: u32,
+    actor_no: u32,
+    mut change: automerge::Change,
+    signature: &[u8; 64],
+) -> Result<(), StoreError> {
+    let seq = u32::try_from(change.seq())
+        .map_err(|_| StoreError::Corrupt("sequence number overflow".into()))?;
+    let bytes = change.bytes();
+    let mut row = Vec::with_capacity(64 + bytes.len());
+    row.extend_from_slice(signature);
+    row.extend_from_slice(&bytes);
+    w.changes
+        .insert(&change_key(doc_no, actor_no, seq), row.as_slice())?;
+    let size = w.doc_sizes.get(doc_no)?.map_or(0, |v| v.value());
+    w.doc_sizes.insert(doc_no, size + 1)?;
+    Ok(())
+}
+
+fn hex_short(actor: &[u8]) -> String {
+    actor
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        + "…"
+}

@@ -1,0 +1,80 @@
+//! Every redb table of the store, declared once. Names carry a version
+//! (`_v1`): a change of layout is a new table and an explicit migration.
+//!
+//! Numbers (`doc_no`, `actor_no`, `person_no`, `space_no`) are local interned
+//! ids: they keep keys short (a post costs bytes in every index) and differ
+//! between replicas, so nothing outside this crate ever sees them.
+//! Multi-byte integers in keys are big-endian so that byte order is numeric
+//! order.
+
+use redb::TableDefinition;
+
+/// `name → value`: store-wide settings. Keys: [`META_ACTOR_SUFFIX`],
+/// [`META_SCHEMA`].
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_v1");
+/// The random suffix of this store's automerge actor ids (DESIGN.md decision 2).
+pub const META_ACTOR_SUFFIX: &str = "actor_suffix";
+/// Layout version of the tables, for migrations.
+pub const META_SCHEMA: &str = "schema";
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `doc_no → DocId (69 bytes)`.
+pub const DOCS: TableDefinition<u32, &[u8]> = TableDefinition::new("docs_v1");
+/// `DocId (69 bytes) → doc_no`.
+pub const DOC_NOS: TableDefinition<&[u8], u32> = TableDefinition::new("doc_nos_v1");
+/// `doc_no → number of changes stored`: decides when a feed rolls over to a
+/// new shard.
+pub const DOC_SIZES: TableDefinition<u32, u32> = TableDefinition::new("doc_sizes_v1");
+
+/// `actor_no → automerge actor id`.
+pub const ACTORS: TableDefinition<u32, &[u8]> = TableDefinition::new("actors_v1");
+/// `automerge actor id → actor_no`.
+pub const ACTOR_NOS: TableDefinition<&[u8], u32> = TableDefinition::new("actor_nos_v1");
+
+/// `space_no → SpaceId (32)`; space 0 is the public space.
+pub const SPACES: TableDefinition<u32, &[u8; 32]> = TableDefinition::new("spaces_v1");
+/// `SpaceId (32) → space_no`.
+pub const SPACE_NOS: TableDefinition<&[u8; 32], u32> = TableDefinition::new("space_nos_v1");
+
+/// `identity (32) → person_no`.
+pub const PERSON_NOS: TableDefinition<&[u8; 32], u32> = TableDefinition::new("person_nos_v1");
+/// `person_no → identity (32) || u16 name_len || name || bio` (see `rows::PersonRow`).
+pub const PEOPLE: TableDefinition<u32, &[u8]> = TableDefinition::new("people_v1");
+
+/// `device (32) → DeviceCertificate protobuf`; only verified certificates.
+pub const DEVICES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("devices_v1");
+
+/// `doc_no (4) || actor_no (4) || seq (4) → signature (64) || change`.
+/// The change is stored as automerge's chunk, DEFLATE-compressed when that
+/// is smaller. This is the source of truth: documents are rebuilt from it,
+/// and post texts are read from it (the indexes point here instead of
+/// holding a second copy).
+pub const CHANGES: TableDefinition<&[u8; 12], &[u8]> = TableDefinition::new("changes_v1");
+/// `CHANGES key → ()`: stored changes whose dependencies have not arrived.
+pub const PENDING: TableDefinition<&[u8; 12], ()> = TableDefinition::new("pending_v1");
+/// `change hash (32) → SignedChange protobuf`: the second of two different
+/// changes with one actor and sequence number. Kept as evidence, never applied.
+pub const QUARANTINE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("quarantine_v1");
+
+/// `post id (16) → PostRow` (see `rows::PostRow`).
+pub const POSTS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("posts_v1");
+/// `space_no (4) || created_at ms (8) || post id (16) → ()`: feeds, newest last.
+pub const FEED: TableDefinition<&[u8; 28], ()> = TableDefinition::new("feed_v1");
+/// `person_no (4) || created_at ms (8) || post id (16) → ()`: one author's posts.
+pub const BY_AUTHOR: TableDefinition<&[u8; 28], ()> = TableDefinition::new("by_author_v1");
+/// `parent post id (16) || created_at ms (8) || reply post id (16) → ()`.
+pub const REPLIES: TableDefinition<&[u8; 40], ()> = TableDefinition::new("replies_v1");
+/// `post id (16) || time ms (8) || actor_no (4) || seq (4) → op counter`:
+/// every text a post has had, pointing at the change that holds it.
+pub const VERSIONS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("versions_v1");
+/// `post id (16) || reactor person_no (4) || emoji → doc_no` of the feed
+/// shard holding the reaction.
+pub const REACTIONS: TableDefinition<&[u8], u32> = TableDefinition::new("reactions_v1");
+
+/// `person_no || person_no → ()`: the first follows the second.
+pub const FOLLOWS: TableDefinition<&[u8; 8], ()> = TableDefinition::new("follows_v1");
+/// `person_no || person_no → ()`: the first blocks the second.
+pub const BLOCKS: TableDefinition<&[u8; 8], ()> = TableDefinition::new("blocks_v1");
+/// `owner person_no (4) || subject person_no (4) || label → ()`: labels from
+/// the owner's private document.
+pub const LABELS: TableDefinition<&[u8], ()> = TableDefinition::new("labels_v1");
