@@ -1,1 +1,144 @@
-//! end-to-end tests live in tests/
+//! Harness for end-to-end tests: runs the real `kith` binary against real
+//! home directories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `kith` binary, built once per test process with the same profile as
+/// the tests.
+pub fn kith_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "kith-cli",
+                "--bin",
+                "kith",
+                "--message-format=json",
+            ])
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building kith failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| {
+                v.get("executable")
+                    .and_then(|e| e.as_str())
+                    .map(PathBuf::from)
+            })
+            .last()
+            .expect("cargo reports the kith executable")
+    })
+}
+
+/// A home directory in a temporary directory.
+#[derive(Debug)]
+pub struct TestHome {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+/// What one run of `kith` produced.
+#[derive(Debug)]
+pub struct Run {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            ok: o.status.success(),
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// The stdout of a successful run, trimmed; panics with stderr otherwise.
+    #[track_caller]
+    pub fn out(&self) -> &str {
+        assert!(self.ok, "kith failed ({:?}): {}", self.code, self.stderr);
+        self.stdout.trim()
+    }
+
+    /// The stdout of a successful run parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.out())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+
+    /// Asserts the run failed with a message containing `needle`.
+    #[track_caller]
+    pub fn fails_with(&self, needle: &str) {
+        assert!(!self.ok, "expected failure, got success: {}", self.stdout);
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {}",
+            self.stderr
+        );
+    }
+}
+
+impl TestHome {
+    /// A fresh, not yet initialised home.
+    pub fn new() -> TestHome {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("home");
+        TestHome { _tmp: tmp, dir }
+    }
+
+    /// A home with an identity named `name`.
+    pub fn init(name: &str) -> TestHome {
+        let h = TestHome::new();
+        h.run(&["init", "--name", name]).out();
+        h
+    }
+
+    /// Runs `kith --home DIR args…`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("kith runs"))
+    }
+
+    /// The command, for callers that need to control the process.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(kith_bin());
+        c.arg("--home")
+            .arg(&self.dir)
+            .args(args)
+            .env_remove("KITH_HOME")
+            .env("RUST_LOG", "warn");
+        c
+    }
+
+    /// This home's identity id.
+    pub fn id(&self) -> String {
+        self.run(&["whoami", "--json"]).json()["identity"]
+            .as_str()
+            .expect("identity")
+            .to_owned()
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+}
+
+impl Default for TestHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}

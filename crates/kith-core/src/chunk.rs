@@ -60,7 +60,7 @@ pub enum ChunkError {
     TooManyDeps(u64),
     #[error("change actor id is {0} bytes, outside 33..={MAX_ACTOR_LEN}")]
     ActorLength(u64),
-    #[error("change has an integer that does not fit in 64 bits")]
+    #[error("change has an integer that is overlong or does not fit in 64 bits")]
     Leb128,
     #[error("change has start_op 0")]
     ZeroStartOp,
@@ -90,6 +90,11 @@ impl<'a> Reader<'a> {
             }
             value |= bits << (7 * i);
             if byte & 0x80 == 0 {
+                // A zero final byte after the first is an overlong encoding:
+                // two byte strings would then share one change hash.
+                if i > 0 && byte == 0 {
+                    return Err(ChunkError::Leb128);
+                }
                 return Ok(value);
             }
         }
@@ -254,6 +259,23 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         assert_eq!(parse_header(&flipped), Err(ChunkError::Checksum));
+    }
+
+    #[test]
+    fn an_overlong_length_is_refused() {
+        // The same change with its length written in one byte more: the hash
+        // (computed over the minimal length) would be the same, so it must go.
+        let change = sample_change();
+        let raw = change.raw_bytes();
+        let mut i = 9;
+        while raw[i] & 0x80 != 0 {
+            i += 1;
+        }
+        let mut long = raw[..i].to_vec();
+        long.push(raw[i] | 0x80);
+        long.push(0);
+        long.extend_from_slice(&raw[i + 1..]);
+        assert_eq!(parse_header(&long), Err(ChunkError::Leb128));
     }
 
     #[test]

@@ -114,21 +114,22 @@ key_id!(
     DeviceId
 );
 
-/// A post, unique across the network: a hash of its author, space and key
-/// within the author's feed, so nobody can mint a post id that names
-/// someone else's post.
+/// A post, unique across the network: a hash of its feed document (which
+/// names the author) and its key there, so nobody can mint a post id that
+/// names someone else's post.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PostId(pub [u8; 16]);
 
 const BASE32: data_encoding::Encoding = data_encoding::BASE32_NOPAD;
 
 impl PostId {
-    /// Derives the id of the post stored under `key` in `author`'s feed for `space`.
-    pub fn derive(author: &IdentityId, space: &crate::SpaceId, key: &str) -> PostId {
+    /// Derives the id of the post stored under `key` in the feed document
+    /// `doc`. The whole document id is hashed, so two shards of one feed can
+    /// never hold posts with the same id.
+    pub fn derive(doc: &crate::DocId, key: &str) -> PostId {
         let mut h = Sha256::new();
         h.update(b"kith/post/v1");
-        h.update(author.0);
-        h.update(space.0);
+        h.update(doc.to_bytes());
         h.update(key.as_bytes());
         let digest = h.finalize();
         PostId(digest[..16].try_into().expect("sha256 is 32 bytes"))
@@ -216,8 +217,8 @@ mod tests {
 
     #[test]
     fn post_ids_round_trip_and_reject_garbage() {
-        let author = IdentityId([9; 32]);
-        let id = PostId::derive(&author, &crate::SpaceId::PUBLIC, "abc");
+        let doc = crate::DocId::feed(IdentityId([9; 32]), crate::SpaceId::PUBLIC, 0);
+        let id = PostId::derive(&doc, "abc");
         let s = id.to_string();
         assert_eq!(s.len(), 26);
         assert_eq!(s.parse::<PostId>().unwrap(), id);

@@ -48,19 +48,19 @@ pub enum HomeError {
     AlreadyInitialized { path: PathBuf, identity: String },
     #[error("{path} is not a 32-byte key file ({len} bytes)")]
     BadKeyFile { path: PathBuf, len: usize },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Random(#[from] kith_core::RandomError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HomeError + '_ {
-    move |source| HomeError::Io {
+    move |error| HomeError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -148,7 +148,7 @@ impl Home {
             0o600,
         )
         .map_err(|e| match e {
-            HomeError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            HomeError::Io { error, .. } if error.kind() == std::io::ErrorKind::AlreadyExists => {
                 HomeError::AlreadyInitialized {
                     path: self.dir.clone(),
                     identity: "(created concurrently)".into(),

@@ -38,11 +38,8 @@ pub enum ActionError {
     UnknownPerson(IdentityId),
     #[error("post {0} is not yours: only its author can edit or delete it")]
     NotYours(PostId),
-    #[error("{path}: {source}")]
-    File {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("{path}: {error}")]
+    File { path: String, error: std::io::Error },
     #[error("{path} is {size} bytes, more than the {MAX_ARCHIVE_BYTES}-byte limit for an archive")]
     ArchiveTooLarge { path: String, size: u64 },
     #[error("import refused, nothing was applied: {0}")]
@@ -175,7 +172,7 @@ impl Service {
             .to_ascii_lowercase();
         let at = now_ms();
         self.commit(doc, |d| feed::create_post(d, &key, text, at, reply_to))?;
-        Ok(PostId::derive(&doc.owner, &doc.space, &key))
+        Ok(PostId::derive(&doc, &key))
     }
 
     fn own_post(&self, id: &PostId) -> Result<(DocId, String), ActionError> {
@@ -399,10 +396,7 @@ impl Service {
         let tmp = path.with_extension("kith-export.tmp");
         std::fs::write(&tmp, &bytes)
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|source| ActionError::File {
-                path: shown,
-                source,
-            })?;
+            .map_err(|error| ActionError::File { path: shown, error })?;
         Ok(archive.changes.len())
     }
 
@@ -410,18 +404,16 @@ impl Service {
     pub fn import(&mut self, path: &Path) -> Result<IngestReport, ActionError> {
         let shown = path.display().to_string();
         let size = std::fs::metadata(path)
-            .map_err(|source| ActionError::File {
+            .map_err(|error| ActionError::File {
                 path: shown.clone(),
-                source,
+                error,
             })?
             .len();
         if size > MAX_ARCHIVE_BYTES {
             return Err(ActionError::ArchiveTooLarge { path: shown, size });
         }
-        let bytes = std::fs::read(path).map_err(|source| ActionError::File {
-            path: shown,
-            source,
-        })?;
+        let bytes =
+            std::fs::read(path).map_err(|error| ActionError::File { path: shown, error })?;
         let archive = Archive::decode(&bytes).map_err(kith_store::ImportError::from)?;
         Ok(self.store.import(archive)?)
     }

@@ -7,7 +7,7 @@ use kith_core::VerifyError;
 pub enum OpenError {
     #[error("the store {path} is in use by another kith process (a running `kith node`?)")]
     InUse { path: String },
-    #[error("the store {path} could not be opened: {source}")]
+    #[error("the store {path} could not be opened")]
     Db {
         path: String,
         source: redb::DatabaseError,
@@ -48,7 +48,8 @@ via_redb_error!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::CompactionError
 );
 
 /// A local action (post, edit, follow …) was not recorded.
@@ -92,6 +93,10 @@ pub enum IngestError {
     Malformed(String),
     #[error("sequence number {0} is beyond what this store accepts")]
     SeqTooLarge(u64),
+    #[error(
+        "{0} changes of this document already wait for missing dependencies; sync its history first"
+    )]
+    TooManyPending(usize),
 }
 
 macro_rules! import_via_store_error {

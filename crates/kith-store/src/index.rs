@@ -51,7 +51,7 @@ pub(crate) fn index_change(
             for put in &touched.text_puts {
                 let still_there = feed::post_state(doc, &put.post_key).is_some_and(|s| !s.deleted);
                 if still_there {
-                    let post = PostId::derive(&a.doc.owner, &a.doc.space, &put.post_key);
+                    let post = PostId::derive(&a.doc, &put.post_key);
                     w.versions
                         .insert(&version_key(&post, time, a.actor_no, a.seq()), put.counter)?;
                 }
@@ -143,7 +143,7 @@ fn index_post(
     space_no: u32,
     key: &str,
 ) -> Result<(), StoreError> {
-    let post = PostId::derive(&a.doc.owner, &a.doc.space, key);
+    let post = PostId::derive(&a.doc, key);
     let Some(state) = feed::post_state(doc, key) else {
         return Ok(());
     };

@@ -23,5 +23,5 @@ mod views;
 pub use docs::DOC_CACHE_CAPACITY;
 pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
 pub use query::FeedQuery;
-pub use store::{ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, Store};
+pub use store::{ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, Store};
 pub use views::{PersonView, PostView, ThreadEntry, Version};

@@ -19,6 +19,11 @@ use crate::rows::{change_key, split_change_key};
 use crate::tables::*;
 use crate::tx::Writer;
 
+/// Most changes of one document that may wait for missing dependencies.
+/// Beyond this a change is refused, so that no peer can grow the store with
+/// changes that never apply.
+pub const MAX_PENDING_PER_DOC: usize = 4096;
+
 /// Length of the random actor suffix chosen when a store is created.
 pub const ACTOR_SUFFIX_LEN: usize = 8;
 
@@ -178,6 +183,17 @@ impl Store {
         };
         let changes = txn.open_table(CHANGES)?;
         Ok(f(self.docs.get(&changes, doc_no)?))
+    }
+
+    /// A document's current heads (empty if unknown).
+    pub fn doc_heads(&mut self, doc: &DocId) -> Result<Vec<ChangeHash>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let nos = txn.open_table(DOC_NOS)?;
+        let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
+            return Ok(Vec::new());
+        };
+        let changes = txn.open_table(CHANGES)?;
+        Ok(self.docs.get(&changes, doc_no)?.get_heads())
     }
 
     /// How many changes a document holds (0 if unknown): decides feed shard roll-over.
@@ -472,9 +488,9 @@ impl Store {
         }
         let doc = self.docs.get(&w.changes, doc_no)?;
         // Which of the new changes, and of those waiting from before, are now applied?
-        let mut candidates: Vec<([u8; 12], u32, automerge::Change)> = fresh
+        let mut candidates: Vec<(Option<usize>, [u8; 12], u32, automerge::Change)> = fresh
             .into_iter()
-            .map(|(_, key, actor_no, c, _)| (key, actor_no, c))
+            .map(|(i, key, actor_no, c, _)| (Some(i), key, actor_no, c))
             .collect();
         let waiting: Vec<[u8; 12]> = w
             .pending
@@ -483,16 +499,20 @@ impl Store {
             )?
             .map(|e| e.map(|(k, _)| *k.value()))
             .collect::<Result<_, _>>()?;
+        let mut waiting_count = waiting.len();
         for key in waiting {
             let row = w.changes.get(&key)?.map(|r| r.value().to_vec());
             let Some(row) = row else { continue };
             let c = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
-            candidates.push((key, split_change_key(&key).1, c));
+            candidates.push((None, key, split_change_key(&key).1, c));
         }
-        for (key, actor_no, change) in candidates {
+        let mut refused_some = false;
+        for (index, key, actor_no, change) in candidates {
             let hash: ChangeHash = change.hash();
             if doc.get_change_meta_by_hash(&hash).is_some() {
-                w.pending.remove(&key)?;
+                if w.pending.remove(&key)?.is_some() {
+                    waiting_count -= 1;
+                }
                 index_change(
                     w,
                     doc,
@@ -505,9 +525,27 @@ impl Store {
                     },
                 )?;
                 report.applied += 1;
-            } else if w.pending.insert(&key, ())?.is_none() {
-                report.pending += 1;
+            } else if let Some(i) = index {
+                if waiting_count >= MAX_PENDING_PER_DOC {
+                    // Refuse rather than grow: the sender should sync the
+                    // missing history first.
+                    w.changes.remove(&key)?;
+                    let size = w.doc_sizes.get(doc_no)?.map_or(0, |v| v.value());
+                    w.doc_sizes.insert(doc_no, size.saturating_sub(1))?;
+                    report
+                        .rejected
+                        .push((i, IngestError::TooManyPending(MAX_PENDING_PER_DOC)));
+                    refused_some = true;
+                } else {
+                    w.pending.insert(&key, ())?;
+                    waiting_count += 1;
+                    report.pending += 1;
+                }
             }
+        }
+        if refused_some {
+            // automerge queued the refused changes in memory: reload from the store.
+            self.docs.evict(doc_no);
         }
         Ok(())
     }
@@ -559,6 +597,13 @@ impl Store {
             posts: txn.open_table(FEED)?.len()?,
             people: txn.open_table(PEOPLE)?.len()?,
         })
+    }
+
+    /// Rewrites the file to give back the space of freed pages (redb does
+    /// not shrink it on its own). Slow: for maintenance, not the hot path.
+    /// Returns whether anything was compacted.
+    pub fn compact(&mut self) -> Result<bool, StoreError> {
+        Ok(self.db.compact()?)
     }
 
     /// The path of the redb file.

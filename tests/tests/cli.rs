@@ -1,0 +1,415 @@
+//! The `kith` command, end to end, offline: one or two homes on this machine,
+//! no network.
+
+use std::os::unix::fs::PermissionsExt;
+
+use kith_tests::TestHome;
+
+#[test]
+fn init_creates_an_identity_once_and_never_overwrites_it() {
+    let home = TestHome::new();
+    let created = home.run(&["init", "--name", "Ada", "--json"]).json();
+    let id = created["identity"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("did:key:z6Mk"), "{id}");
+    assert_ne!(
+        created["device"], created["identity"],
+        "device key differs from identity key"
+    );
+    home.run(&["init"])
+        .fails_with("never overwrites an identity");
+    assert_eq!(home.id(), id);
+    let me = home.run(&["whoami", "--json"]).json();
+    assert_eq!(me["name"], "Ada");
+}
+
+#[test]
+fn secret_files_are_0600_and_exposed_ones_are_refused() {
+    let home = TestHome::init("Ada");
+    for f in ["identity.key", "device.key"] {
+        let mode = std::fs::metadata(home.path(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    std::fs::set_permissions(
+        home.path("device.key"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let run = home.run(&["feed"]);
+    run.fails_with("readable by other users");
+    run.fails_with("chmod 600");
+}
+
+#[test]
+fn any_command_creates_the_identity_in_an_empty_home() {
+    let home = TestHome::new();
+    std::fs::create_dir_all(&home.dir).unwrap();
+    let run = home.run(&["post", "first words"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("created a new identity"),
+        "{}",
+        run.stderr
+    );
+    assert!(home.path("identity.key").exists());
+}
+
+#[test]
+fn a_missing_home_is_a_clear_error() {
+    let home = TestHome::new();
+    home.run(&["feed"]).fails_with("no kith home at");
+    assert!(!home.dir.exists(), "nothing was created");
+}
+
+#[test]
+fn post_feed_and_show_round_trip() {
+    let home = TestHome::init("Ada");
+    let first = home.run(&["post", "hello, kith"]).out().to_owned();
+    let reply = home
+        .run(&["post", "--reply-to", &first, "a reply"])
+        .out()
+        .to_owned();
+    let feed = home.run(&["feed", "--json"]).json();
+    let posts = feed.as_array().unwrap();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[0]["id"], reply.as_str(), "newest first");
+    for field in [
+        "id",
+        "author",
+        "author_name",
+        "text",
+        "created_at",
+        "reply_to",
+        "edited",
+        "reactions",
+    ] {
+        assert!(posts[0].get(field).is_some(), "feed entries have {field}");
+    }
+    assert_eq!(posts[0]["reply_to"], first.as_str());
+    assert_eq!(posts[1]["author_name"], "Ada");
+    assert_eq!(
+        home.run(&["feed", "--limit", "1", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let thread = home.run(&["show", &first, "--json"]).json();
+    assert_eq!(thread["post"]["text"], "hello, kith");
+    assert_eq!(thread["replies"][0]["text"], "a reply");
+    assert_eq!(thread["replies"][0]["depth"], 1);
+    let text = home.run(&["show", &first]).out().to_owned();
+    assert!(
+        text.contains("hello, kith") && text.contains("a reply"),
+        "{text}"
+    );
+}
+
+#[test]
+fn edits_keep_their_history_and_deletes_remove_the_text() {
+    let home = TestHome::init("Ada");
+    let id = home.run(&["post", "first draft"]).out().to_owned();
+    home.run(&["edit", &id, "second draft"]).out();
+    let post = home.run(&["show", &id, "--json"]).json();
+    assert_eq!(post["post"]["text"], "second draft");
+    assert_eq!(post["post"]["edited"], true);
+    let history = home.run(&["show", &id, "--history", "--json"]).json();
+    let texts: Vec<_> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, ["first draft", "second draft"]);
+
+    home.run(&["delete", &id]).out();
+    let feed = home.run(&["feed", "--json"]).json();
+    assert!(
+        feed.as_array().unwrap().is_empty(),
+        "deleted posts leave the feed"
+    );
+    let post = home.run(&["show", &id, "--json"]).json();
+    assert_eq!(post["post"]["deleted"], true);
+    assert_eq!(post["post"]["text"], serde_json::Value::Null);
+    assert!(
+        home.run(&["show", &id, "--history", "--json"]).json()["history"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    home.run(&["edit", &id, "resurrect"]).fails_with("deleted");
+}
+
+#[test]
+fn reactions_add_and_remove() {
+    let home = TestHome::init("Ada");
+    let id = home.run(&["post", "react to me"]).out().to_owned();
+    home.run(&["react", &id, "👍"]).out();
+    home.run(&["react", &id, "🎉"]).out();
+    assert!(home.run(&["react", &id, "👍"]).out().contains("already"));
+    let post = home.run(&["show", &id, "--json"]).json();
+    assert_eq!(
+        post["post"]["reactions"],
+        serde_json::json!({"👍": 1, "🎉": 1})
+    );
+    home.run(&["unreact", &id, "👍"]).out();
+    let post = home.run(&["show", &id, "--json"]).json();
+    assert_eq!(post["post"]["reactions"], serde_json::json!({"🎉": 1}));
+    home.run(&["react", &id, "two words"])
+        .fails_with("reaction");
+}
+
+#[test]
+fn profiles_follows_blocks_and_labels() {
+    let ada = TestHome::init("Ada");
+    let bob = TestHome::init("Bob");
+    let bob_id = bob.id();
+    bob.run(&["profile", "set", "--bio", "builds bridges"])
+        .out();
+    bob.run(&["post", "bob's first"]).out();
+    let archive = bob.path("../bob.kith");
+    bob.run(&["export", archive.to_str().unwrap()]).out();
+    ada.run(&["import", archive.to_str().unwrap()]).out();
+
+    let shown = ada.run(&["profile", "show", &bob_id, "--json"]).json();
+    assert_eq!(shown["name"], "Bob");
+    assert_eq!(shown["bio"], "builds bridges");
+
+    ada.run(&[
+        "follow",
+        &bob_id,
+        "--label",
+        "colleague",
+        "--label",
+        "Customer",
+    ])
+    .out();
+    let people = ada.run(&["people", "--json"]).json();
+    assert_eq!(people[0]["id"], bob_id.as_str());
+    assert_eq!(people[0]["following"], true);
+    assert_eq!(
+        people[0]["labels"],
+        serde_json::json!(["colleague", "customer"])
+    );
+    assert_eq!(
+        ada.run(&["people", "--label", "customer", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        ada.run(&["people", "--label", "vendor", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    ada.run(&["label", &bob_id, "friend", "--remove", "colleague"])
+        .out();
+    assert_eq!(
+        ada.run(&["people", "--json"]).json()[0]["labels"],
+        serde_json::json!(["customer", "friend"])
+    );
+    // Labels are private: they live in ada's private document, not in her public profile.
+    let ada_profile = ada.run(&["profile", "show", "--json"]).json();
+    assert_eq!(ada_profile["follows"], serde_json::json!([bob_id]));
+
+    ada.run(&["block", &bob_id]).out();
+    let feed = ada.run(&["feed", "--json"]).json();
+    assert!(
+        feed.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["author"] != bob_id.as_str()),
+        "blocked authors leave the feed"
+    );
+    ada.run(&["unblock", &bob_id]).out();
+    assert_eq!(
+        ada.run(&["feed", "--author", &bob_id, "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    ada.run(&["unfollow", &bob_id]).out();
+    assert_eq!(ada.run(&["people", "--json"]).json()[0]["following"], false);
+}
+
+#[test]
+fn bad_inputs_get_clear_errors_and_change_nothing() {
+    let ada = TestHome::init("Ada");
+    let bob = TestHome::init("Bob");
+    let before = ada.run(&["feed", "--json"]).json();
+
+    ada.run(&["post", ""]).fails_with("post text is empty");
+    ada.run(&["post", "   "]).fails_with("post text is empty");
+    ada.run(&["post", &"x".repeat(10_001)])
+        .fails_with("the limit is 10000");
+    assert!(
+        ada.run(&["post", &"é".repeat(10_000)]).ok,
+        "exactly 10,000 characters is fine"
+    );
+    ada.run(&["show", "not-a-post"])
+        .fails_with("is not a post id");
+    ada.run(&["show", "aaaaaaaaaaaaaaaaaaaaaaaaaa"])
+        .fails_with("no post aaaaaaaaaaaaaaaaaaaaaaaaaa");
+    ada.run(&["edit", "aaaaaaaaaaaaaaaaaaaaaaaaaa", "x"])
+        .fails_with("no post");
+    ada.run(&["post", "--reply-to", "aaaaaaaaaaaaaaaaaaaaaaaaaa", "x"])
+        .fails_with("no post");
+    ada.run(&["follow", "bob"]).fails_with("is not a kith id");
+    ada.run(&["follow", "did:key:z6MkfakefakefakeO0"])
+        .fails_with("not valid base58");
+    ada.run(&["follow", &ada.id()])
+        .fails_with("cannot follow yourself");
+    ada.run(&["profile", "show", &bob.id()])
+        .fails_with("no person");
+    ada.run(&["follow", &bob.id(), "--label", "two words"])
+        .fails_with("label");
+    assert!(
+        ada.run(&["people", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a refused follow wrote nothing"
+    );
+    ada.run(&["feed", "--limit", "0"]).fails_with("0");
+
+    // Someone else's post: import bob's, then try to edit and delete it.
+    let bobs = bob.run(&["post", "bob's words"]).out().to_owned();
+    let archive = bob.path("../bob.kith");
+    bob.run(&["export", archive.to_str().unwrap()]).out();
+    ada.run(&["import", archive.to_str().unwrap()]).out();
+    ada.run(&["edit", &bobs, "ada's words"])
+        .fails_with("is not yours");
+    ada.run(&["delete", &bobs]).fails_with("is not yours");
+    assert_eq!(
+        ada.run(&["show", &bobs, "--json"]).json()["post"]["text"],
+        "bob's words"
+    );
+    let after = ada.run(&["feed", "--author", &ada.id(), "--json"]).json();
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        before.as_array().unwrap().len() + 1,
+        "only the valid post was added"
+    );
+}
+
+#[test]
+fn export_and_import_move_signed_history_between_homes() {
+    let ada = TestHome::init("Ada");
+    let p = ada.run(&["post", "portable"]).out().to_owned();
+    ada.run(&["edit", &p, "portable, edited"]).out();
+    let file = ada.path("../ada.kith");
+    let exported = ada
+        .run(&["export", file.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(exported["changes"], 3, "profile name, post, edit");
+
+    let bob = TestHome::init("Bob");
+    let imported = bob
+        .run(&["import", file.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(imported["applied"], 3);
+    assert_eq!(
+        bob.run(&["show", &p, "--json"]).json()["post"]["text"],
+        "portable, edited"
+    );
+    let again = bob
+        .run(&["import", file.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(
+        (again["applied"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(3))
+    );
+}
+
+#[test]
+fn tampered_archives_are_refused_whole() {
+    let ada = TestHome::init("Ada");
+    for i in 0..5 {
+        ada.run(&["post", &format!("post number {i}")]).out();
+    }
+    let file = ada.path("../ada.kith");
+    ada.run(&["export", file.to_str().unwrap()]).out();
+    let good = std::fs::read(&file).unwrap();
+    let bob = TestHome::init("Bob");
+    let before = bob.run(&["feed", "--json"]).json();
+
+    // Change one character of the last post's text inside the archive.
+    let at = good
+        .windows(13)
+        .rposition(|w| w == b"post number 4")
+        .expect("text is in the archive");
+    let mut tampered = good.clone();
+    tampered[at + 12] = b'5';
+    let bad = ada.path("../tampered.kith");
+    std::fs::write(&bad, &tampered).unwrap();
+    let run = bob.run(&["import", bad.to_str().unwrap()]);
+    run.fails_with("nothing was applied");
+    run.fails_with("checksum");
+
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() - 7);
+    std::fs::write(&bad, &truncated).unwrap();
+    bob.run(&["import", bad.to_str().unwrap()])
+        .fails_with("truncated");
+
+    std::fs::write(&bad, b"hello").unwrap();
+    bob.run(&["import", bad.to_str().unwrap()])
+        .fails_with("not a kith archive");
+    bob.run(&["import", "/nonexistent/archive"])
+        .fails_with("/nonexistent/archive");
+
+    assert_eq!(
+        bob.run(&["feed", "--json"]).json(),
+        before,
+        "nothing of a refused archive was applied"
+    );
+    assert_eq!(bob.run(&["people", "--json"]).json(), serde_json::json!([]));
+}
+
+#[test]
+fn a_second_process_on_the_same_home_is_told_why_it_cannot_open_it() {
+    let home = TestHome::init("Ada");
+    let mut node = home
+        .command(&["node"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (with a deadline) until the node has the store open.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut reader = std::io::BufReader::new(node.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        assert!(std::time::Instant::now() < deadline, "node did not start");
+        line.clear();
+        use std::io::BufRead;
+        if reader.read_line(&mut line).unwrap() == 0 {
+            panic!("node exited early");
+        }
+        if line.contains("store") {
+            break;
+        }
+    }
+    home.run(&["post", "while the node runs"])
+        .fails_with("in use by another kith process");
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(
+        node.wait().unwrap().success(),
+        "node stops cleanly on SIGTERM"
+    );
+    assert!(home.run(&["post", "after the node stopped"]).ok);
+}
