@@ -191,20 +191,31 @@ impl SignedChange {
         Self::from_proto(p)
     }
 
-    /// Every check but the signature itself; returns what the signature check needs.
-    fn precheck(
-        &self,
-        certs: &impl Certificates,
-    ) -> Result<(ChangeHeader, VerifyingKey, IdentityId), VerifyError> {
-        if self.change.len() > MAX_CHANGE_BYTES {
-            return Err(VerifyError::Oversized(self.change.len()));
-        }
-        let header = parse_header(&self.change)?;
+    /// The device key, decompressed and checked for small order.
+    fn device_key(&self) -> Result<VerifyingKey, VerifyError> {
         let key =
             VerifyingKey::from_bytes(&self.device.0).map_err(|_| VerifyError::InvalidDeviceKey)?;
         if key.is_weak() {
             return Err(VerifyError::WeakDeviceKey);
         }
+        Ok(key)
+    }
+
+    /// The size limit and the header (steps 6 and 7 of proto/README.md §7).
+    fn structure(&self) -> Result<ChangeHeader, VerifyError> {
+        if self.change.len() > MAX_CHANGE_BYTES {
+            return Err(VerifyError::Oversized(self.change.len()));
+        }
+        Ok(parse_header(&self.change)?)
+    }
+
+    /// Actor, certificate and permission (steps 9 to 11): who wrote this,
+    /// and may they write this document?
+    fn authorise(
+        &self,
+        header: &ChangeHeader,
+        certs: &impl Certificates,
+    ) -> Result<IdentityId, VerifyError> {
         if !header.actor.starts_with(&self.device.0) {
             return Err(VerifyError::ActorMismatch);
         }
@@ -224,85 +235,49 @@ impl SignedChange {
                 return Err(VerifyError::UnsupportedKind(self.doc.kind.name()));
             }
         }
-        Ok((header, key, author))
+        Ok(author)
     }
 
     /// Checks one change completely, with `verify_strict`.
     pub fn verify(self, certs: &impl Certificates) -> Result<Verified<SignedChange>, VerifyError> {
-        let (header, key, author) = self.precheck(certs)?;
-        let msg = Self::signed_bytes(&self.doc, &header.hash);
-        key.verify_strict(&msg, &Signature::from_bytes(&self.signature))
-            .map_err(|_| VerifyError::BadSignature)?;
-        Ok(Verified {
-            inner: self,
-            header,
-            author,
-        })
+        verify_batch(vec![self], certs)
+            .pop()
+            .expect("one result per input")
     }
 }
 
-/// Batches smaller than this are verified one by one: batching only pays off
-/// when there are enough signatures to amortise its setup.
-const MIN_BATCH: usize = 16;
-
-/// Checks many changes, batching the signature checks. Returns one result per
-/// input, in order. If the batch fails, every signature is checked on its own
-/// with `verify_strict`, so a single forgery never costs honest changes.
+/// Checks many changes and returns one result per input, in order.
+///
+/// Every signature is checked on its own with `verify_strict`. Batched
+/// ed25519 verification is faster but cannot accept exactly the signatures
+/// `verify_strict` accepts (a signature whose `R` has a small torsion
+/// component passes a cofactorless batch for some random multipliers and
+/// fails the strict check), and nodes must never disagree on whether a change
+/// is valid. What is shared across the batch is the key decompression: each
+/// device key is decompressed and checked once.
 pub fn verify_batch(
     changes: Vec<SignedChange>,
     certs: &impl Certificates,
 ) -> Vec<Result<Verified<SignedChange>, VerifyError>> {
-    let mut results: Vec<Result<Verified<SignedChange>, VerifyError>> =
-        Vec::with_capacity(changes.len());
-    let mut pending = Vec::new();
-    for (i, change) in changes.into_iter().enumerate() {
-        match change.precheck(certs) {
-            Ok((header, key, author)) => {
-                pending.push((i, key));
-                results.push(Ok(Verified {
-                    inner: change,
-                    header,
-                    author,
-                }));
-            }
-            Err(e) => results.push(Err(e)),
-        }
-    }
-    let batch_ok = pending.len() >= MIN_BATCH && {
-        let msgs: Vec<Vec<u8>> = pending
-            .iter()
-            .map(|(i, _)| {
-                let v = results[*i].as_ref().expect("pending entries are Ok");
-                SignedChange::signed_bytes(&v.inner.doc, &v.header.hash)
+    let mut keys: std::collections::HashMap<DeviceId, Result<VerifyingKey, VerifyError>> =
+        std::collections::HashMap::new();
+    changes
+        .into_iter()
+        .map(|change| {
+            let header = change.structure()?;
+            let key = keys
+                .entry(change.device)
+                .or_insert_with(|| change.device_key())
+                .clone()?;
+            let author = change.authorise(&header, certs)?;
+            let msg = SignedChange::signed_bytes(&change.doc, &header.hash);
+            key.verify_strict(&msg, &Signature::from_bytes(&change.signature))
+                .map_err(|_| VerifyError::BadSignature)?;
+            Ok(Verified {
+                inner: change,
+                header,
+                author,
             })
-            .collect();
-        let msg_refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-        let sigs: Vec<Signature> = pending
-            .iter()
-            .map(|(i, _)| {
-                Signature::from_bytes(
-                    &results[*i]
-                        .as_ref()
-                        .expect("pending entries are Ok")
-                        .inner
-                        .signature,
-                )
-            })
-            .collect();
-        let keys: Vec<VerifyingKey> = pending.iter().map(|(_, k)| *k).collect();
-        ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok()
-    };
-    if !batch_ok {
-        for (i, key) in pending {
-            let v = results[i].as_ref().expect("pending entries are Ok");
-            let msg = SignedChange::signed_bytes(&v.inner.doc, &v.header.hash);
-            if key
-                .verify_strict(&msg, &Signature::from_bytes(&v.inner.signature))
-                .is_err()
-            {
-                results[i] = Err(VerifyError::BadSignature);
-            }
-        }
-    }
-    results
+        })
+        .collect()
 }
