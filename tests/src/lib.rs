@@ -36,7 +36,7 @@ pub fn kith_bin() -> &'static Path {
                     .and_then(|e| e.as_str())
                     .map(PathBuf::from)
             })
-            .last()
+            .next_back()
             .expect("cargo reports the kith executable")
     })
 }

@@ -532,6 +532,11 @@ impl Store {
                     w.changes.remove(&key)?;
                     let size = w.doc_sizes.get(doc_no)?.map_or(0, |v| v.value());
                     w.doc_sizes.insert(doc_no, size.saturating_sub(1))?;
+                    let (_, _, seq) = split_change_key(&key);
+                    let clock_key = crate::rows::pair_key(doc_no, actor_no);
+                    if w.clocks.get(&clock_key)?.is_some_and(|c| c.value() >= seq) {
+                        w.clocks.insert(&clock_key, seq - 1)?;
+                    }
                     report
                         .rejected
                         .push((i, IngestError::TooManyPending(MAX_PENDING_PER_DOC)));
@@ -641,6 +646,20 @@ fn store_row(
         .insert(&change_key(doc_no, actor_no, seq), row.as_slice())?;
     let size = w.doc_sizes.get(doc_no)?.map_or(0, |v| v.value());
     w.doc_sizes.insert(doc_no, size + 1)?;
+    // Advance this actor's clock over every sequence number now stored without a gap.
+    let clock_key = crate::rows::pair_key(doc_no, actor_no);
+    let clock = w.clocks.get(&clock_key)?.map_or(0, |v| v.value());
+    if seq == clock + 1 {
+        let mut top = seq;
+        while w
+            .changes
+            .get(&change_key(doc_no, actor_no, top + 1))?
+            .is_some()
+        {
+            top += 1;
+        }
+        w.clocks.insert(&clock_key, top)?;
+    }
     Ok(())
 }
 

@@ -50,6 +50,10 @@ pub const DEVICES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("dev
 /// and post texts are read from it (the indexes point here instead of
 /// holding a second copy).
 pub const CHANGES: TableDefinition<&[u8; 12], &[u8]> = TableDefinition::new("changes_v1");
+/// `doc_no (4) || actor_no (4) → seq`: the highest sequence number such that
+/// every change of this actor up to it is stored. A document's clocks are its
+/// version vector: what sync compares, without loading automerge.
+pub const CLOCKS: TableDefinition<&[u8; 8], u32> = TableDefinition::new("clocks_v1");
 /// `CHANGES key → ()`: stored changes whose dependencies have not arrived.
 pub const PENDING: TableDefinition<&[u8; 12], ()> = TableDefinition::new("pending_v1");
 /// `change hash (32) → SignedChange protobuf`: the second of two different

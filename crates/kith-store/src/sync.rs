@@ -1,0 +1,174 @@
+//! What sync needs from the store: each document's version vector (the
+//! highest gap-free sequence number per actor) and the stored changes beyond
+//! a peer's vector, in an order that applies without waiting.
+//!
+//! Comparing version vectors needs no automerge: within one actor, change
+//! `seq` depends on `seq - 1`, so "everything up to n" describes a set of
+//! changes exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kith_core::{DeviceCert, DeviceId, DocId, DocKind, IdentityId, SignedChange};
+use redb::{ReadableDatabase, ReadableTable};
+
+use crate::docs::parse_change;
+use crate::error::StoreError;
+use crate::rows::{change_key, pair_key, split_pair_key};
+use crate::store::Store;
+use crate::tables::*;
+
+/// A document's version vector: actor id → highest gap-free sequence number.
+pub type VersionVector = BTreeMap<Vec<u8>, u32>;
+
+/// A batch of changes for one document, and whether more remain.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeBatch {
+    pub changes: Vec<SignedChange>,
+    /// The certificates of every device that signed a change in the batch.
+    pub certificates: Vec<DeviceCert>,
+    pub more: bool,
+}
+
+impl Store {
+    /// The version vectors of the documents owned by `owners` that `asker`
+    /// may receive: public kinds to anyone, private documents only to their
+    /// owner's own devices.
+    pub fn versions(
+        &self,
+        owners: &BTreeSet<IdentityId>,
+        asker: Option<IdentityId>,
+    ) -> Result<Vec<(DocId, VersionVector)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let docs = txn.open_table(DOCS)?;
+        let clocks = txn.open_table(CLOCKS)?;
+        let actors = txn.open_table(ACTORS)?;
+        let mut out = Vec::new();
+        for entry in docs.iter()? {
+            let (k, v) = entry?;
+            let Ok(doc) = DocId::from_bytes(v.value()) else {
+                continue;
+            };
+            if !owners.contains(&doc.owner) || !may_receive(&doc, asker) {
+                continue;
+            }
+            let doc_no = k.value();
+            let mut vv = VersionVector::new();
+            for c in clocks.range::<&[u8; 8]>(&pair_key(doc_no, 0)..=&pair_key(doc_no, u32::MAX))? {
+                let (ck, seq) = c?;
+                let (_, actor_no) = split_pair_key(ck.value());
+                let actor = actors
+                    .get(actor_no)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("actor {actor_no}")))?
+                    .value()
+                    .to_vec();
+                vv.insert(actor, seq.value());
+            }
+            if !vv.is_empty() {
+                out.push((doc, vv));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored changes of `doc` that a peer with version vector `have`
+    /// lacks, oldest first (sorted by `start_op`, which automerge makes
+    /// larger than that of every dependency, so each batch applies in
+    /// order), up to about `max_bytes`.
+    pub fn changes_since(
+        &self,
+        doc: &DocId,
+        have: &VersionVector,
+        asker: Option<IdentityId>,
+        max_bytes: usize,
+    ) -> Result<ChangeBatch, StoreError> {
+        if !may_receive(doc, asker) {
+            return Ok(ChangeBatch::default());
+        }
+        let txn = self.db.begin_read()?;
+        let nos = txn.open_table(DOC_NOS)?;
+        let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
+            return Ok(ChangeBatch::default());
+        };
+        let clocks = txn.open_table(CLOCKS)?;
+        let actors = txn.open_table(ACTORS)?;
+        let changes = txn.open_table(CHANGES)?;
+        let devices = txn.open_table(DEVICES)?;
+        let mut found = Vec::new();
+        for c in clocks.range::<&[u8; 8]>(&pair_key(doc_no, 0)..=&pair_key(doc_no, u32::MAX))? {
+            let (ck, top) = c?;
+            let (_, actor_no) = split_pair_key(ck.value());
+            let actor = actors
+                .get(actor_no)?
+                .ok_or_else(|| StoreError::Corrupt(format!("actor {actor_no}")))?
+                .value()
+                .to_vec();
+            let from = have.get(&actor).copied().unwrap_or(0) + 1;
+            if from > top.value() {
+                continue;
+            }
+            let device = DeviceId::from_slice(&actor[..32])
+                .ok_or_else(|| StoreError::Corrupt("short actor".into()))?;
+            for row in changes.range::<&[u8; 12]>(
+                &change_key(doc_no, actor_no, from)..=&change_key(doc_no, actor_no, top.value()),
+            )? {
+                let (_, row) = row?;
+                let row = row.value();
+                let change = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
+                found.push((
+                    change.start_op().get(),
+                    device,
+                    row[..64].try_into().expect("64-byte signature"),
+                    change,
+                ));
+            }
+        }
+        found.sort_by_key(|(start_op, ..)| *start_op);
+        let mut batch = ChangeBatch::default();
+        let mut bytes = 0;
+        let mut signers = BTreeSet::new();
+        for (_, device, signature, change) in found {
+            let raw = change.raw_bytes().to_vec();
+            if bytes > 0 && bytes + raw.len() > max_bytes {
+                batch.more = true;
+                break;
+            }
+            bytes += raw.len();
+            signers.insert(device);
+            batch.changes.push(SignedChange {
+                doc: *doc,
+                change: raw,
+                device,
+                signature,
+            });
+        }
+        for device in signers {
+            if let Some(v) = devices.get(&device.0)? {
+                batch.certificates.push(
+                    DeviceCert::decode(v.value())
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                );
+            }
+        }
+        Ok(batch)
+    }
+
+    /// This store's certificate for `device`, if it has one.
+    pub fn certificate(&self, device: &DeviceId) -> Result<Option<DeviceCert>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let devices = txn.open_table(DEVICES)?;
+        let bytes = devices.get(&device.0)?.map(|v| v.value().to_vec());
+        bytes
+            .map(|b| DeviceCert::decode(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+}
+
+/// Private documents go only to their owner's devices; everything else is public.
+fn may_receive(doc: &DocId, asker: Option<IdentityId>) -> bool {
+    match doc.kind {
+        DocKind::Private => asker == Some(doc.owner),
+        DocKind::Feed => doc.space.is_public(),
+        DocKind::Profile => true,
+        DocKind::GroupControl => false,
+    }
+}
