@@ -20,6 +20,7 @@ pub mod id;
 pub mod keys;
 pub mod schema;
 pub mod signed;
+pub mod sync;
 
 /// Types generated from `proto/kith.proto`.
 #[allow(missing_debug_implementations, clippy::all)]

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod home;
+mod replica;
 pub mod service;
 
 pub use home::{Home, HomeError, HomeSource, Keys};

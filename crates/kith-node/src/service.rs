@@ -100,6 +100,11 @@ impl Service {
         self.keys.identity.id()
     }
 
+    /// This device's keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -23,7 +23,7 @@ mod views;
 
 pub use docs::DOC_CACHE_CAPACITY;
 pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
+pub use kith_core::sync::{ChangeBatch, VersionVector};
 pub use query::FeedQuery;
 pub use store::{ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, Store};
-pub use sync::{ChangeBatch, VersionVector};
 pub use views::{PersonView, PostView, ThreadEntry, Version};

@@ -6,8 +6,9 @@
 //! `seq` depends on `seq - 1`, so "everything up to n" describes a set of
 //! changes exactly.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use kith_core::sync::{ChangeBatch, VersionVector};
 use kith_core::{DeviceCert, DeviceId, DocId, DocKind, IdentityId, SignedChange};
 use redb::{ReadableDatabase, ReadableTable};
 
@@ -17,25 +18,14 @@ use crate::rows::{change_key, pair_key, split_pair_key};
 use crate::store::Store;
 use crate::tables::*;
 
-/// A document's version vector: actor id → highest gap-free sequence number.
-pub type VersionVector = BTreeMap<Vec<u8>, u32>;
-
-/// A batch of changes for one document, and whether more remain.
-#[derive(Debug, Clone, Default)]
-pub struct ChangeBatch {
-    pub changes: Vec<SignedChange>,
-    /// The certificates of every device that signed a change in the batch.
-    pub certificates: Vec<DeviceCert>,
-    pub more: bool,
-}
-
 impl Store {
-    /// The version vectors of the documents owned by `owners` that `asker`
-    /// may receive: public kinds to anyone, private documents only to their
-    /// owner's own devices.
+    /// The version vectors of the documents owned by `owners` (and of the
+    /// profile documents of `profiles`) that `asker` may receive: public kinds
+    /// to anyone, private documents only to their owner's own devices.
     pub fn versions(
         &self,
         owners: &BTreeSet<IdentityId>,
+        profiles: &BTreeSet<IdentityId>,
         asker: Option<IdentityId>,
     ) -> Result<Vec<(DocId, VersionVector)>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -48,7 +38,9 @@ impl Store {
             let Ok(doc) = DocId::from_bytes(v.value()) else {
                 continue;
             };
-            if !owners.contains(&doc.owner) || !may_receive(&doc, asker) {
+            let wanted = owners.contains(&doc.owner)
+                || (doc.kind == DocKind::Profile && profiles.contains(&doc.owner));
+            if !wanted || !may_receive(&doc, asker) {
                 continue;
             }
             let doc_no = k.value();
@@ -150,6 +142,50 @@ impl Store {
             }
         }
         Ok(batch)
+    }
+
+    /// This store's version vector of one document (empty if unknown).
+    pub fn version(&self, doc: &DocId) -> Result<VersionVector, StoreError> {
+        let txn = self.db.begin_read()?;
+        let nos = txn.open_table(DOC_NOS)?;
+        let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
+            return Ok(VersionVector::new());
+        };
+        let clocks = txn.open_table(CLOCKS)?;
+        let actors = txn.open_table(ACTORS)?;
+        let mut vv = VersionVector::new();
+        for c in clocks.range::<&[u8; 8]>(&pair_key(doc_no, 0)..=&pair_key(doc_no, u32::MAX))? {
+            let (ck, seq) = c?;
+            let (_, actor_no) = split_pair_key(ck.value());
+            let actor = actors
+                .get(actor_no)?
+                .ok_or_else(|| StoreError::Corrupt(format!("actor {actor_no}")))?;
+            vv.insert(actor.value().to_vec(), seq.value());
+        }
+        Ok(vv)
+    }
+
+    /// Whom `who` follows, according to their profile.
+    pub fn follows(&self, who: &IdentityId) -> Result<Vec<IdentityId>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let nos = txn.open_table(PERSON_NOS)?;
+        let Some(no) = nos.get(&who.0)?.map(|v| v.value()) else {
+            return Ok(Vec::new());
+        };
+        let follows = txn.open_table(FOLLOWS)?;
+        let people = txn.open_table(PEOPLE)?;
+        let mut out = Vec::new();
+        for e in follows.range::<&[u8; 8]>(&pair_key(no, 0)..=&pair_key(no, u32::MAX))? {
+            let (k, _) = e?;
+            let (_, other) = split_pair_key(k.value());
+            if let Some(row) = people
+                .get(other)?
+                .and_then(|v| crate::rows::PersonRow::decode(v.value()))
+            {
+                out.push(row.identity);
+            }
+        }
+        Ok(out)
     }
 
     /// This store's certificate for `device`, if it has one.

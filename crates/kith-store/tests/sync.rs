@@ -20,10 +20,10 @@ fn pull(
     max_bytes: usize,
 ) -> usize {
     let mut moved = 0;
-    for (doc, _) in from.versions(owners, asker).unwrap() {
+    for (doc, _) in from.versions(owners, &BTreeSet::new(), asker).unwrap() {
         loop {
             let have: VersionVector = to
-                .versions(owners, asker)
+                .versions(owners, &BTreeSet::new(), asker)
                 .unwrap()
                 .into_iter()
                 .find(|(d, _)| *d == doc)
@@ -115,7 +115,9 @@ fn private_documents_reach_only_their_owners_devices() {
     let owners = BTreeSet::from([alice.id()]);
     let private = DocId::private(alice.id());
     let bob = Author::new(2);
-    let to_bob = s.versions(&owners, Some(bob.id())).unwrap();
+    let to_bob = s
+        .versions(&owners, &BTreeSet::new(), Some(bob.id()))
+        .unwrap();
     assert!(to_bob.iter().all(|(d, _)| *d != private));
     assert!(
         s.changes_since(&private, &VersionVector::new(), Some(bob.id()), usize::MAX)
@@ -123,7 +125,9 @@ fn private_documents_reach_only_their_owners_devices() {
             .changes
             .is_empty()
     );
-    let to_alice = s.versions(&owners, Some(alice.id())).unwrap();
+    let to_alice = s
+        .versions(&owners, &BTreeSet::new(), Some(alice.id()))
+        .unwrap();
     assert!(to_alice.iter().any(|(d, _)| *d == private));
     assert_eq!(
         s.changes_since(
@@ -149,7 +153,7 @@ fn version_vectors_stop_at_the_first_gap() {
         .unwrap();
     let owners = BTreeSet::from([alice.id()]);
     let vv = |s: &Store| {
-        s.versions(&owners, None).unwrap()[0]
+        s.versions(&owners, &BTreeSet::new(), None).unwrap()[0]
             .1
             .values()
             .copied()
