@@ -137,6 +137,92 @@ impl TestHome {
     }
 }
 
+/// A `kith node` process; stopped with SIGTERM when dropped.
+#[derive(Debug)]
+pub struct NodeProc {
+    pub child: std::process::Child,
+    /// The status the node printed when it was ready.
+    pub status: serde_json::Value,
+}
+
+impl NodeProc {
+    /// The first TCP listen address.
+    pub fn addr(&self) -> String {
+        self.status["listen"][0]
+            .as_str()
+            .expect("the node listens")
+            .to_owned()
+    }
+
+    /// Stops the node with SIGTERM and waits for it; panics if it fails.
+    pub fn stop(mut self) {
+        terminate(&mut self.child);
+        let status = self.child.wait().expect("node exits");
+        assert!(status.success(), "node exited with {status}");
+    }
+}
+
+fn terminate(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            terminate(&mut self.child);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl TestHome {
+    /// Starts `kith node --json` with `args` and waits (with a deadline)
+    /// until it reports that it listens.
+    pub fn node(&self, args: &[&str]) -> NodeProc {
+        use std::io::BufRead;
+        let mut all = vec!["node", "--json"];
+        all.extend_from_slice(args);
+        let mut child = self
+            .command(&all)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("kith node starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("node reported within 60 s");
+        let status =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("node printed {line:?}: {e}"));
+        NodeProc { child, status }
+    }
+}
+
+/// Waits until `check` returns `Some`, polling, or panics after `secs`
+/// seconds with `what` in the message.
+#[track_caller]
+pub fn converge<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no convergence within {secs} s: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 impl Default for TestHome {
     fn default() -> Self {
         Self::new()

@@ -378,38 +378,29 @@ fn tampered_archives_are_refused_whole() {
 }
 
 #[test]
-fn a_second_process_on_the_same_home_is_told_why_it_cannot_open_it() {
+fn commands_go_through_a_running_node_and_work_again_after_it_stops() {
     let home = TestHome::init("Ada");
-    let mut node = home
-        .command(&["node"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait (with a deadline) until the node has the store open.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut reader = std::io::BufReader::new(node.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        assert!(std::time::Instant::now() < deadline, "node did not start");
-        line.clear();
-        use std::io::BufRead;
-        if reader.read_line(&mut line).unwrap() == 0 {
-            panic!("node exited early");
-        }
-        if line.contains("store") {
-            break;
-        }
-    }
-    home.run(&["post", "while the node runs"])
-        .fails_with("in use by another kith process");
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &node.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(
-        node.wait().unwrap().success(),
-        "node stops cleanly on SIGTERM"
+    let node = home.node(&["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    // The node holds the store; the CLI reaches it through the local API.
+    let id = home.run(&["post", "while the node runs"]).out().to_owned();
+    assert_eq!(
+        home.run(&["show", &id, "--json"]).json()["post"]["text"],
+        "while the node runs"
     );
-    assert!(home.run(&["post", "after the node stopped"]).ok);
+    home.run(&["post", ""]).fails_with("post text is empty");
+    node.stop();
+    assert!(
+        !home.path("node.json").exists(),
+        "a stopped node leaves no node.json behind"
+    );
+    let after = home.run(&["post", "after the node stopped"]);
+    assert!(after.ok, "{}", after.stderr);
+    assert_eq!(
+        home.run(&["feed", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }

@@ -66,6 +66,15 @@ enum Command {
     Label(people::LabelArgs),
     /// Everyone you follow or know, with your labels.
     People(people::PeopleArgs),
+    /// Connected peers (needs a running node).
+    Peers,
+    /// Manage remembered peers.
+    #[command(subcommand)]
+    Peer(net::PeerCommand),
+    /// The node at a glance: identity, addresses, API, peers, store, sync.
+    Status,
+    /// Catch-up progress; `--wait` waits until it is done.
+    Sync(net::SyncArgs),
     /// Write every signed change to a portable archive.
     Export(archive::FileArgs),
     /// Verify and apply an archive (all or nothing).
@@ -102,6 +111,10 @@ fn main() -> ExitCode {
         Command::Unblock(a) => people::relation(&ctx, a, people::Relation::Unblock),
         Command::Label(a) => people::label(&ctx, a),
         Command::People(a) => people::people(&ctx, a),
+        Command::Peers => net::peers(&ctx),
+        Command::Peer(c) => net::peer(&ctx, c),
+        Command::Status => net::status(&ctx),
+        Command::Sync(a) => net::sync(&ctx, a),
         Command::Export(a) => archive::export(&ctx, a),
         Command::Import(a) => archive::import(&ctx, a),
     };

@@ -17,7 +17,15 @@ pub fn display_name(name: Option<&str>, id: &kith_core::IdentityId) -> String {
     }
 }
 
-fn when(ms: u64) -> String {
+/// A reply of the wrong kind: the node and the CLI disagree.
+pub fn unexpected() -> anyhow::Error {
+    anyhow::anyhow!(
+        "the node answered with an unexpected reply; are `kith` and the node the same version?"
+    )
+}
+
+/// A timestamp for people.
+pub fn when(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
 }

@@ -1,6 +1,10 @@
-//! kith-net: kith's libp2p layer. A device key is also the device's libp2p
-//! identity, so the peer a node talks to is the device whose certificate and
-//! signatures it checks.
+//! kith-net: kith's libp2p layer. One task owns the swarm (TCP + noise +
+//! yamux, identify, ping, mDNS, gossipsub, the `/kith/sync/1`
+//! request-response protocol and connection limits); the node talks to it
+//! through a bounded command channel and hears from it through a bounded
+//! event channel. A device key is also the device's libp2p identity, so the
+//! peer a node talks to is the device whose certificate and signatures it
+//! checks.
 //!
 //! ```
 //! let device = kith_core::DeviceKey::generate().unwrap();
@@ -8,9 +12,116 @@
 //! assert_eq!(kith_net::peer_id(&device.id()), keypair.public().to_peer_id());
 //! ```
 
+mod behaviour;
+mod codec;
+mod task;
+
+pub use behaviour::{BuildError, MAX_GOSSIP_BYTES, PUBLIC_TOPIC, build_swarm};
+pub use codec::SYNC_PROTOCOL;
+pub use libp2p::gossipsub::MessageId;
+pub use libp2p::{Multiaddr, PeerId};
+pub use task::run;
+
+use kith_core::sync::{Request, Response};
 use kith_core::{DeviceId, DeviceKey};
-use libp2p::PeerId;
 use libp2p::identity::{Keypair, PublicKey, ed25519};
+
+/// Capacity of the command channel into the network task.
+pub const COMMAND_CAPACITY: usize = 4096;
+/// Capacity of the event channel out of the network task.
+pub const EVENT_CAPACITY: usize = 4096;
+
+/// What the node asks the network task to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Dial an address once.
+    Dial(Multiaddr),
+    /// Keep a connection to this address, redialling with backoff.
+    Remember(Multiaddr),
+    /// Publish bytes on the public gossip topic.
+    Publish(Vec<u8>),
+    /// Send a sync request; the answer comes back as an event with `id`.
+    Request {
+        peer: DeviceId,
+        id: u64,
+        request: Request,
+    },
+    /// Answer the peer's sync request `id`.
+    Respond { id: u64, response: Response },
+    /// Tell gossipsub whether a message was valid (`None`: ignore it).
+    Validate {
+        message_id: MessageId,
+        source: PeerId,
+        accept: Option<bool>,
+    },
+    /// Close every connection to a device.
+    Disconnect(DeviceId),
+    /// Report listen addresses and peers.
+    Snapshot(tokio::sync::oneshot::Sender<NetSnapshot>),
+}
+
+/// How a peer was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Mdns,
+    Dialed,
+    Inbound,
+}
+
+/// What the network task tells the node.
+#[derive(Debug)]
+pub enum Event {
+    Listening(Multiaddr),
+    Connected {
+        peer: DeviceId,
+        address: Multiaddr,
+        via: Via,
+    },
+    Disconnected {
+        peer: DeviceId,
+    },
+    Request {
+        peer: DeviceId,
+        id: u64,
+        request: Request,
+    },
+    Response {
+        peer: DeviceId,
+        id: u64,
+        response: Response,
+    },
+    RequestFailed {
+        peer: DeviceId,
+        id: u64,
+    },
+    /// A peer sent bytes that are not a sync message.
+    BadMessage {
+        peer: DeviceId,
+        reason: String,
+    },
+    /// A gossip message to validate; `device` is the peer that relayed it.
+    Gossip {
+        message_id: MessageId,
+        source: PeerId,
+        device: DeviceId,
+        data: Vec<u8>,
+    },
+}
+
+/// A connected peer.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub device: DeviceId,
+    pub addresses: Vec<Multiaddr>,
+    pub via: Via,
+}
+
+/// The network's state, for status displays.
+#[derive(Debug, Clone, Default)]
+pub struct NetSnapshot {
+    pub listen: Vec<Multiaddr>,
+    pub peers: Vec<PeerInfo>,
+}
 
 /// The libp2p keypair of a device.
 pub fn keypair(device: &DeviceKey) -> Keypair {
@@ -34,6 +145,18 @@ pub fn device_of(key: &PublicKey) -> Option<DeviceId> {
         .map(|k| DeviceId(k.to_bytes()))
 }
 
+/// The device behind a peer id: ed25519 peer ids embed the public key.
+pub fn device_of_peer(peer: &PeerId) -> Option<DeviceId> {
+    let mh = peer.as_ref();
+    if mh.code() != 0 {
+        return None; // not an identity multihash: not an inline ed25519 key
+    }
+    PublicKey::try_decode_protobuf(mh.digest())
+        .ok()
+        .as_ref()
+        .and_then(device_of)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +167,7 @@ mod tests {
         let kp = keypair(&device);
         assert_eq!(peer_id(&device.id()), kp.public().to_peer_id());
         assert_eq!(device_of(&kp.public()), Some(device.id()));
+        assert_eq!(device_of_peer(&peer_id(&device.id())), Some(device.id()));
         // The caller's key is untouched by libp2p zeroing its copy.
         assert_eq!(device.secret_bytes(), [9; 32]);
     }

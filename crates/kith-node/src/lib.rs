@@ -10,12 +10,22 @@
 //! # let _ = id; Ok(()) }
 //! ```
 
+mod api;
+pub mod call;
 pub mod home;
+pub mod node;
 mod replica;
+pub mod runtime;
 pub mod service;
+pub mod status;
+mod token;
 
+pub use api::ApiError;
+pub use call::{Call, Reply, execute};
 pub use home::{Home, HomeError, HomeSource, Keys};
+pub use node::{NodeConfig, NodeFile};
 pub use service::{ActionError, Service, WhoAmI};
+pub use status::{PeerView, Status, SyncView};
 
 /// Waits for Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() -> std::io::Result<()> {

@@ -42,8 +42,28 @@ pub enum ActionError {
     File { path: String, error: std::io::Error },
     #[error("{path} is {size} bytes, more than the {MAX_ARCHIVE_BYTES}-byte limit for an archive")]
     ArchiveTooLarge { path: String, size: u64 },
+    #[error("this needs a running node: start one with `kith node`")]
+    NodeOnly,
     #[error("import refused, nothing was applied: {0}")]
     Import(#[from] kith_store::ImportError),
+}
+
+impl ActionError {
+    /// A stable, machine-readable code for the local API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ActionError::Home(_) | ActionError::Open(_) => "home",
+            ActionError::Store(_) => "store",
+            ActionError::Invalid(_) => "invalid",
+            ActionError::UnknownPost(_) => "unknown_post",
+            ActionError::UnknownPerson(_) => "unknown_person",
+            ActionError::NotYours(_) => "not_yours",
+            ActionError::File { .. } => "file",
+            ActionError::ArchiveTooLarge { .. } => "archive_too_large",
+            ActionError::NodeOnly => "node_only",
+            ActionError::Import(_) => "import_refused",
+        }
+    }
 }
 
 impl From<CommitError> for ActionError {
@@ -57,7 +77,7 @@ impl From<CommitError> for ActionError {
 }
 
 /// Who this device is.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WhoAmI {
     pub identity: IdentityId,
     pub device: kith_core::DeviceId,

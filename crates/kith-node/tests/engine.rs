@@ -43,6 +43,8 @@ struct Sim {
     links: HashSet<(usize, usize)>,
     rng: StdRng,
     loss: f64,
+    /// Lost messages are never reported: the engine's own timeouts must act.
+    silent_loss: bool,
     disconnects: Vec<(usize, usize)>,
 }
 
@@ -82,6 +84,7 @@ impl Sim {
             links: HashSet::new(),
             rng: StdRng::seed_from_u64(seed),
             loss,
+            silent_loss: seed % 2 == 0,
             disconnects: Vec::new(),
         }
     }
@@ -147,11 +150,10 @@ impl Sim {
                 let to = self.index_of(&peer);
                 let me = self.nodes[from].device;
                 if !self.links.contains(&link(from, to)) || self.rng.random_bool(self.loss) {
-                    self.schedule(
-                        self.now + TIMEOUT_MS,
-                        from,
-                        Input::RequestFailed { peer, id },
-                    );
+                    if !self.silent_loss {
+                        let at = self.now + TIMEOUT_MS;
+                        self.schedule(at, from, Input::RequestFailed { peer, id });
+                    }
                 } else {
                     self.schedule(
                         self.now + delay,
@@ -179,11 +181,10 @@ impl Sim {
                     }
                 }
                 if self.rng.random_bool(self.loss) {
-                    self.schedule(
-                        self.now + TIMEOUT_MS,
-                        to,
-                        Input::RequestFailed { peer: me, id },
-                    );
+                    if !self.silent_loss {
+                        let at = self.now + TIMEOUT_MS;
+                        self.schedule(at, to, Input::RequestFailed { peer: me, id });
+                    }
                 } else {
                     self.schedule(
                         self.now + delay,

@@ -6,6 +6,8 @@
 //! edit history), replicas that applied the same changes in any order hold
 //! the same index.
 
+use std::collections::BTreeMap;
+
 use automerge::{ActorId, AutoCommit, Change, ObjId};
 use kith_core::schema::{self, feed, labels, profile};
 use kith_core::{DocId, DocKind, IdentityId, PostId};
@@ -48,8 +50,20 @@ pub(crate) fn index_change(
         DocKind::Feed => {
             let space_no = w.intern_space(&a.doc.space)?;
             let time = a.change.timestamp().max(0) as u64;
+            // Each touched post is read from the document once: a read costs
+            // several lookups in automerge's op set, a large share of ingest.
+            // `touched` lists the root key of every text put, so all are here.
+            let states: BTreeMap<&str, Option<feed::PostState>> = touched
+                .root_keys
+                .iter()
+                .filter_map(|k| k.strip_prefix(feed::POST_PREFIX))
+                .map(|k| (k, feed::post_state(doc, k)))
+                .collect();
             for put in &touched.text_puts {
-                let still_there = feed::post_state(doc, &put.post_key).is_some_and(|s| !s.deleted);
+                let still_there = states
+                    .get(put.post_key.as_str())
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| !s.deleted);
                 if still_there {
                     let post = PostId::derive(&a.doc, &put.post_key);
                     w.versions
@@ -58,7 +72,9 @@ pub(crate) fn index_change(
             }
             for key in &touched.root_keys {
                 if let Some(post_key) = key.strip_prefix(feed::POST_PREFIX) {
-                    index_post(w, doc, a, space_no, post_key)?;
+                    if let Some(Some(state)) = states.get(post_key) {
+                        index_post(w, a, space_no, post_key, state)?;
+                    }
                 } else if let Some((post, emoji)) = feed::parse_reaction_key(key) {
                     let k = reaction_key(&post, a.author_no, emoji);
                     if feed::has_reaction(doc, key) {
@@ -138,15 +154,12 @@ fn set_pair(
 
 fn index_post(
     w: &mut Writer<'_>,
-    doc: &AutoCommit,
     a: &Applied<'_>,
     space_no: u32,
     key: &str,
+    state: &feed::PostState,
 ) -> Result<(), StoreError> {
     let post = PostId::derive(&a.doc, key);
-    let Some(state) = feed::post_state(doc, key) else {
-        return Ok(());
-    };
     let old = w.posts.get(&post.0)?.map(|v| PostRow::decode(v.value()));
     let old = match old {
         Some(Some(row)) => Some(row),

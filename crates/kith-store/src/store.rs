@@ -618,7 +618,7 @@ impl Store {
 }
 
 /// How much a store holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     pub documents: u64,
     pub changes: u64,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use kith_core::{IdentityId, PostId};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Serialises milliseconds since the epoch as an RFC 3339 timestamp.
 pub fn rfc3339<S: Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -14,15 +14,27 @@ pub fn rfc3339<S: Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
     ))
 }
 
+/// Reads an RFC 3339 timestamp back into milliseconds since the epoch.
+pub fn from_rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+    let t = humantime::parse_rfc3339(&s).map_err(serde::de::Error::custom)?;
+    Ok(t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64))
+}
+
 /// One post as a reader sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostView {
     pub id: PostId,
     pub author: IdentityId,
     pub author_name: Option<String>,
     /// `None` once the post is deleted.
     pub text: Option<String>,
-    #[serde(rename = "created_at", serialize_with = "rfc3339")]
+    #[serde(
+        rename = "created_at",
+        serialize_with = "rfc3339",
+        deserialize_with = "from_rfc3339"
+    )]
     pub created_at_ms: u64,
     pub reply_to: Option<PostId>,
     pub edited: bool,
@@ -33,7 +45,7 @@ pub struct PostView {
 }
 
 /// A post inside a thread, with its depth below the thread's root.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadEntry {
     pub depth: u32,
     #[serde(flatten)]
@@ -41,15 +53,19 @@ pub struct ThreadEntry {
 }
 
 /// One text a post has had.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
-    #[serde(rename = "at", serialize_with = "rfc3339")]
+    #[serde(
+        rename = "at",
+        serialize_with = "rfc3339",
+        deserialize_with = "from_rfc3339"
+    )]
     pub at_ms: u64,
     pub text: String,
 }
 
 /// A person as the viewer knows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonView {
     pub id: IdentityId,
     pub name: Option<String>,

@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
+use kith_node::{Call, Reply};
+
 use super::Context;
 use crate::output;
 
@@ -10,30 +13,44 @@ pub struct FileArgs {
     file: PathBuf,
 }
 
+/// The path as the node (which may run in another directory) must see it.
+fn absolute(p: &std::path::Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("bad path {}", p.display()))
+}
+
 pub fn export(ctx: &Context, a: FileArgs) -> anyhow::Result<()> {
-    let s = ctx.service()?;
-    let n = s.export(&a.file)?;
+    let Reply::Exported { changes } = ctx.call(Call::Export {
+        path: absolute(&a.file)?,
+    })?
+    else {
+        return Err(output::unexpected());
+    };
     if ctx.json {
-        return output::json(&serde_json::json!({ "file": a.file, "changes": n }));
+        return output::json(&serde_json::json!({ "file": a.file, "changes": changes }));
     }
-    println!("exported {n} signed changes to {}", a.file.display());
+    println!("exported {changes} signed changes to {}", a.file.display());
     Ok(())
 }
 
 pub fn import(ctx: &Context, a: FileArgs) -> anyhow::Result<()> {
-    let mut s = ctx.service()?;
-    let r = s.import(&a.file)?;
+    let Reply::Imported {
+        applied,
+        pending,
+        duplicates,
+    } = ctx.call(Call::Import {
+        path: absolute(&a.file)?,
+    })?
+    else {
+        return Err(output::unexpected());
+    };
     if ctx.json {
         return output::json(&serde_json::json!({
-            "file": a.file, "applied": r.applied, "pending": r.pending, "duplicates": r.duplicates
+            "file": a.file, "applied": applied, "pending": pending, "duplicates": duplicates
         }));
     }
     println!(
-        "imported {}: {} applied, {} waiting for earlier changes, {} already here",
-        a.file.display(),
-        r.applied,
-        r.pending,
-        r.duplicates
+        "imported {}: {applied} applied, {pending} waiting for earlier changes, {duplicates} already here",
+        a.file.display()
     );
     Ok(())
 }

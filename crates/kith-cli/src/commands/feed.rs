@@ -1,12 +1,13 @@
 //! `kith feed` and `kith show`.
 
 use kith_core::{IdentityId, PostId};
+use kith_node::{Call, Reply};
 
 use super::Context;
 use crate::output;
 
 /// Most posts one `kith feed` prints.
-const MAX_LIMIT: usize = 10_000;
+const MAX_LIMIT: u64 = 10_000;
 
 #[derive(Debug, clap::Args)]
 pub struct FeedArgs {
@@ -14,7 +15,7 @@ pub struct FeedArgs {
     #[arg(long, value_name = "ID")]
     author: Option<IdentityId>,
     /// How many posts.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT as u64))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT))]
     limit: u64,
 }
 
@@ -27,8 +28,13 @@ pub struct ShowArgs {
 }
 
 pub fn feed(ctx: &Context, a: FeedArgs) -> anyhow::Result<()> {
-    let s = ctx.service()?;
-    let posts = s.feed(a.author, a.limit as usize)?;
+    let Reply::Posts(posts) = ctx.call(Call::Feed {
+        author: a.author,
+        limit: a.limit as usize,
+    })?
+    else {
+        return Err(output::unexpected());
+    };
     if ctx.json {
         return output::json(&posts);
     }
@@ -43,9 +49,10 @@ pub fn feed(ctx: &Context, a: FeedArgs) -> anyhow::Result<()> {
 }
 
 pub fn show(ctx: &Context, a: ShowArgs) -> anyhow::Result<()> {
-    let s = ctx.service()?;
     if a.history {
-        let versions = s.history(&a.post)?;
+        let Reply::History(versions) = ctx.call(Call::History { post: a.post })? else {
+            return Err(output::unexpected());
+        };
         if ctx.json {
             return output::json(&serde_json::json!({ "id": a.post, "history": versions }));
         }
@@ -53,19 +60,18 @@ pub fn show(ctx: &Context, a: ShowArgs) -> anyhow::Result<()> {
             println!("{} is deleted: its history is gone", a.post);
         }
         for (i, v) in versions.iter().enumerate() {
-            let t = humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(v.at_ms),
-            );
-            println!("#{i}  {t}");
+            println!("#{i}  {}", output::when(v.at_ms));
             for line in v.text.lines() {
                 println!("  {line}");
             }
         }
         return Ok(());
     }
-    let thread = s.thread(&a.post)?;
+    let Reply::Thread(thread) = ctx.call(Call::Thread { post: a.post })? else {
+        return Err(output::unexpected());
+    };
     if ctx.json {
-        let (root, replies) = thread.split_first().expect("thread holds the post itself");
+        let (root, replies) = thread.split_first().ok_or_else(output::unexpected)?;
         return output::json(&serde_json::json!({ "post": root.post, "replies": replies }));
     }
     for e in &thread {

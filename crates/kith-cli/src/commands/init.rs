@@ -1,7 +1,7 @@
 //! `kith init` and `kith whoami`.
 
 use anyhow::Context as _;
-use kith_node::Service;
+use kith_node::{Call, Reply, Service};
 
 use super::Context;
 use crate::output;
@@ -37,8 +37,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 }
 
 pub fn whoami(ctx: &Context) -> anyhow::Result<()> {
-    let mut service = ctx.service()?;
-    let me = service.whoami()?;
+    let Reply::Whoami(me) = ctx.call(Call::Whoami)? else {
+        return Err(output::unexpected());
+    };
     if ctx.json {
         return output::json(&me);
     }

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod feed;
 pub mod init;
+pub mod net;
 pub mod node;
 pub mod people;
 pub mod post;
@@ -11,7 +12,8 @@ pub mod profile;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use kith_node::{Home, HomeSource, Service};
+use kith_node::node::{NODE_FILE, NodeFile, TOKEN_FILE};
+use kith_node::{ActionError, ApiError, Call, Home, HomeSource, Reply, Service};
 
 /// What every command gets: the global flags.
 #[derive(Debug)]
@@ -28,11 +30,13 @@ impl Context {
         )?)
     }
 
-    /// Opens the local service, creating an identity on first use (and
-    /// saying so on stderr). A home named by `--home` or `KITH_HOME` must
-    /// exist: a typo there should not silently start a second identity.
-    pub fn service(&self) -> anyhow::Result<Service> {
+    /// Runs a call: through the running node's API if there is one (so the
+    /// action is live on the network), else on the store directly.
+    pub fn call(&self, call: Call) -> anyhow::Result<Reply> {
         let home = self.home()?;
+        if let Some(reply) = call_node(&home, &call)? {
+            return Ok(reply);
+        }
         if home.source != HomeSource::Platform && !home.dir.is_dir() {
             anyhow::bail!(
                 "no kith home at {}: create it with `kith init --home {}` (or `kith node --home {}`)",
@@ -41,16 +45,7 @@ impl Context {
                 home.dir.display()
             );
         }
-        self.open(home)
-    }
-
-    /// Opens the service, creating the home and identity if needed.
-    pub fn service_creating_home(&self) -> anyhow::Result<Service> {
-        self.open(self.home()?)
-    }
-
-    fn open(&self, home: Home) -> anyhow::Result<Service> {
-        let (service, created) = Service::open(&home)
+        let (mut service, created) = Service::open(&home)
             .with_context(|| format!("cannot open kith home {}", home.dir.display()))?;
         if created {
             eprintln!(
@@ -59,6 +54,52 @@ impl Context {
                 home.dir.display()
             );
         }
-        Ok(service)
+        match kith_node::execute(&mut service, call) {
+            Err(ActionError::NodeOnly) => anyhow::bail!(
+                "no node is running on {}: start one with `kith node`",
+                home.dir.display()
+            ),
+            other => Ok(other?),
+        }
     }
+}
+
+/// Sends `call` to the node running on `home`, if one answers.
+fn call_node(home: &Home, call: &Call) -> anyhow::Result<Option<Reply>> {
+    let Ok(text) = std::fs::read_to_string(home.path(NODE_FILE)) else {
+        return Ok(None);
+    };
+    let Ok(node) = serde_json::from_str::<NodeFile>(&text) else {
+        return Ok(None);
+    };
+    let token = std::fs::read_to_string(home.path(TOKEN_FILE)).with_context(|| {
+        format!(
+            "a node runs on {} but its API token is unreadable",
+            home.dir.display()
+        )
+    })?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent
+        .post(&format!("http://{}/api/call", node.api))
+        .header("Authorization", &format!("Bearer {}", token.trim()))
+        .send_json(call);
+    let mut response = match response {
+        Ok(r) => r,
+        // Nothing listens: the node file is left over from a node that died.
+        Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Ok(None);
+        }
+        Err(e) => anyhow::bail!("the node at {} did not answer: {e}", node.api),
+    };
+    if response.status().is_success() {
+        return Ok(Some(response.body_mut().read_json::<Reply>()?));
+    }
+    let err: ApiError = response
+        .body_mut()
+        .read_json()
+        .context("the node sent an unreadable error")?;
+    anyhow::bail!("{}", err.message)
 }

@@ -1,22 +1,63 @@
-//! `kith node`: runs the node in the foreground.
+//! `kith node`: runs the node in the foreground until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+
+use kith_net::Multiaddr;
+use kith_node::NodeConfig;
 
 use super::Context;
+use crate::output;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Listen on this address (repeatable). Default: all interfaces on the
+    /// home's stable port (4610 unless taken).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<Multiaddr>,
+    /// Do not discover or announce peers on the LAN with mDNS.
+    #[arg(long)]
+    no_mdns: bool,
+    /// Dial this peer and keep the connection (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    peer: Vec<Multiaddr>,
+    /// Where the local API listens (a loopback address).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    api: SocketAddr,
+}
 
-pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
-    let mut service = ctx.service_creating_home()?;
-    let me = service.whoami()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
+    let home = ctx.home()?;
+    let config = NodeConfig {
+        listen: a.listen,
+        mdns: !a.no_mdns,
+        peers: a.peer,
+        api: a.api,
+    };
+    let json = ctx.json;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
-    println!("kith node");
-    println!("identity  {}", me.identity);
-    println!("device    {}", me.device);
-    println!("home      {}", me.home);
-    println!("store     open; press Ctrl-C to stop");
-    runtime.block_on(kith_node::shutdown_signal())?;
-    println!("stopped");
+    runtime.block_on(kith_node::node::run(&home, config, |s| {
+        if json {
+            // One line, so that programs can read it as soon as it is printed.
+            println!("{}", serde_json::to_string(s).unwrap_or_default());
+            return;
+        }
+        println!(
+            "kith node {}",
+            output::display_name(s.name.as_deref(), &s.identity)
+        );
+        println!("identity  {}", s.identity);
+        println!("device    {}", s.device);
+        for addr in &s.listen {
+            println!("listening {addr}");
+        }
+        println!("api       http://{}", s.api);
+        println!("ready; press Ctrl-C to stop");
+    }))?;
+    if !json {
+        println!("stopped");
+    }
     Ok(())
 }

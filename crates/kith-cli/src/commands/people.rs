@@ -1,6 +1,7 @@
 //! `kith follow`, `unfollow`, `block`, `unblock`, `label`, `people`.
 
 use kith_core::IdentityId;
+use kith_node::{Call, Reply};
 
 use super::Context;
 use crate::output;
@@ -34,6 +35,9 @@ pub struct PeopleArgs {
     /// Only people with this label.
     #[arg(long)]
     label: Option<String>,
+    /// Only people whose nodes are connected now (needs a running node).
+    #[arg(long)]
+    nearby: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,67 +47,77 @@ pub enum Relation {
     Unblock,
 }
 
-pub fn follow(ctx: &Context, a: FollowArgs) -> anyhow::Result<()> {
-    let mut s = ctx.service()?;
-    s.follow(&a.id, &a.labels)?;
-    let p = s.person(Some(a.id))?;
-    if ctx.json {
-        return output::json(&p);
-    }
-    println!(
-        "following {}",
-        output::display_name(p.name.as_deref(), &p.id)
-    );
-    Ok(())
-}
-
-pub fn relation(ctx: &Context, a: PersonRef, r: Relation) -> anyhow::Result<()> {
-    let mut s = ctx.service()?;
-    match r {
-        Relation::Unfollow => s.unfollow(&a.id)?,
-        Relation::Block => s.block(&a.id)?,
-        Relation::Unblock => s.unblock(&a.id)?,
-    }
-    let p = s.person(Some(a.id))?;
-    if ctx.json {
-        return output::json(&p);
-    }
-    let verb = match r {
-        Relation::Unfollow => "no longer following",
-        Relation::Block => "blocked",
-        Relation::Unblock => "unblocked",
+fn person(ctx: &Context, call: Call, verb: &str) -> anyhow::Result<()> {
+    let Reply::Person(p) = ctx.call(call)? else {
+        return Err(output::unexpected());
     };
-    println!("{verb} {}", output::display_name(p.name.as_deref(), &p.id));
-    Ok(())
-}
-
-pub fn label(ctx: &Context, a: LabelArgs) -> anyhow::Result<()> {
-    let mut s = ctx.service()?;
-    s.label(&a.id, &a.labels, &a.remove)?;
-    let p = s.person(Some(a.id))?;
     if ctx.json {
         return output::json(&p);
     }
-    println!(
-        "{}: {}",
-        output::display_name(p.name.as_deref(), &p.id),
-        if p.labels.is_empty() {
+    if verb.is_empty() {
+        let labels = if p.labels.is_empty() {
             "no labels".to_owned()
         } else {
             p.labels.join(", ")
-        }
-    );
+        };
+        println!(
+            "{}: {labels}",
+            output::display_name(p.name.as_deref(), &p.id)
+        );
+    } else {
+        println!("{verb} {}", output::display_name(p.name.as_deref(), &p.id));
+    }
     Ok(())
 }
 
+pub fn follow(ctx: &Context, a: FollowArgs) -> anyhow::Result<()> {
+    person(
+        ctx,
+        Call::Follow {
+            id: a.id,
+            labels: a.labels,
+        },
+        "following",
+    )
+}
+
+pub fn relation(ctx: &Context, a: PersonRef, r: Relation) -> anyhow::Result<()> {
+    match r {
+        Relation::Unfollow => person(ctx, Call::Unfollow { id: a.id }, "no longer following"),
+        Relation::Block => person(ctx, Call::Block { id: a.id }, "blocked"),
+        Relation::Unblock => person(ctx, Call::Unblock { id: a.id }, "unblocked"),
+    }
+}
+
+pub fn label(ctx: &Context, a: LabelArgs) -> anyhow::Result<()> {
+    person(
+        ctx,
+        Call::Label {
+            id: a.id,
+            add: a.labels,
+            remove: a.remove,
+        },
+        "",
+    )
+}
+
 pub fn people(ctx: &Context, a: PeopleArgs) -> anyhow::Result<()> {
-    let s = ctx.service()?;
-    let people = s.people(a.label.as_deref())?;
+    let Reply::People(people) = ctx.call(Call::People {
+        label: a.label,
+        nearby: a.nearby,
+    })?
+    else {
+        return Err(output::unexpected());
+    };
     if ctx.json {
         return output::json(&people);
     }
     if people.is_empty() {
-        println!("nobody yet: follow someone with `kith follow ID`");
+        if a.nearby {
+            println!("nobody nearby right now");
+        } else {
+            println!("nobody yet: follow someone with `kith follow ID`");
+        }
     }
     for p in &people {
         output::person(p);

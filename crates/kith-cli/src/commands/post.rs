@@ -1,6 +1,7 @@
 //! `kith post`, `edit`, `delete`, `react`, `unreact`.
 
 use kith_core::PostId;
+use kith_node::{Call, Reply};
 
 use super::Context;
 use crate::output;
@@ -35,8 +36,13 @@ pub struct ReactArgs {
 }
 
 pub fn post(ctx: &Context, a: PostArgs) -> anyhow::Result<()> {
-    let mut s = ctx.service()?;
-    let id = s.post(&a.text, a.reply_to)?;
+    let Reply::Post(id) = ctx.call(Call::Post {
+        text: a.text,
+        reply_to: a.reply_to,
+    })?
+    else {
+        return Err(output::unexpected());
+    };
     if ctx.json {
         return output::json(&serde_json::json!({ "id": id }));
     }
@@ -45,8 +51,10 @@ pub fn post(ctx: &Context, a: PostArgs) -> anyhow::Result<()> {
 }
 
 pub fn edit(ctx: &Context, a: EditArgs) -> anyhow::Result<()> {
-    let mut s = ctx.service()?;
-    s.edit(&a.post, &a.text)?;
+    ctx.call(Call::Edit {
+        post: a.post,
+        text: a.text,
+    })?;
     if ctx.json {
         return output::json(&serde_json::json!({ "id": a.post, "edited": true }));
     }
@@ -55,8 +63,7 @@ pub fn edit(ctx: &Context, a: EditArgs) -> anyhow::Result<()> {
 }
 
 pub fn delete(ctx: &Context, a: PostRef) -> anyhow::Result<()> {
-    let mut s = ctx.service()?;
-    s.delete(&a.post)?;
+    ctx.call(Call::Delete { post: a.post })?;
     if ctx.json {
         return output::json(&serde_json::json!({ "id": a.post, "deleted": true }));
     }
@@ -65,11 +72,19 @@ pub fn delete(ctx: &Context, a: PostRef) -> anyhow::Result<()> {
 }
 
 pub fn react(ctx: &Context, a: ReactArgs, add: bool) -> anyhow::Result<()> {
-    let mut s = ctx.service()?;
-    let changed = if add {
-        s.react(&a.post, &a.emoji)?
+    let call = if add {
+        Call::React {
+            post: a.post,
+            emoji: a.emoji.clone(),
+        }
     } else {
-        s.unreact(&a.post, &a.emoji)?
+        Call::Unreact {
+            post: a.post,
+            emoji: a.emoji.clone(),
+        }
+    };
+    let Reply::Changed(changed) = ctx.call(call)? else {
+        return Err(output::unexpected());
     };
     if ctx.json {
         return output::json(

@@ -1,6 +1,7 @@
 //! `kith profile set` and `kith profile show`.
 
 use kith_core::IdentityId;
+use kith_node::{Call, Reply};
 
 use super::Context;
 use crate::output;
@@ -19,41 +20,38 @@ pub enum ProfileCommand {
 }
 
 pub fn run(ctx: &Context, c: ProfileCommand) -> anyhow::Result<()> {
-    let mut s = ctx.service()?;
-    match c {
-        ProfileCommand::Set { name, bio } => {
-            s.set_profile(name.as_deref(), bio.as_deref())?;
-            let me = s.person(None)?;
-            if ctx.json {
-                return output::json(&me);
-            }
-            println!(
-                "profile updated: {}",
-                output::display_name(me.name.as_deref(), &me.id)
-            );
-        }
-        ProfileCommand::Show { id } => {
-            let p = s.person(id)?;
-            if ctx.json {
-                return output::json(&p);
-            }
-            println!("{}", output::display_name(p.name.as_deref(), &p.id));
-            println!("id       {}", p.id);
-            if let Some(bio) = &p.bio {
-                println!("bio      {bio}");
-            }
-            println!("posts    {}", p.posts);
-            println!("follows  {}", p.follows.len());
-            if p.following {
-                println!("you follow them");
-            }
-            if p.blocked {
-                println!("you block them");
-            }
-            if !p.labels.is_empty() {
-                println!("labels   {}", p.labels.join(", "));
-            }
-        }
+    let (call, set) = match c {
+        ProfileCommand::Set { name, bio } => (Call::SetProfile { name, bio }, true),
+        ProfileCommand::Show { id } => (Call::Person { id }, false),
+    };
+    let Reply::Person(p) = ctx.call(call)? else {
+        return Err(output::unexpected());
+    };
+    if ctx.json {
+        return output::json(&p);
+    }
+    if set {
+        println!(
+            "profile updated: {}",
+            output::display_name(p.name.as_deref(), &p.id)
+        );
+        return Ok(());
+    }
+    println!("{}", output::display_name(p.name.as_deref(), &p.id));
+    println!("id       {}", p.id);
+    if let Some(bio) = &p.bio {
+        println!("bio      {bio}");
+    }
+    println!("posts    {}", p.posts);
+    println!("follows  {}", p.follows.len());
+    if p.following {
+        println!("you follow them");
+    }
+    if p.blocked {
+        println!("you block them");
+    }
+    if !p.labels.is_empty() {
+        println!("labels   {}", p.labels.join(", "));
     }
     Ok(())
 }

@@ -9,7 +9,8 @@
 //! text and gains `"deleted": true`.
 
 use automerge::{
-    AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, transaction::Transactable,
+    AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef,
+    transaction::Transactable,
 };
 
 use crate::PostId;
@@ -168,32 +169,31 @@ pub fn has_reaction(doc: &AutoCommit, key: &str) -> bool {
 /// Reads the post under `key`, if there is one.
 pub fn post_state(doc: &AutoCommit, key: &str) -> Option<PostState> {
     let obj = post_obj(doc, key)?;
-    let deleted = matches!(doc.get(&obj, DELETED), Ok(Some((Value::Scalar(s), _))) if s.as_ref() == &ScalarValue::Boolean(true));
-    let text = match doc.get(&obj, TEXT).ok()? {
-        Some((Value::Scalar(s), id)) => s.as_str().map(|t| (t.to_owned(), id)),
-        _ => None,
+    // One pass over the post's few fields: each `get` would seek through
+    // automerge's op set anew, and the indexer reads every post it touches.
+    let mut state = PostState {
+        text: None,
+        at_ms: 0,
+        reply_to: None,
+        deleted: false,
     };
-    let at_ms = match doc.get(&obj, AT).ok()? {
-        Some((Value::Scalar(s), _)) => match s.as_ref() {
-            ScalarValue::Int(i) => u64::try_from(*i).unwrap_or(0),
-            ScalarValue::Uint(u) => *u,
-            _ => 0,
-        },
-        _ => 0,
-    };
-    let reply_to = match doc.get(&obj, REPLY).ok()? {
-        Some((Value::Scalar(s), _)) => match s.as_ref() {
-            ScalarValue::Bytes(b) => PostId::from_slice(b),
-            _ => None,
-        },
-        _ => None,
-    };
-    Some(PostState {
-        text: if deleted { None } else { text },
-        at_ms,
-        reply_to,
-        deleted,
-    })
+    for item in doc.map_range(&obj, ..) {
+        let ValueRef::Scalar(value) = &item.value else {
+            continue;
+        };
+        match (item.key.as_ref(), value) {
+            (TEXT, ScalarValueRef::Str(t)) => state.text = Some((t.to_string(), item.id())),
+            (AT, ScalarValueRef::Int(i)) => state.at_ms = u64::try_from(*i).unwrap_or(0),
+            (AT, ScalarValueRef::Uint(u)) => state.at_ms = *u,
+            (REPLY, ScalarValueRef::Bytes(b)) => state.reply_to = PostId::from_slice(b),
+            (DELETED, ScalarValueRef::Boolean(true)) => state.deleted = true,
+            _ => {}
+        }
+    }
+    if state.deleted {
+        state.text = None;
+    }
+    Some(state)
 }
 
 #[cfg(test)]
@@ -212,6 +212,27 @@ mod tests {
             edit_post(&mut doc, "k", "x"),
             Err(FeedError::Deleted("k".into()))
         );
+    }
+
+    #[test]
+    fn post_state_reads_the_winner_of_concurrent_edits() {
+        let parent = PostId([9; 16]);
+        let mut laptop = AutoCommit::new().with_actor(automerge::ActorId::from(vec![1u8; 40]));
+        create_post(&mut laptop, "k", "first", 7, Some(parent)).unwrap();
+        let mut phone = laptop
+            .fork()
+            .with_actor(automerge::ActorId::from(vec![2u8; 40]));
+        edit_post(&mut laptop, "k", "from the laptop").unwrap();
+        edit_post(&mut phone, "k", "from the phone").unwrap();
+        laptop.merge(&mut phone).unwrap();
+        let obj = post_obj(&laptop, "k").unwrap();
+        let (winner, winner_id) = match laptop.get(&obj, TEXT).unwrap().unwrap() {
+            (Value::Scalar(s), id) => (s.as_str().unwrap().to_owned(), id),
+            other => panic!("text is not a string: {other:?}"),
+        };
+        let s = post_state(&laptop, "k").unwrap();
+        assert_eq!(s.text, Some((winner, winner_id)));
+        assert_eq!((s.at_ms, s.reply_to, s.deleted), (7, Some(parent), false));
     }
 
     #[test]

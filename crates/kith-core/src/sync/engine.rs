@@ -40,6 +40,8 @@ pub struct EngineConfig {
     pub max_peers: usize,
     /// Most documents queued for fetching from one peer.
     pub max_queue: usize,
+    /// A request not answered (nor reported failed) in this time is given up.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +55,7 @@ impl Default for EngineConfig {
             ban_ms: 10 * 60_000,
             max_peers: 256,
             max_queue: 100_000,
+            request_timeout_ms: 60_000,
         }
     }
 }
@@ -185,6 +188,8 @@ enum Asked {
 struct Peer {
     identity: Option<IdentityId>,
     in_flight: BTreeMap<u64, Asked>,
+    /// When each request in flight was sent, to expire those never answered.
+    sent_at: BTreeMap<u64, u64>,
     queue: VecDeque<DocId>,
     queued: BTreeSet<DocId>,
     last_versions_ms: Option<u64>,
@@ -192,6 +197,23 @@ struct Peer {
     versions_wanted: bool,
     offences: u32,
     progress: PeerProgress,
+}
+
+impl Peer {
+    /// Request `id` will never be answered: arrange to try again.
+    fn failed(&mut self, id: u64) {
+        self.sent_at.remove(&id);
+        match self.in_flight.remove(&id) {
+            Some(Asked::Hello) => self.hello_wanted = true,
+            Some(Asked::Versions) => self.versions_wanted = true,
+            Some(Asked::Changes(doc)) => {
+                // Compare versions again and go on from wherever we got to.
+                self.queued.remove(&doc);
+                self.versions_wanted = true;
+            }
+            None => {}
+        }
+    }
 }
 
 /// The sync engine of one node.
@@ -253,16 +275,7 @@ impl Engine {
             }
             Input::RequestFailed { peer, id } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    match p.in_flight.remove(&id) {
-                        Some(Asked::Hello) => p.hello_wanted = true,
-                        Some(Asked::Versions) => p.versions_wanted = true,
-                        Some(Asked::Changes(doc)) => {
-                            // Compare versions again and go on from wherever we got to.
-                            p.queued.remove(&doc);
-                            p.versions_wanted = true;
-                        }
-                        None => {}
-                    }
+                    p.failed(id);
                 }
             }
             Input::DependenciesMissing { peer } => {
@@ -278,7 +291,17 @@ impl Engine {
             }
             Input::Tick => {
                 self.banned.retain(|_, until| *until > now_ms);
+                let timeout = self.config.request_timeout_ms;
                 for p in self.peers.values_mut() {
+                    let expired: Vec<u64> = p
+                        .sent_at
+                        .iter()
+                        .filter(|(_, sent)| now_ms.saturating_sub(**sent) >= timeout)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in expired {
+                        p.failed(id);
+                    }
                     let due = p
                         .last_versions_ms
                         .is_none_or(|t| now_ms.saturating_sub(t) >= self.config.resync_ms);
@@ -313,6 +336,7 @@ impl Engine {
         let mut p = Peer::default();
         let id = self.next_id();
         p.in_flight.insert(id, Asked::Hello);
+        p.sent_at.insert(id, now_ms);
         self.peers.insert(peer, p);
         out.push(Output::Send(Sent {
             peer,
@@ -366,6 +390,7 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
+        p.sent_at.remove(&id);
         let Some(asked) = p.in_flight.remove(&id) else {
             return self.offence(
                 peer,
@@ -446,15 +471,17 @@ impl Engine {
                     p.queued.remove(&doc);
                 }
                 if refused > 0 {
-                    return self.offence(
-                        peer,
-                        format!("sent {refused} changes that failed verification"),
-                        now_ms,
-                        out,
-                    );
+                    let reason = format!("sent {refused} changes that failed verification");
+                    self.offence(peer, reason, now_ms, out);
                 }
             }
-            (_, Response::Refused(_)) => {}
+            (asked, Response::Refused(_)) => {
+                // Not an offence (the peer may lack the document or be busy), but
+                // forget the fetch so a later versions exchange can queue it again.
+                if let Asked::Changes(doc) = asked {
+                    p.queued.remove(&doc);
+                }
+            }
             (Asked::Changes(doc), _) => {
                 p.queued.remove(&doc);
                 self.offence(
@@ -503,6 +530,7 @@ impl Engine {
                 self.next_id += 1;
                 let id = self.next_id;
                 p.in_flight.insert(id, Asked::Hello);
+                p.sent_at.insert(id, now_ms);
                 out.push(Output::Send(Sent {
                     peer,
                     id,
@@ -531,6 +559,7 @@ impl Engine {
                 p.versions_wanted = false;
                 p.last_versions_ms = Some(now_ms);
                 p.in_flight.insert(id, Asked::Versions);
+                p.sent_at.insert(id, now_ms);
                 out.push(Output::Send(Sent {
                     peer,
                     id,
@@ -551,6 +580,7 @@ impl Engine {
                 let p = self.peers.get_mut(&peer).expect("peer exists");
                 p.queue.pop_front();
                 p.in_flight.insert(id, Asked::Changes(doc));
+                p.sent_at.insert(id, now_ms);
                 let request = Request::Changes {
                     doc,
                     have,

@@ -13,6 +13,13 @@
 mod engine;
 mod message;
 
+/// Size limits of sync messages.
+pub mod message_limits {
+    pub use super::message::{
+        MAX_CLOCK_ENTRIES, MAX_DOCS, MAX_OWNERS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+    };
+}
+
 use std::collections::BTreeMap;
 
 pub use engine::{Engine, EngineConfig, Input, Output, PeerProgress, Replica, ReplicaError, Sent};

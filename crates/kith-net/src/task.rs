@@ -1,0 +1,207 @@
+//! The task that owns the swarm. It turns commands from the node into swarm
+//! calls and swarm events into [`Event`]s for the node. It never waits on the
+//! node: events go out with `try_send`, so a slow node costs dropped gossip
+//! (recovered by sync), never a stalled swarm.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use kith_core::DeviceId;
+use libp2p::futures::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns};
+use tokio::sync::mpsc;
+
+use crate::behaviour::{Behaviour, BehaviourEvent, PUBLIC_TOPIC};
+use crate::{Command, Event, NetSnapshot, PeerInfo, Via, device_of_peer};
+
+/// Sync requests from peers that wait for the node's answer, at most.
+pub const MAX_PENDING_RESPONSES: usize = 1024;
+/// Redial backoff for remembered peers: first and longest wait.
+pub const REDIAL_MIN: Duration = Duration::from_secs(1);
+pub const REDIAL_MAX: Duration = Duration::from_secs(60);
+
+struct Remembered {
+    addr: Multiaddr,
+    next: Instant,
+    backoff: Duration,
+    peer: Option<PeerId>,
+}
+
+/// Runs the swarm until the command channel closes.
+pub async fn run(
+    mut swarm: Swarm<Behaviour>,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+) {
+    let topic = gossipsub::IdentTopic::new(PUBLIC_TOPIC);
+    if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&topic) {
+        tracing::error!(error = %e, "cannot subscribe to the public topic");
+    }
+    let mut outbound: HashMap<OutboundRequestId, (DeviceId, u64)> = HashMap::new();
+    let mut inbound: HashMap<u64, ResponseChannel<kith_core::sync::Response>> = HashMap::new();
+    let mut next_inbound = 0u64;
+    let mut peers: BTreeMap<PeerId, PeerInfo> = BTreeMap::new();
+    let mut remembered: Vec<Remembered> = Vec::new();
+    let mut redial = tokio::time::interval(Duration::from_secs(1));
+    let send = |e: Event| {
+        if let Err(err) = events.try_send(e) {
+            tracing::warn!("node is not keeping up; dropped a network event: {err}");
+        }
+    };
+    loop {
+        tokio::select! {
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break };
+                match cmd {
+                    Command::Dial(addr) => {
+                        if let Err(e) = swarm.dial(addr.clone()) {
+                            tracing::debug!(%addr, error = %e, "dial failed");
+                        }
+                    }
+                    Command::Remember(addr) => {
+                        if !remembered.iter().any(|r| r.addr == addr) {
+                            remembered.push(Remembered { addr, next: Instant::now(), backoff: REDIAL_MIN, peer: None });
+                        }
+                    }
+                    Command::Publish(data) => {
+                        match swarm.behaviour_mut().gossipsub.publish(topic.clone(), data) {
+                            Ok(_) => {}
+                            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                                tracing::debug!("no gossip peers yet; sync will deliver the change");
+                            }
+                            Err(e) => tracing::debug!(error = %e, "publish failed"),
+                        }
+                    }
+                    Command::Request { peer, id, request } => {
+                        let rid = swarm.behaviour_mut().sync.send_request(&crate::peer_id(&peer), request);
+                        outbound.insert(rid, (peer, id));
+                    }
+                    Command::Respond { id, response } => {
+                        if let Some(channel) = inbound.remove(&id) {
+                            let _ = swarm.behaviour_mut().sync.send_response(channel, response);
+                        }
+                    }
+                    Command::Validate { message_id, source, accept } => {
+                        let acceptance = match accept {
+                            Some(true) => gossipsub::MessageAcceptance::Accept,
+                            Some(false) => gossipsub::MessageAcceptance::Reject,
+                            None => gossipsub::MessageAcceptance::Ignore,
+                        };
+                        swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
+                    }
+                    Command::Disconnect(device) => {
+                        let _ = swarm.disconnect_peer_id(crate::peer_id(&device));
+                    }
+                    Command::Snapshot(reply) => {
+                        let _ = reply.send(NetSnapshot {
+                            listen: swarm.listeners().cloned().collect(),
+                            peers: peers.values().cloned().collect(),
+                        });
+                    }
+                }
+            }
+            _ = redial.tick() => {
+                let now = Instant::now();
+                for r in remembered.iter_mut() {
+                    let connected = r.peer.is_some_and(|p| swarm.is_connected(&p));
+                    if !connected && r.next <= now {
+                        let _ = swarm.dial(r.addr.clone());
+                        r.next = now + r.backoff;
+                        r.backoff = (r.backoff * 2).min(REDIAL_MAX);
+                    }
+                }
+            }
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => send(Event::Listening(address)),
+                SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                    let Some(device) = device_of_peer(&peer_id) else {
+                        let _ = swarm.disconnect_peer_id(peer_id);
+                        continue;
+                    };
+                    let address = endpoint.get_remote_address().clone();
+                    for r in remembered.iter_mut().filter(|r| r.addr == address || r.peer == Some(peer_id)) {
+                        r.peer = Some(peer_id);
+                        r.backoff = REDIAL_MIN;
+                    }
+                    let via = if endpoint.is_dialer() { Via::Dialed } else { Via::Inbound };
+                    let info = peers.entry(peer_id).or_insert_with(|| PeerInfo { device, addresses: vec![], via });
+                    if !info.addresses.contains(&address) {
+                        info.addresses.push(address.clone());
+                    }
+                    if num_established.get() == 1 {
+                        send(Event::Connected { peer: device, address, via: info.via });
+                    }
+                }
+                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                    peers.remove(&peer_id);
+                    if let Some(device) = device_of_peer(&peer_id) {
+                        send(Event::Disconnected { peer: device });
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                    for (peer_id, addr) in found {
+                        if !swarm.is_connected(&peer_id) {
+                            let opts = DialOpts::peer_id(peer_id).addresses(vec![addr]).build();
+                            let _ = swarm.dial(opts);
+                        }
+                        if let Some(p) = peers.get_mut(&peer_id) {
+                            p.via = Via::Mdns;
+                        }
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                    for addr in info.listen_addrs.into_iter().take(16) {
+                        swarm.add_peer_address(peer_id, addr);
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+                    let Some(source) = device_of_peer(&propagation_source) else { continue };
+                    if let Err(err) = events.try_send(Event::Gossip { message_id: message_id.clone(), source: propagation_source, device: source, data: message.data }) {
+                        tracing::warn!("node is not keeping up; ignoring a gossip message: {err}");
+                        swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message { peer, message, .. })) => {
+                    let Some(device) = device_of_peer(&peer) else { continue };
+                    match message {
+                        request_response::Message::Request { request, channel, .. } => {
+                            if inbound.len() >= MAX_PENDING_RESPONSES {
+                                tracing::warn!(peer = %device.short(), "too many sync requests waiting; dropping one");
+                                continue;
+                            }
+                            next_inbound += 1;
+                            inbound.insert(next_inbound, channel);
+                            if events.try_send(Event::Request { peer: device, id: next_inbound, request }).is_err() {
+                                inbound.remove(&next_inbound);
+                            }
+                        }
+                        request_response::Message::Response { request_id, response } => {
+                            if let Some((peer, id)) = outbound.remove(&request_id) {
+                                send(Event::Response { peer, id, response });
+                            }
+                        }
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::OutboundFailure { request_id, error, .. })) => {
+                    if let Some((peer, id)) = outbound.remove(&request_id) {
+                        tracing::debug!(peer = %peer.short(), %error, "sync request failed");
+                        send(Event::RequestFailed { peer, id });
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::InboundFailure { peer, error, .. })) => {
+                    if let (Some(device), request_response::InboundFailure::Io(e)) = (device_of_peer(&peer), &error)
+                        && e.kind() == std::io::ErrorKind::InvalidData
+                    {
+                        send(Event::BadMessage { peer: device, reason: e.to_string() });
+                    }
+                }
+                _ => {}
+            },
+        }
+        // Channels of requests the node never answered go when their peer does.
+        inbound.retain(|_, ch| ch.is_open());
+    }
+}

@@ -1,0 +1,203 @@
+//! Every action a person can take, as a value: the CLI builds a [`Call`] and
+//! either runs it on the store itself (no node running) or sends it to the
+//! running node's local API, which runs the same [`execute`].
+
+use std::path::PathBuf;
+
+use kith_core::{IdentityId, PostId};
+use kith_store::{PersonView, PostView, ThreadEntry, Version};
+use serde::{Deserialize, Serialize};
+
+use crate::service::{ActionError, Service, WhoAmI};
+use crate::status::{PeerView, Status};
+
+/// An action or a query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum Call {
+    Whoami,
+    Post {
+        text: String,
+        reply_to: Option<PostId>,
+    },
+    Edit {
+        post: PostId,
+        text: String,
+    },
+    Delete {
+        post: PostId,
+    },
+    React {
+        post: PostId,
+        emoji: String,
+    },
+    Unreact {
+        post: PostId,
+        emoji: String,
+    },
+    Feed {
+        author: Option<IdentityId>,
+        limit: usize,
+    },
+    Thread {
+        post: PostId,
+    },
+    History {
+        post: PostId,
+    },
+    SetProfile {
+        name: Option<String>,
+        bio: Option<String>,
+    },
+    Person {
+        id: Option<IdentityId>,
+    },
+    Follow {
+        id: IdentityId,
+        labels: Vec<String>,
+    },
+    Unfollow {
+        id: IdentityId,
+    },
+    Block {
+        id: IdentityId,
+    },
+    Unblock {
+        id: IdentityId,
+    },
+    Label {
+        id: IdentityId,
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    People {
+        label: Option<String>,
+        nearby: bool,
+    },
+    /// Writes an archive to a path on this machine.
+    Export {
+        path: PathBuf,
+    },
+    /// Reads an archive from a path on this machine.
+    Import {
+        path: PathBuf,
+    },
+    /// Node only: identity, addresses, peers, documents, sync.
+    Status,
+    /// Node only: connected peers.
+    Peers,
+    /// Node only: dial an address now and keep redialling it.
+    AddPeer {
+        address: String,
+    },
+}
+
+/// The result of a [`Call`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", content = "value", rename_all = "snake_case")]
+pub enum Reply {
+    Whoami(WhoAmI),
+    Post(PostId),
+    Done,
+    Changed(bool),
+    Posts(Vec<PostView>),
+    Thread(Vec<ThreadEntry>),
+    History(Vec<Version>),
+    Person(PersonView),
+    People(Vec<PersonView>),
+    Exported {
+        changes: usize,
+    },
+    Imported {
+        applied: usize,
+        pending: usize,
+        duplicates: usize,
+    },
+    Status(Status),
+    Peers(Vec<PeerView>),
+}
+
+/// Runs a call that needs only the store. Node-only calls are refused here.
+pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> {
+    Ok(match call {
+        Call::Whoami => Reply::Whoami(service.whoami()?),
+        Call::Post { text, reply_to } => Reply::Post(service.post(&text, reply_to)?),
+        Call::Edit { post, text } => {
+            service.edit(&post, &text)?;
+            Reply::Done
+        }
+        Call::Delete { post } => {
+            service.delete(&post)?;
+            Reply::Done
+        }
+        Call::React { post, emoji } => Reply::Changed(service.react(&post, &emoji)?),
+        Call::Unreact { post, emoji } => Reply::Changed(service.unreact(&post, &emoji)?),
+        Call::Feed { author, limit } => Reply::Posts(service.feed(author, limit)?),
+        Call::Thread { post } => Reply::Thread(service.thread(&post)?),
+        Call::History { post } => Reply::History(service.history(&post)?),
+        Call::SetProfile { name, bio } => {
+            service.set_profile(name.as_deref(), bio.as_deref())?;
+            Reply::Person(service.person(None)?)
+        }
+        Call::Person { id } => Reply::Person(service.person(id)?),
+        Call::Follow { id, labels } => {
+            service.follow(&id, &labels)?;
+            Reply::Person(service.person(Some(id))?)
+        }
+        Call::Unfollow { id } => {
+            service.unfollow(&id)?;
+            Reply::Person(service.person(Some(id))?)
+        }
+        Call::Block { id } => {
+            service.block(&id)?;
+            Reply::Person(service.person(Some(id))?)
+        }
+        Call::Unblock { id } => {
+            service.unblock(&id)?;
+            Reply::Person(service.person(Some(id))?)
+        }
+        Call::Label { id, add, remove } => {
+            service.label(&id, &add, &remove)?;
+            Reply::Person(service.person(Some(id))?)
+        }
+        Call::People {
+            label,
+            nearby: false,
+        } => Reply::People(service.people(label.as_deref())?),
+        Call::Export { path } => Reply::Exported {
+            changes: service.export(&path)?,
+        },
+        Call::Import { path } => {
+            let r = service.import(&path)?;
+            Reply::Imported {
+                applied: r.applied,
+                pending: r.pending,
+                duplicates: r.duplicates,
+            }
+        }
+        Call::People { nearby: true, .. } | Call::Status | Call::Peers | Call::AddPeer { .. } => {
+            return Err(ActionError::NodeOnly);
+        }
+    })
+}
+
+impl Call {
+    /// Whether the call changes what other nodes should hear about.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Call::Post { .. }
+                | Call::Edit { .. }
+                | Call::Delete { .. }
+                | Call::React { .. }
+                | Call::Unreact { .. }
+                | Call::SetProfile { .. }
+                | Call::Follow { .. }
+                | Call::Unfollow { .. }
+                | Call::Block { .. }
+                | Call::Unblock { .. }
+                | Call::Label { .. }
+                | Call::Import { .. }
+        )
+    }
+}

@@ -1,0 +1,178 @@
+//! `kith node`: the store on its service thread, the swarm on a network
+//! task, the local API, and the wiring between them, until Ctrl-C or
+//! SIGTERM. Shutdown stops the API, lets the service thread finish what it
+//! holds (every acknowledged action is already committed), then closes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kith_net::{COMMAND_CAPACITY, Command, EVENT_CAPACITY, Multiaddr};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::call::{Call, Reply};
+use crate::runtime::{SERVICE_INPUT_CAPACITY, ServiceInput, ServiceLoop, remembered_peers};
+use crate::status::Status;
+use crate::{Home, Service};
+
+/// Remembered peers, one multiaddr a line.
+pub const PEERS_FILE: &str = "peers";
+/// The TCP port the node last listened on, reused on the next start.
+pub const PORT_FILE: &str = "port";
+/// Where a running node says how to reach its API.
+pub const NODE_FILE: &str = "node.json";
+/// The API bearer token (mode 0600).
+pub const TOKEN_FILE: &str = "api-token";
+/// The port a node listens on when its home has none recorded.
+pub const DEFAULT_PORT: u16 = 4610;
+/// How often the sync engine's clock ticks.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where to listen; empty: all interfaces on the home's stable port.
+    pub listen: Vec<Multiaddr>,
+    pub mdns: bool,
+    /// Peers to dial and keep.
+    pub peers: Vec<Multiaddr>,
+    /// Where the local API listens (always a loopback address).
+    pub api: SocketAddr,
+}
+
+/// The contents of `node.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeFile {
+    pub pid: u32,
+    pub api: String,
+}
+
+/// Runs a node on `home` until a shutdown signal; `started` is called once
+/// the node listens, with its status.
+pub async fn run(
+    home: &Home,
+    config: NodeConfig,
+    started: impl FnOnce(&Status),
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.api.ip().is_loopback(),
+        "the API must listen on a loopback address, not {}",
+        config.api
+    );
+    let (service, created) = Service::open(home)
+        .with_context(|| format!("cannot open kith home {}", home.dir.display()))?;
+    if created {
+        eprintln!(
+            "created a new identity {} in {}",
+            service.identity(),
+            home.dir.display()
+        );
+    }
+    let token = crate::token::load_or_create(&home.path(TOKEN_FILE))?;
+    let mut swarm = kith_net::build_swarm(kith_net::keypair(&service.keys().device), config.mdns)?;
+    if config.listen.is_empty() {
+        let port = std::fs::read_to_string(home.path(PORT_FILE))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(DEFAULT_PORT);
+        let stable: Multiaddr = format!("/ip4/0.0.0.0/tcp/{port}")
+            .parse()
+            .expect("a valid multiaddr");
+        if let Err(e) = swarm.listen_on(stable) {
+            tracing::warn!(port, error = %e, "port taken; listening on a free one");
+            swarm.listen_on("/ip4/0.0.0.0/tcp/0".parse().expect("a valid multiaddr"))?;
+        }
+    } else {
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .with_context(|| format!("cannot listen on {addr}"))?;
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .with_context(|| format!("cannot bind the API to {}", config.api))?;
+    let api_addr = listener.local_addr()?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let (evt_tx, mut evt_rx) = mpsc::channel(EVENT_CAPACITY);
+    let (in_tx, in_rx) = mpsc::channel(SERVICE_INPUT_CAPACITY);
+
+    let service_loop = ServiceLoop::new(service, cmd_tx.clone(), api_addr.to_string(), home);
+    let thread = std::thread::Builder::new()
+        .name("kith-service".into())
+        .spawn(move || service_loop.run(in_rx))?;
+    let net = tokio::spawn(kith_net::run(swarm, cmd_rx, evt_tx));
+    let forward_tx = in_tx.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(e) = evt_rx.recv().await {
+            if forward_tx.send(ServiceInput::Net(e)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let tick_tx = in_tx.clone();
+    let ticker = tokio::spawn(async move {
+        let mut every = tokio::time::interval(TICK);
+        loop {
+            every.tick().await;
+            // A busy service skips a tick rather than queueing them.
+            let _ = tick_tx.try_send(ServiceInput::Tick);
+        }
+    });
+    for addr in config
+        .peers
+        .iter()
+        .chain(remembered_peers(&home.path(PEERS_FILE)).iter())
+    {
+        cmd_tx.send(Command::Remember(addr.clone())).await?;
+    }
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let api = tokio::spawn(crate::api::serve(listener, token, in_tx.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    let node_file = home.path(NODE_FILE);
+    std::fs::write(
+        &node_file,
+        serde_json::to_vec(&NodeFile {
+            pid: std::process::id(),
+            api: api_addr.to_string(),
+        })?,
+    )?;
+
+    // Report once the swarm listens (it does within a few polls).
+    let mut status = None;
+    for _ in 0..250 {
+        let (tx, rx) = oneshot::channel();
+        in_tx.send(ServiceInput::Api(Call::Status, tx)).await?;
+        if let Ok(Ok(Reply::Status(s))) = rx.await {
+            let listening = !s.listen.is_empty();
+            status = Some(s);
+            if listening {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let Some(s) = &status {
+        started(s);
+    }
+
+    let signal = crate::shutdown_signal().await;
+    tracing::info!("stopping");
+    let _ = stop_tx.send(());
+    let _ = api.await;
+    ticker.abort();
+    let _ = in_tx.send(ServiceInput::Shutdown).await;
+    drop(in_tx);
+    let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+    forward.abort();
+    net.abort();
+    let _ = std::fs::remove_file(&node_file);
+    signal?;
+    if !matches!(joined, Ok(Ok(()))) {
+        anyhow::bail!("the service thread panicked");
+    }
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! The service thread: the one owner of the store, the loaded documents and
+//! the sync engine. redb and automerge work never runs on tokio workers; the
+//! network task and the API reach this thread through one bounded channel.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kith_core::sync::{Engine, EngineConfig, Input as SyncInput, Output as SyncOutput, Replica};
+use kith_core::{DeviceCert, DeviceId, IdentityId, SignedChange, proto};
+use kith_net::{Command, Event, Multiaddr};
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::call::{Call, Reply, execute};
+use crate::home::now_ms;
+use crate::service::{ActionError, Service};
+use crate::status::{PeerView, Status, SyncView};
+
+/// Capacity of the service thread's input channel.
+pub const SERVICE_INPUT_CAPACITY: usize = 4096;
+
+/// What reaches the service thread.
+#[derive(Debug)]
+pub enum ServiceInput {
+    Net(Event),
+    Api(Call, oneshot::Sender<Result<Reply, ActionError>>),
+    Tick,
+    Shutdown,
+}
+
+/// Peers as the service thread knows them.
+#[derive(Debug, Default)]
+struct PeerMeta {
+    addresses: Vec<String>,
+    via: String,
+}
+
+/// The state the service thread owns.
+pub struct ServiceLoop {
+    service: Service,
+    engine: Engine,
+    net: mpsc::Sender<Command>,
+    listen: Vec<Multiaddr>,
+    api: String,
+    peers: BTreeMap<DeviceId, PeerMeta>,
+    home_peers: std::path::PathBuf,
+    port_file: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for ServiceLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceLoop")
+            .field("peers", &self.peers.len())
+            .finish()
+    }
+}
+
+impl ServiceLoop {
+    pub fn new(
+        service: Service,
+        net: mpsc::Sender<Command>,
+        api: String,
+        home: &crate::Home,
+    ) -> ServiceLoop {
+        ServiceLoop {
+            service,
+            engine: Engine::new(EngineConfig::default()),
+            net,
+            listen: Vec::new(),
+            api,
+            peers: BTreeMap::new(),
+            home_peers: home.path(crate::node::PEERS_FILE),
+            port_file: home.path(crate::node::PORT_FILE),
+        }
+    }
+
+    /// Runs until `Shutdown` or until every sender is gone.
+    pub fn run(mut self, mut inputs: mpsc::Receiver<ServiceInput>) {
+        while let Some(input) = inputs.blocking_recv() {
+            match input {
+                ServiceInput::Shutdown => break,
+                ServiceInput::Tick => self.sync(SyncInput::Tick),
+                ServiceInput::Api(call, reply) => {
+                    let result = self.call(call);
+                    let _ = reply.send(result);
+                }
+                ServiceInput::Net(event) => self.net_event(event),
+            }
+        }
+        tracing::info!("service stopped");
+    }
+
+    fn command(&self, cmd: Command) {
+        // The network task never blocks on us, so this wait is short.
+        if self.net.blocking_send(cmd).is_err() {
+            tracing::warn!("network task is gone");
+        }
+    }
+
+    fn sync(&mut self, input: SyncInput) {
+        let outputs = self.engine.handle(input, now_ms(), &mut self.service);
+        for out in outputs {
+            match out {
+                SyncOutput::Send(sent) => self.command(Command::Request {
+                    peer: sent.peer,
+                    id: sent.id,
+                    request: sent.request,
+                }),
+                SyncOutput::Respond { id, response, .. } => {
+                    self.command(Command::Respond { id, response })
+                }
+                SyncOutput::Disconnect { peer, reason } => {
+                    tracing::warn!(peer = %peer.short(), %reason, "disconnecting a misbehaving peer");
+                    self.command(Command::Disconnect(peer));
+                }
+                SyncOutput::PeerIdentified { peer, identity } => {
+                    tracing::info!(peer = %peer.short(), identity = %identity, "peer identified");
+                }
+            }
+        }
+    }
+
+    fn net_event(&mut self, event: Event) {
+        match event {
+            Event::Listening(addr) => {
+                tracing::info!(%addr, "listening");
+                if let Some(port) = tcp_port(&addr) {
+                    let _ = std::fs::write(&self.port_file, port.to_string());
+                }
+                self.listen.push(addr);
+            }
+            Event::Connected { peer, address, via } => {
+                let meta = self.peers.entry(peer).or_default();
+                meta.addresses = vec![address.to_string()];
+                meta.via = format!("{via:?}").to_lowercase();
+                self.sync(SyncInput::PeerConnected { peer });
+            }
+            Event::Disconnected { peer } => {
+                self.peers.remove(&peer);
+                self.sync(SyncInput::PeerDisconnected { peer });
+            }
+            Event::Request { peer, id, request } => {
+                self.sync(SyncInput::RequestReceived { peer, id, request })
+            }
+            Event::Response { peer, id, response } => {
+                self.sync(SyncInput::ResponseReceived { peer, id, response })
+            }
+            Event::RequestFailed { peer, id } => self.sync(SyncInput::RequestFailed { peer, id }),
+            Event::BadMessage { peer, reason } => self.sync(SyncInput::Offence { peer, reason }),
+            Event::Gossip {
+                message_id,
+                source,
+                device,
+                data,
+            } => {
+                let accept = self.gossip(device, &data);
+                self.command(Command::Validate {
+                    message_id,
+                    source,
+                    accept,
+                });
+            }
+        }
+    }
+
+    /// Checks (and, if wanted, applies) a gossiped change. `Some(true)`:
+    /// valid, forward it; `Some(false)`: invalid, penalise the relay.
+    fn gossip(&mut self, relay: DeviceId, data: &[u8]) -> Option<bool> {
+        let decoded = proto::GossipChange::decode(data).ok().and_then(|g| {
+            let cert = DeviceCert::from_proto(&g.certificate?).ok()?;
+            let change = SignedChange::from_proto(g.change?).ok()?;
+            Some((cert, change))
+        });
+        let Some((cert, change)) = decoded else {
+            self.sync(SyncInput::Offence {
+                peer: relay,
+                reason: "gossiped garbage".into(),
+            });
+            return Some(false);
+        };
+        if cert.device != change.device {
+            self.sync(SyncInput::Offence {
+                peer: relay,
+                reason: "gossiped a change with another device's certificate".into(),
+            });
+            return Some(false);
+        }
+        let _ = self.service.store_mut().add_certificate(&cert);
+        let interests = self.service.interests().unwrap_or_default();
+        let wanted =
+            interests.contains(&change.doc.owner) || change.doc.kind == kith_core::DocKind::Profile;
+        if !wanted {
+            // Check it so the mesh only carries valid changes, but do not keep it.
+            let identity = self
+                .service
+                .store()
+                .identity_of(&change.device)
+                .ok()
+                .flatten();
+            let signer = change.device;
+            let certs = move |d: &DeviceId| if *d == signer { identity } else { None };
+            return match change.verify(&certs) {
+                Ok(_) => Some(true),
+                Err(e) => {
+                    self.sync(SyncInput::Offence {
+                        peer: relay,
+                        reason: format!("gossiped an invalid change: {e}"),
+                    });
+                    Some(false)
+                }
+            };
+        }
+        match self.service.store_mut().ingest(vec![change]) {
+            Ok(report) if !report.rejected.is_empty() => {
+                let reason = format!("gossiped an invalid change: {}", report.rejected[0].1);
+                self.sync(SyncInput::Offence {
+                    peer: relay,
+                    reason,
+                });
+                Some(false)
+            }
+            Ok(report) => {
+                if report.pending > 0 {
+                    self.sync(SyncInput::DependenciesMissing { peer: relay });
+                }
+                Some(true)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store failed while applying gossip");
+                None
+            }
+        }
+    }
+
+    /// Publishes the changes made by the last local action.
+    fn publish_outbox(&mut self) {
+        let cert = self.service.keys().cert.to_proto();
+        for change in self.service.take_outbox() {
+            let msg = proto::GossipChange {
+                change: Some(change.signed().to_proto()),
+                certificate: Some(cert.clone()),
+            };
+            self.command(Command::Publish(msg.encode_to_vec()));
+        }
+    }
+
+    fn call(&mut self, call: Call) -> Result<Reply, ActionError> {
+        let interests_change = matches!(call, Call::Follow { .. } | Call::Unfollow { .. });
+        let reply = match call {
+            Call::Status => Reply::Status(self.status()?),
+            Call::Peers => Reply::Peers(self.peer_views()),
+            Call::AddPeer { address } => {
+                let addr: Multiaddr = address.parse().map_err(|e| {
+                    ActionError::Invalid(format!("`{address}` is not a multiaddr: {e}"))
+                })?;
+                remember_peer(&self.home_peers, &addr)?;
+                self.command(Command::Remember(addr));
+                Reply::Done
+            }
+            Call::People {
+                label,
+                nearby: true,
+            } => {
+                let near: BTreeSet<IdentityId> =
+                    self.engine.peers().filter_map(|(_, id)| id).collect();
+                let mut people = self.service.people(label.as_deref())?;
+                people.retain(|p| near.contains(&p.id));
+                Reply::People(people)
+            }
+            other => execute(&mut self.service, other)?,
+        };
+        self.publish_outbox();
+        if interests_change {
+            self.sync(SyncInput::InterestsChanged);
+        }
+        Ok(reply)
+    }
+
+    fn peer_views(&mut self) -> Vec<PeerView> {
+        let identities: BTreeMap<DeviceId, Option<IdentityId>> = self.engine.peers().collect();
+        let me = self.service.identity();
+        self.peers
+            .iter()
+            .map(|(device, meta)| {
+                let identity = identities.get(device).copied().flatten();
+                let name = identity
+                    .and_then(|id| self.service.store().person(&me, &id).ok().flatten())
+                    .and_then(|p| p.name);
+                PeerView {
+                    device: *device,
+                    identity,
+                    name,
+                    addresses: meta.addresses.clone(),
+                    via: meta.via.clone(),
+                }
+            })
+            .collect()
+    }
+
+    fn status(&mut self) -> Result<Status, ActionError> {
+        let me = self.service.whoami()?;
+        Ok(Status {
+            identity: me.identity,
+            device: me.device,
+            name: me.name,
+            listen: self.listen.iter().map(ToString::to_string).collect(),
+            api: self.api.clone(),
+            peers: self.peers.len(),
+            counts: self.service.store().counts()?,
+            syncing: self.engine.is_syncing(),
+            sync: self
+                .engine
+                .progress()
+                .filter(|(_, p)| p.expected > 0 || p.docs_left > 0)
+                .map(|(peer, p)| SyncView {
+                    peer,
+                    expected: p.expected,
+                    received: p.received,
+                    docs_left: p.docs_left,
+                })
+                .collect(),
+        })
+    }
+}
+
+fn tcp_port(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}
+
+/// Adds an address to the home's remembered peers (one multiaddr a line).
+pub fn remember_peer(file: &std::path::Path, addr: &Multiaddr) -> Result<(), ActionError> {
+    let shown = file.display().to_string();
+    let existing = std::fs::read_to_string(file).unwrap_or_default();
+    if existing.lines().any(|l| l.trim() == addr.to_string()) {
+        return Ok(());
+    }
+    let mut text = existing;
+    text.push_str(&format!("{addr}\n"));
+    std::fs::write(file, text).map_err(|error| ActionError::File { path: shown, error })
+}
+
+/// The remembered peers of a home; unreadable lines are skipped with a warning.
+pub fn remembered_peers(file: &std::path::Path) -> Vec<Multiaddr> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| match l.trim().parse() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(line = l, error = %e, "ignoring a bad line in the peers file");
+                None
+            }
+        })
+        .collect()
+}
+
+impl Service {
+    /// Identities whose documents this node keeps: itself and whom it follows.
+    pub fn interests(&self) -> Result<BTreeSet<IdentityId>, ActionError> {
+        Replica::interests(self).map_err(|e| ActionError::Invalid(e.0))
+    }
+}

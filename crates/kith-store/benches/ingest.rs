@@ -1,0 +1,135 @@
+//! Catch-up: a fresh store ingests another person's signed posts in group
+//! committed batches (verify, apply to automerge, index, commit). Target:
+//! at least 20,000 posts/s. For comparison, what the signature checks alone
+//! cost per change.
+
+mod corpus;
+
+use std::time::{Duration, Instant};
+
+use corpus::{Corpus, INGEST_BATCH, thread_cpu_time};
+use criterion::{BatchSize, Criterion, Throughput};
+use ed25519_dalek::{Signature, VerifyingKey};
+use kith_core::{DeviceId, IdentityId, SignedChange, verify_batch};
+use kith_store::Store;
+
+/// Posts ingested per measured iteration: ten full shards.
+const POSTS: usize = 10 * INGEST_BATCH;
+
+fn ingest(c: &mut Criterion, corpus: &Corpus) {
+    let mut group = c.benchmark_group("ingest");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Elements(POSTS as u64));
+    group.bench_function(format!("{POSTS}_posts_in_batches_of_{INGEST_BATCH}"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let mut store = Store::open(&dir.path().join("kith.redb")).expect("open");
+                let batches: Vec<Vec<SignedChange>> = corpus
+                    .changes
+                    .chunks(INGEST_BATCH)
+                    .map(<[SignedChange]>::to_vec)
+                    .collect();
+                let started = Instant::now();
+                store.add_certificate(&corpus.cert).expect("certificate");
+                for batch in batches {
+                    let report = store.ingest(batch).expect("ingest");
+                    assert_eq!(report.applied, INGEST_BATCH);
+                }
+                total += started.elapsed();
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+fn signatures(c: &mut Criterion, corpus: &Corpus) {
+    let device = corpus.cert.device;
+    let identity = corpus.cert.identity;
+    let certs = move |d: &DeviceId| -> Option<IdentityId> { (*d == device).then_some(identity) };
+    let batch: Vec<SignedChange> = corpus.changes[..INGEST_BATCH].to_vec();
+
+    let mut group = c.benchmark_group("verify");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+
+    // The message a change signature covers, as verify_batch rebuilds it.
+    let first = batch[0].clone().verify(&certs).expect("a valid change");
+    let msg = SignedChange::signed_bytes(&first.doc(), &first.header().hash);
+    let key = VerifyingKey::from_bytes(&device.0).expect("valid key");
+    let sig = Signature::from_bytes(&first.signed().signature);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ed25519_verify_strict_one", |b| {
+        b.iter(|| key.verify_strict(&msg, &sig).expect("verifies"));
+    });
+
+    group.throughput(Throughput::Elements(INGEST_BATCH as u64));
+    let msgs: Vec<Vec<u8>> = batch
+        .iter()
+        .map(|c| {
+            let v = c.clone().verify(&certs).expect("a valid change");
+            SignedChange::signed_bytes(&v.doc(), &v.header().hash)
+        })
+        .collect();
+    let msg_refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let sigs: Vec<Signature> = batch
+        .iter()
+        .map(|c| Signature::from_bytes(&c.signature))
+        .collect();
+    let keys = vec![key; INGEST_BATCH];
+    group.bench_function(format!("ed25519_verify_batch_{INGEST_BATCH}"), |b| {
+        b.iter(|| ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).expect("verifies"));
+    });
+    group.bench_function(format!("kith_verify_batch_{INGEST_BATCH}"), |b| {
+        b.iter_batched(
+            || batch.clone(),
+            |changes| {
+                let results = verify_batch(changes, &certs);
+                assert!(results.iter().all(Result::is_ok));
+                results
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    group.finish();
+}
+
+/// Wall and CPU time per post of one full ingest, the best of `runs`.
+fn per_post_times(corpus: &Corpus, runs: usize) -> (Duration, Duration) {
+    let (mut wall, mut cpu) = (Duration::MAX, Duration::MAX);
+    for _ in 0..runs {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(&dir.path().join("kith.redb")).expect("open");
+        let (w0, c0) = (Instant::now(), thread_cpu_time());
+        corpus.ingest_into(&mut store);
+        wall = wall.min(w0.elapsed());
+        cpu = cpu.min(thread_cpu_time() - c0);
+    }
+    (wall / POSTS as u32, cpu / POSTS as u32)
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let corpus = Corpus::generate(POSTS);
+    ingest(&mut c, &corpus);
+    signatures(&mut c, &corpus);
+    c.final_summary();
+    if std::env::args().any(|a| a == "--bench") {
+        let (wall, cpu) = per_post_times(&corpus, 5);
+        println!(
+            "ingest: best of 5 runs of {POSTS} posts: {:.1} µs/post wall ({:.0} posts/s), \
+             {:.1} µs/post CPU ({:.0} posts/s on an idle core)",
+            wall.as_secs_f64() * 1e6,
+            1.0 / wall.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6,
+            1.0 / cpu.as_secs_f64()
+        );
+    }
+}
