@@ -84,7 +84,7 @@ impl Sim {
             links: HashSet::new(),
             rng: StdRng::seed_from_u64(seed),
             loss,
-            silent_loss: seed % 2 == 0,
+            silent_loss: seed.is_multiple_of(2),
             disconnects: Vec::new(),
         }
     }
