@@ -46,6 +46,8 @@ pub fn kith_bin() -> &'static Path {
 pub struct TestHome {
     _tmp: tempfile::TempDir,
     pub dir: PathBuf,
+    /// Run `kith` inside this network namespace (see [`lan`]).
+    pub netns: Option<String>,
 }
 
 /// What one run of `kith` produced.
@@ -98,7 +100,11 @@ impl TestHome {
     pub fn new() -> TestHome {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("home");
-        TestHome { _tmp: tmp, dir }
+        TestHome {
+            _tmp: tmp,
+            dir,
+            netns: None,
+        }
     }
 
     /// A home with an identity named `name`.
@@ -115,7 +121,14 @@ impl TestHome {
 
     /// The command, for callers that need to control the process.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(kith_bin());
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(kith_bin());
+                c
+            }
+            None => Command::new(kith_bin()),
+        };
         c.arg("--home")
             .arg(&self.dir)
             .args(args)
@@ -136,6 +149,8 @@ impl TestHome {
         self.dir.join(file)
     }
 }
+
+pub mod lan;
 
 /// A `kith node` process; stopped with SIGTERM when dropped.
 #[derive(Debug)]

@@ -110,3 +110,112 @@ fn node_only_commands_say_a_node_is_needed() {
         .run(&["status"])
         .fails_with("start one with `kith node`");
 }
+
+#[test]
+fn changes_relay_through_a_node_in_the_middle_with_signatures_intact() {
+    // alice -- bob -- carol   (alice and carol never connect)
+    let alice = TestHome::init("alice");
+    let bob = TestHome::init("bob");
+    let carol = TestHome::init("carol");
+    for follower in [&bob, &carol] {
+        follower.run(&["follow", &alice.id()]).out();
+    }
+    let early = alice
+        .run(&["post", "before anyone was online"])
+        .out()
+        .to_owned();
+    let a = alice.node(LOOPBACK);
+    let a_addr = a.addr();
+    let b = bob.node(&[LOOPBACK, &["--peer", &a_addr]].concat());
+    let b_addr = b.addr();
+    let _c = carol.node(&[LOOPBACK, &["--peer", &b_addr]].concat());
+    converge(
+        30,
+        "carol catches up alice's early post through bob",
+        || {
+            ids_in(&carol.run(&["feed", "--json"]).json())
+                .contains(&early)
+                .then_some(())
+        },
+    );
+    let live = alice.run(&["post", "relayed live"]).out().to_owned();
+    converge(30, "carol gets alice's live post through bob", || {
+        ids_in(&carol.run(&["feed", "--json"]).json())
+            .contains(&live)
+            .then_some(())
+    });
+    let carol_peers = carol.run(&["peers", "--json"]).json();
+    assert!(
+        carol_peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["identity"] != alice.id().as_str()),
+        "carol never connected to alice"
+    );
+    // What carol holds still carries alice's signatures: a fresh home verifies it all.
+    let file = carol.path("../relayed.kith");
+    carol.run(&["export", file.to_str().unwrap()]).out();
+    let dave = TestHome::init("dave");
+    dave.run(&["import", file.to_str().unwrap()]).out();
+    assert_eq!(
+        dave.run(&["show", &live, "--json"]).json()["post"]["text"],
+        "relayed live"
+    );
+}
+
+#[test]
+fn partitioned_sides_write_concurrently_and_converge_after_healing() {
+    // alice -- bob      carol -- dave   then   bob -- carol
+    let h: Vec<TestHome> = ["alice", "bob", "carol", "dave"]
+        .iter()
+        .map(|n| TestHome::init(n))
+        .collect();
+    let ids: Vec<String> = h.iter().map(TestHome::id).collect();
+    for (i, home) in h.iter().enumerate() {
+        for (j, id) in ids.iter().enumerate() {
+            if i != j {
+                home.run(&["follow", id]).out();
+            }
+        }
+    }
+    let alice = h[0].node(LOOPBACK);
+    let bob = h[1].node(&[LOOPBACK, &["--peer", &alice.addr()]].concat());
+    let carol = h[2].node(LOOPBACK);
+    let _dave = h[3].node(&[LOOPBACK, &["--peer", &carol.addr()]].concat());
+    for round in 0..10 {
+        for home in &h {
+            home.run(&["post", &format!("round {round} while partitioned")])
+                .out();
+        }
+    }
+    let first_of_alice = h[0]
+        .run(&["feed", "--author", &ids[0], "--limit", "1", "--json"])
+        .json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Concurrent reactions to the same post from both sides of the partition.
+    h[1].run(&["react", &first_of_alice, "👍"]).out();
+    assert!(
+        !ids_in(&h[2].run(&["feed", "--limit", "1000", "--json"]).json()).contains(&first_of_alice),
+        "no path joins the two sides yet"
+    );
+    h[1].run(&["peer", "add", &carol.addr()]).out();
+    let everything = |home: &TestHome| {
+        let feed = home.run(&["feed", "--limit", "1000", "--json"]).json();
+        let mut v: Vec<String> = feed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| format!("{} {} {}", p["id"], p["text"], p["reactions"]))
+            .collect();
+        v.sort();
+        v
+    };
+    converge(60, "all four converge after healing", || {
+        let first = everything(&h[0]);
+        (first.len() == 40 && h[1..].iter().all(|home| everything(home) == first)).then_some(())
+    });
+    drop(bob);
+}

@@ -1,0 +1,125 @@
+//! Real nodes on a simulated LAN (network namespaces on a bridge, made by
+//! `scripts/lan`) with mDNS on: discovery, live gossip and catch-up with no
+//! configuration at all. Needs root, as CI has.
+
+use kith_tests::lan::Lan;
+use kith_tests::{NodeProc, TestHome, converge};
+
+/// Starts a node on host `i` of the LAN, listening on its LAN address.
+fn start(lan: &Lan, home: &TestHome, i: usize) -> NodeProc {
+    let listen = format!("/ip4/{}/tcp/4610", lan.ip(i));
+    home.node(&["--listen", &listen])
+}
+
+fn homes(lan: &Lan, names: &[&str]) -> Vec<TestHome> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut h = TestHome::new();
+            h.netns = Some(lan.netns(i + 1));
+            h.run(&["init", "--name", name]).out();
+            h
+        })
+        .collect()
+}
+
+fn peer_identities(home: &TestHome) -> Vec<String> {
+    home.run(&["peers", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["identity"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn feed_ids(home: &TestHome, author: &str) -> Vec<String> {
+    let feed = home
+        .run(&["feed", "--author", author, "--limit", "5000", "--json"])
+        .json();
+    feed.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn nodes_find_each_other_by_mdns_and_posts_reach_followers_live() {
+    // alice, bob, carol on one LAN; nobody is told about anybody.
+    let lan = Lan::up(3);
+    let h = homes(&lan, &["alice", "bob", "carol"]);
+    let ids: Vec<String> = h.iter().map(TestHome::id).collect();
+    let _nodes: Vec<NodeProc> = (0..3).map(|i| start(&lan, &h[i], i + 1)).collect();
+    for (i, home) in h.iter().enumerate() {
+        converge(60, "every node sees the two others by mDNS", || {
+            let seen = peer_identities(home);
+            ids.iter()
+                .enumerate()
+                .all(|(j, id)| i == j || seen.contains(id))
+                .then_some(())
+        });
+    }
+    let nearby = h[1].run(&["people", "--nearby", "--json"]).json();
+    let names: Vec<&str> = nearby
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"alice") && names.contains(&"carol"),
+        "bob's nearby people: {names:?}"
+    );
+
+    h[1].run(&["follow", &ids[0]]).out();
+    h[2].run(&["follow", &ids[0]]).out();
+    let post = h[0].run(&["post", "hello, LAN"]).out().to_owned();
+    for follower in &h[1..] {
+        converge(30, "alice's post reaches each follower", || {
+            feed_ids(follower, &ids[0]).contains(&post).then_some(())
+        });
+    }
+}
+
+#[test]
+fn a_node_that_was_away_catches_up_to_exactly_the_authors_state() {
+    // alice, bob, carol on one LAN; carol's node is stopped while alice writes.
+    let lan = Lan::up(3);
+    let h = homes(&lan, &["alice", "bob", "carol"]);
+    let ids: Vec<String> = h.iter().map(TestHome::id).collect();
+    h[2].run(&["follow", &ids[0]]).out();
+    h[1].run(&["follow", &ids[0]]).out();
+    let _alice = start(&lan, &h[0], 1);
+    let _bob = start(&lan, &h[1], 2);
+    let mut posts = Vec::new();
+    for i in 0..1000 {
+        posts.push(
+            h[0].run(&["post", &format!("written while carol was away, number {i}")])
+                .out()
+                .to_owned(),
+        );
+    }
+    for p in posts.iter().step_by(50) {
+        h[0].run(&["edit", p, "edited while carol was away"]).out();
+    }
+    for p in posts.iter().skip(7).step_by(100) {
+        h[0].run(&["delete", p]).out();
+    }
+    let want = h[0]
+        .run(&["feed", "--author", &ids[0], "--limit", "5000", "--json"])
+        .json();
+    let _carol = start(&lan, &h[2], 3);
+    converge(120, "carol converges to exactly alice's state", || {
+        (h[2]
+            .run(&["feed", "--author", &ids[0], "--limit", "5000", "--json"])
+            .json()
+            == want)
+            .then_some(())
+    });
+    let done = h[2]
+        .run(&["sync", "--wait", "--timeout", "60", "--json"])
+        .json();
+    assert_eq!(done["syncing"], false);
+}
