@@ -30,6 +30,26 @@ struct Remembered {
     peer: Option<PeerId>,
 }
 
+/// Most peers found by mDNS that are kept for redialling.
+pub const MAX_DISCOVERED: usize = 1024;
+
+/// Dials from a fresh port. Reusing the listening port (libp2p's default)
+/// turns two nodes dialling each other at once into a TCP simultaneous open,
+/// where both sides act as initiator and the handshake fails.
+fn dial_addr(addr: Multiaddr) -> DialOpts {
+    DialOpts::unknown_peer_id()
+        .address(addr)
+        .allocate_new_port()
+        .build()
+}
+
+fn dial_peer(peer: PeerId, addr: Multiaddr) -> DialOpts {
+    DialOpts::peer_id(peer)
+        .addresses(vec![addr])
+        .allocate_new_port()
+        .build()
+}
+
 /// Runs the swarm until the command channel closes.
 pub async fn run(
     mut swarm: Swarm<Behaviour>,
@@ -45,6 +65,10 @@ pub async fn run(
     let mut next_inbound = 0u64;
     let mut peers: BTreeMap<PeerId, PeerInfo> = BTreeMap::new();
     let mut remembered: Vec<Remembered> = Vec::new();
+    // Peers found by mDNS, redialled while they are not connected: a first
+    // dial can fail (two nodes dialling each other at once), and mDNS reports
+    // a peer only once per record lifetime.
+    let mut discovered: HashMap<PeerId, Remembered> = HashMap::new();
     let mut redial = tokio::time::interval(Duration::from_secs(1));
     let send = |e: Event| {
         if let Err(err) = events.try_send(e) {
@@ -57,7 +81,7 @@ pub async fn run(
                 let Some(cmd) = cmd else { break };
                 match cmd {
                     Command::Dial(addr) => {
-                        if let Err(e) = swarm.dial(addr.clone()) {
+                        if let Err(e) = swarm.dial(dial_addr(addr.clone())) {
                             tracing::debug!(%addr, error = %e, "dial failed");
                         }
                     }
@@ -108,7 +132,14 @@ pub async fn run(
                 for r in remembered.iter_mut() {
                     let connected = r.peer.is_some_and(|p| swarm.is_connected(&p));
                     if !connected && r.next <= now {
-                        let _ = swarm.dial(r.addr.clone());
+                        let _ = swarm.dial(dial_addr(r.addr.clone()));
+                        r.next = now + r.backoff;
+                        r.backoff = (r.backoff * 2).min(REDIAL_MAX);
+                    }
+                }
+                for (peer, r) in discovered.iter_mut() {
+                    if !swarm.is_connected(peer) && r.next <= now {
+                        let _ = swarm.dial(dial_peer(*peer, r.addr.clone()));
                         r.next = now + r.backoff;
                         r.backoff = (r.backoff * 2).min(REDIAL_MAX);
                     }
@@ -144,12 +175,20 @@ pub async fn run(
                 SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                     for (peer_id, addr) in found {
                         if !swarm.is_connected(&peer_id) {
-                            let opts = DialOpts::peer_id(peer_id).addresses(vec![addr]).build();
-                            let _ = swarm.dial(opts);
+                            let _ = swarm.dial(dial_peer(peer_id, addr.clone()));
+                        }
+                        if discovered.len() < MAX_DISCOVERED || discovered.contains_key(&peer_id) {
+                            let next = Instant::now() + REDIAL_MIN;
+                            discovered.insert(peer_id, Remembered { addr, next, backoff: REDIAL_MIN, peer: Some(peer_id) });
                         }
                         if let Some(p) = peers.get_mut(&peer_id) {
                             p.via = Via::Mdns;
                         }
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Expired(gone))) => {
+                    for (peer_id, _) in gone {
+                        discovered.remove(&peer_id);
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {

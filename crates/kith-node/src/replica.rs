@@ -64,8 +64,15 @@ impl Replica for Service {
             .map_err(err)
     }
 
-    fn ingest(&mut self, changes: Vec<SignedChange>) -> Result<usize, ReplicaError> {
-        let report = self.store_mut().ingest(changes).map_err(err)?;
+    fn ingest(
+        &mut self,
+        certificates: Vec<DeviceCert>,
+        changes: Vec<SignedChange>,
+    ) -> Result<usize, ReplicaError> {
+        let report = self
+            .store_mut()
+            .ingest_with(&certificates, changes)
+            .map_err(err)?;
         for (i, e) in &report.rejected {
             tracing::debug!(index = i, error = %e, "refused a synced change");
         }

@@ -184,18 +184,20 @@ impl ServiceLoop {
             });
             return Some(false);
         }
-        let _ = self.service.store_mut().add_certificate(&cert);
         let interests = self.service.interests().unwrap_or_default();
         let wanted =
             interests.contains(&change.doc.owner) || change.doc.kind == kith_core::DocKind::Profile;
         if !wanted {
             // Check it so the mesh only carries valid changes, but do not keep it.
-            let identity = self
+            // The store's certificate for the device wins; else the one that
+            // came with the message (verified above).
+            let known = self
                 .service
                 .store()
                 .identity_of(&change.device)
                 .ok()
                 .flatten();
+            let identity = Some(known.unwrap_or(cert.identity));
             let signer = change.device;
             let certs = move |d: &DeviceId| if *d == signer { identity } else { None };
             return match change.verify(&certs) {
@@ -209,7 +211,7 @@ impl ServiceLoop {
                 }
             };
         }
-        match self.service.store_mut().ingest(vec![change]) {
+        match self.service.store_mut().ingest_with(&[cert], vec![change]) {
             Ok(report) if !report.rejected.is_empty() => {
                 let reason = format!("gossiped an invalid change: {}", report.rejected[0].1);
                 self.sync(SyncInput::Offence {

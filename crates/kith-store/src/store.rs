@@ -289,7 +289,19 @@ impl Store {
     /// merits: refused ones are reported and the rest applied, in one
     /// group-committed transaction.
     pub fn ingest(&mut self, changes: Vec<SignedChange>) -> Result<IngestReport, StoreError> {
-        match self.ingest_inner(&[], changes, false) {
+        self.ingest_with(&[], changes)
+    }
+
+    /// Like [`Store::ingest`], with verified certificates that came along
+    /// (from a peer). A certificate is kept only if a change its device
+    /// signed passes verification, so no peer can fill the store with
+    /// certificates of throwaway identities.
+    pub fn ingest_with(
+        &mut self,
+        certs: &[DeviceCert],
+        changes: Vec<SignedChange>,
+    ) -> Result<IngestReport, StoreError> {
+        match self.ingest_inner(certs, changes, false) {
             Ok(r) => Ok(r),
             Err(ImportError::Store(e)) => Err(e),
             Err(other) => Err(StoreError::Corrupt(format!(
@@ -363,7 +375,11 @@ impl Store {
         let txn = self.db.begin_write().map_err(StoreError::from)?;
         let outcome = (|| -> Result<(), ImportError> {
             let mut w = Writer::open(&txn)?;
-            for cert in certs {
+            let signers: std::collections::BTreeSet<DeviceId> = by_doc
+                .values()
+                .flat_map(|g| g.iter().map(|(_, v)| v.signed().device))
+                .collect();
+            for cert in certs.iter().filter(|c| signers.contains(&c.device)) {
                 if w.devices.get(&cert.device.0)?.is_none() {
                     w.devices.insert(&cert.device.0, cert.encode().as_slice())?;
                 }

@@ -259,3 +259,38 @@ fn changes_waiting_for_dependencies_are_bounded() {
         "refused changes are not stored"
     );
 }
+
+#[test]
+fn certificates_from_peers_are_kept_only_with_a_change_that_passes() {
+    let (_d, mut store) = store();
+    let mut alice = Author::new(1);
+    let strangers: Vec<_> = (10..20).map(Author::new).collect();
+    let certs: Vec<_> = strangers
+        .iter()
+        .map(|s| s.cert.clone())
+        .chain([alice.cert.clone()])
+        .collect();
+    let honest = alice.post("x", "honest");
+    let mut forged = alice.post("y", "forged");
+    forged.signature[3] ^= 1;
+    let report = store.ingest_with(&certs, vec![forged]).unwrap();
+    assert_eq!(report.rejected.len(), 1);
+    for s in &strangers {
+        assert_eq!(
+            store.identity_of(&s.device.id()).unwrap(),
+            None,
+            "a stranger's certificate was kept"
+        );
+    }
+    assert_eq!(
+        store.identity_of(&alice.device.id()).unwrap(),
+        None,
+        "a failing change keeps no certificate"
+    );
+    assert_eq!(store.ingest_with(&certs, vec![honest]).unwrap().applied, 1);
+    assert_eq!(
+        store.identity_of(&alice.device.id()).unwrap(),
+        Some(alice.id())
+    );
+    assert_eq!(store.identity_of(&strangers[0].device.id()).unwrap(), None);
+}

@@ -93,8 +93,13 @@ pub trait Replica {
         asker: Option<IdentityId>,
         max_bytes: usize,
     ) -> Result<ChangeBatch, ReplicaError>;
-    /// Verifies and applies changes; returns how many were refused.
-    fn ingest(&mut self, changes: Vec<SignedChange>) -> Result<usize, ReplicaError>;
+    /// Verifies and applies changes, keeping the certificates of devices
+    /// whose changes pass; returns how many changes were refused.
+    fn ingest(
+        &mut self,
+        certificates: Vec<DeviceCert>,
+        changes: Vec<SignedChange>,
+    ) -> Result<usize, ReplicaError>;
 }
 
 /// Something that happened.
@@ -452,10 +457,7 @@ impl Engine {
                     );
                 }
                 let n = batch.changes.len() as u64;
-                for cert in &batch.certificates {
-                    let _ = replica.add_certificate(cert);
-                }
-                let refused = match replica.ingest(batch.changes) {
+                let refused = match replica.ingest(batch.certificates, batch.changes) {
                     Ok(refused) => refused,
                     Err(_) => {
                         // A local failure: not the peer's fault; try again later.
