@@ -71,7 +71,7 @@ impl Replica for Service {
     ) -> Result<usize, ReplicaError> {
         let report = self
             .store_mut()
-            .ingest_with(&certificates, changes)
+            .ingest_buffered(&certificates, changes)
             .map_err(err)?;
         for (i, e) in &report.rejected {
             tracing::debug!(index = i, error = %e, "refused a synced change");

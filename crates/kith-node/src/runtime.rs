@@ -78,7 +78,10 @@ impl ServiceLoop {
         while let Some(input) = inputs.blocking_recv() {
             match input {
                 ServiceInput::Shutdown => break,
-                ServiceInput::Tick => self.sync(SyncInput::Tick),
+                ServiceInput::Tick => {
+                    self.flush();
+                    self.sync(SyncInput::Tick);
+                }
                 ServiceInput::Api(call, reply) => {
                     let result = self.call(call);
                     let _ = reply.send(result);
@@ -86,7 +89,16 @@ impl ServiceLoop {
                 ServiceInput::Net(event) => self.net_event(event),
             }
         }
+        self.flush();
         tracing::info!("service stopped");
+    }
+
+    /// Makes changes ingested from the network durable (group commit: at
+    /// most one tick's worth can be lost in a crash, and sync fetches it again).
+    fn flush(&mut self) {
+        if let Err(e) = self.service.store_mut().flush() {
+            tracing::error!(error = %e, "could not flush the store");
+        }
     }
 
     fn command(&self, cmd: Command) {
@@ -211,7 +223,11 @@ impl ServiceLoop {
                 }
             };
         }
-        match self.service.store_mut().ingest_with(&[cert], vec![change]) {
+        match self
+            .service
+            .store_mut()
+            .ingest_buffered(&[cert], vec![change])
+        {
             Ok(report) if !report.rejected.is_empty() => {
                 let reason = format!("gossiped an invalid change: {}", report.rejected[0].1);
                 self.sync(SyncInput::Offence {

@@ -54,6 +54,8 @@ pub struct Store {
     docs: DocCache,
     suffix: Vec<u8>,
     path: PathBuf,
+    /// A non-durable commit happened since the last durable one.
+    unflushed: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -126,6 +128,7 @@ impl Store {
             docs: DocCache::default(),
             suffix,
             path: path.to_owned(),
+            unflushed: false,
         })
     }
 
@@ -301,7 +304,7 @@ impl Store {
         certs: &[DeviceCert],
         changes: Vec<SignedChange>,
     ) -> Result<IngestReport, StoreError> {
-        match self.ingest_inner(certs, changes, false) {
+        match self.ingest_inner(certs, changes, false, true) {
             Ok(r) => Ok(r),
             Err(ImportError::Store(e)) => Err(e),
             Err(other) => Err(StoreError::Corrupt(format!(
@@ -313,7 +316,35 @@ impl Store {
     /// Imports an archive all-or-nothing: if any certificate or change fails
     /// its checks, nothing is applied and the first failure is returned.
     pub fn import(&mut self, archive: Archive) -> Result<IngestReport, ImportError> {
-        self.ingest_inner(&archive.certificates, archive.changes, true)
+        self.ingest_inner(&archive.certificates, archive.changes, true, true)
+    }
+
+    /// Like [`Store::ingest_with`] but group-committed: the transaction is
+    /// not flushed to disk until the next [`Store::flush`] (or durable
+    /// commit). For network ingest, which nobody was promised: a crash can
+    /// lose only changes that sync fetches again (DESIGN.md decision 6).
+    pub fn ingest_buffered(
+        &mut self,
+        certs: &[DeviceCert],
+        changes: Vec<SignedChange>,
+    ) -> Result<IngestReport, StoreError> {
+        match self.ingest_inner(certs, changes, false, false) {
+            Ok(r) => Ok(r),
+            Err(ImportError::Store(e)) => Err(e),
+            Err(other) => Err(StoreError::Corrupt(format!(
+                "unexpected ingest failure: {other}"
+            ))),
+        }
+    }
+
+    /// Makes every buffered ingest durable. Cheap when there is none.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.unflushed {
+            // An empty durable commit persists every earlier non-durable one.
+            self.db.begin_write()?.commit()?;
+            self.unflushed = false;
+        }
+        Ok(())
     }
 
     fn ingest_inner(
@@ -321,6 +352,7 @@ impl Store {
         certs: &[DeviceCert],
         changes: Vec<SignedChange>,
         atomic: bool,
+        durable: bool,
     ) -> Result<IngestReport, ImportError> {
         let mut known: HashMap<DeviceId, IdentityId> = HashMap::new();
         {
@@ -372,7 +404,12 @@ impl Store {
             }
         }
 
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let mut txn = self.db.begin_write().map_err(StoreError::from)?;
+        if !durable {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.unflushed = true;
+        }
         let outcome = (|| -> Result<(), ImportError> {
             let mut w = Writer::open(&txn)?;
             let signers: std::collections::BTreeSet<DeviceId> = by_doc

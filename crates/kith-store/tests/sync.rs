@@ -163,3 +163,32 @@ fn version_vectors_stop_at_the_first_gap() {
     s.ingest(vec![c[2].clone()]).unwrap();
     assert_eq!(vv(&s), [4]);
 }
+
+#[test]
+fn buffered_network_ingest_is_durable_after_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kith.redb");
+    let mut alice = Author::new(1);
+    let changes: Vec<_> = (0..5)
+        .map(|i| alice.post(&format!("k{i}"), "buffered"))
+        .collect();
+    {
+        let mut s = Store::open(&path).unwrap();
+        let report = s
+            .ingest_buffered(std::slice::from_ref(&alice.cert), changes)
+            .unwrap();
+        assert_eq!(report.applied, 5);
+        assert_eq!(
+            s.counts().unwrap().posts,
+            5,
+            "visible at once, before any flush"
+        );
+        s.flush().unwrap();
+    }
+    let reopened = Store::open(&path).unwrap();
+    assert_eq!(reopened.counts().unwrap().posts, 5);
+    assert_eq!(
+        reopened.identity_of(&alice.device.id()).unwrap(),
+        Some(alice.id())
+    );
+}
