@@ -88,7 +88,6 @@ fn main() {
             cert: corpus.cert.clone(),
             changes: corpus.changes[..n].to_vec(),
             posts: corpus.posts[..n].to_vec(),
-            text_bytes: 0,
         };
         let mut store = Store::open(&path).expect("open");
         prefix.ingest_into(&mut store);

@@ -118,8 +118,6 @@ pub struct Corpus {
     pub changes: Vec<SignedChange>,
     /// Every post, oldest first.
     pub posts: Vec<PostRef>,
-    /// Bytes of post text in total (what the user typed).
-    pub text_bytes: usize,
 }
 
 impl Corpus {
@@ -142,7 +140,6 @@ impl Corpus {
         };
         let mut rng = StdRng::seed_from_u64(0x6b697468);
         let mut posts = Vec::with_capacity(n);
-        let mut text_bytes = 0;
         for i in 0..n {
             let shard = (i / SHARD_MAX_CHANGES as usize) as u32;
             let doc = DocId::feed(bob.identity.id(), SpaceId::PUBLIC, shard);
@@ -151,7 +148,6 @@ impl Corpus {
                 .encode(&rng.random::<[u8; 8]>())
                 .to_ascii_lowercase();
             let text = post_text(&mut rng, POST_CHARS);
-            text_bytes += text.len();
             let at_ms = FIRST_POST_MS + i as u64 * POST_INTERVAL_MS;
             store
                 .commit_local(doc, signer, at_ms, |d| {
@@ -173,7 +169,6 @@ impl Corpus {
             cert: bob.cert,
             changes: archive.changes,
             posts,
-            text_bytes,
         }
     }
 

@@ -1,0 +1,437 @@
+//! Multi-node benchmark: real `kith node` processes (release build) on
+//! 127.0.0.1 with mDNS off, driven through their local APIs.
+//!
+//! - propagation: a post on one node until it is visible in the API of each
+//!   of the other nodes (p50, p99), and as a floor, a bare gossipsub
+//!   publish→receive between two swarms built by the same code;
+//! - catch-up: a fresh node syncing 100,000 posts from 10 authors from one
+//!   peer (time, peak RSS of the fresh node);
+//! - bytes of one gossiped post versus the post's text.
+//!
+//! Run with `scripts/bench` (it builds the release binary first), or
+//! `KITH_BIN=target/release/kith cargo bench -p kith-node --bench net`.
+//! Sizes: `KITH_BENCH_NODES` (10), `KITH_BENCH_POSTS` (200),
+//! `KITH_BENCH_AUTHORS` (10), `KITH_BENCH_PER_AUTHOR` (10000).
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use automerge::AutoCommit;
+use automerge::transaction::CommitOptions;
+use kith_core::archive::Archive;
+use kith_core::schema::feed;
+use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId, proto};
+use kith_node::{Call, Reply};
+use prost::Message;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn kith_bin() -> PathBuf {
+    let bin = std::env::var_os("KITH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kith")
+        });
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release --bin kith` (scripts/bench does)",
+        bin.display()
+    );
+    bin
+}
+
+struct Node {
+    child: Child,
+    home: PathBuf,
+    api: String,
+    token: String,
+    addr: String,
+    agent: ureq::Agent,
+}
+
+impl Node {
+    fn start(bin: &Path, home: &Path, peers: &[String]) -> Node {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--home").arg(home).args([
+            "node",
+            "--json",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+        ]);
+        for p in peers {
+            cmd.args(["--peer", p]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .env("RUST_LOG", "error")
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_str(&line).expect("node status line");
+        let token = std::fs::read_to_string(home.join("api-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Node {
+            child,
+            home: home.to_owned(),
+            api: status["api"].as_str().unwrap().to_owned(),
+            token,
+            addr: status["listen"][0].as_str().unwrap().to_owned(),
+            agent: ureq::Agent::config_builder().build().into(),
+        }
+    }
+
+    fn call(&self, call: &Call) -> Reply {
+        self.agent
+            .post(&format!("http://{}/api/call", self.api))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .send_json(call)
+            .expect("api call")
+            .body_mut()
+            .read_json()
+            .expect("api reply")
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn kith(bin: &Path, home: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kith {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn identity(bin: &Path, home: &Path) -> String {
+    let me: serde_json::Value =
+        serde_json::from_str(&kith(bin, home, &["whoami", "--json"])).unwrap();
+    me["identity"].as_str().unwrap().to_owned()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn latest_of(node: &Node, author: kith_core::IdentityId) -> Option<kith_core::PostId> {
+    match node.call(&Call::Feed {
+        author: Some(author),
+        limit: 1,
+    }) {
+        Reply::Posts(p) => p.first().map(|p| p.id),
+        _ => None,
+    }
+}
+
+fn propagation(bin: &Path, dir: &Path) {
+    let n = env("KITH_BENCH_NODES", 10);
+    let posts = env("KITH_BENCH_POSTS", 200);
+    let homes: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("p{i}"))).collect();
+    for (i, h) in homes.iter().enumerate() {
+        kith(bin, h, &["init", "--name", &format!("node{i}")]);
+    }
+    let author = identity(bin, &homes[0]);
+    for h in &homes[1..] {
+        kith(bin, h, &["follow", &author]);
+    }
+    let mut nodes = vec![Node::start(bin, &homes[0], &[])];
+    for h in &homes[1..] {
+        let mut peers = vec![nodes[0].addr.clone()];
+        peers.push(nodes.last().unwrap().addr.clone());
+        nodes.push(Node::start(bin, h, &peers));
+    }
+    let author_id: kith_core::IdentityId = author.parse().unwrap();
+    // Warm up until gossip meshes have formed: a post reaches everyone.
+    let warm = match nodes[0].call(&Call::Post {
+        text: "warm-up".into(),
+        reply_to: None,
+    }) {
+        Reply::Post(id) => id,
+        other => panic!("{other:?}"),
+    };
+    wait_until(60, "warm-up post reaches every node", || {
+        nodes[1..]
+            .iter()
+            .all(|f| latest_of(f, author_id) == Some(warm))
+    });
+    let mut delays = Vec::new();
+    for i in 0..posts {
+        let t0 = Instant::now();
+        let id = match nodes[0].call(&Call::Post {
+            text: format!("propagation {i}"),
+            reply_to: None,
+        }) {
+            Reply::Post(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let mut seen = vec![false; n];
+        seen[0] = true;
+        while seen.iter().any(|s| !s) {
+            for (j, f) in nodes.iter().enumerate() {
+                if !seen[j] && latest_of(f, author_id) == Some(id) {
+                    seen[j] = true;
+                    delays.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "post {i} did not propagate"
+            );
+        }
+    }
+    delays.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&delays, 0.5), percentile(&delays, 0.99));
+    println!(
+        "propagation: {n} nodes, {posts} posts, {} deliveries: p50 {p50:.2} ms, p99 {p99:.2} ms",
+        delays.len()
+    );
+    let floor = gossip_floor(posts);
+    println!(
+        "gossip floor: bare gossipsub publish→receive between two swarms: p50 {:.2} ms, p99 {:.2} ms",
+        floor.0, floor.1
+    );
+    println!("propagation / floor at p50: {:.2}×", p50 / floor.0);
+    drop(nodes);
+}
+
+/// Two swarms built by `kith_net::build_swarm`, in this process: publish on
+/// one, time until the other hears it.
+fn gossip_floor(samples: usize) -> (f64, f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mk = |seed: u8| {
+            let key = DeviceKey::from_secret_bytes(&[seed; 32]);
+            let mut swarm = kith_net::build_swarm(kith_net::keypair(&key), false).unwrap();
+            swarm
+                .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+                .unwrap();
+            let (ctx, crx) = tokio::sync::mpsc::channel(kith_net::COMMAND_CAPACITY);
+            let (etx, erx) = tokio::sync::mpsc::channel(kith_net::EVENT_CAPACITY);
+            tokio::spawn(kith_net::run(swarm, crx, etx));
+            (ctx, erx)
+        };
+        let (a_cmd, mut a_ev) = mk(201);
+        let (b_cmd, mut b_ev) = mk(202);
+        let a_addr = loop {
+            if let Some(kith_net::Event::Listening(addr)) = a_ev.recv().await {
+                break addr;
+            }
+        };
+        b_cmd.send(kith_net::Command::Dial(a_addr)).await.unwrap();
+        let mut delays = Vec::new();
+        let mut i = 0u64;
+        // Publish until the mesh forms, then measure `samples` deliveries.
+        while delays.len() < samples {
+            i += 1;
+            let t0 = Instant::now();
+            a_cmd
+                .send(kith_net::Command::Publish(
+                    format!("floor {i}").into_bytes(),
+                ))
+                .await
+                .unwrap();
+            let got = tokio::time::timeout(Duration::from_millis(500), async {
+                loop {
+                    if let Some(kith_net::Event::Gossip {
+                        message_id, source, ..
+                    }) = b_ev.recv().await
+                    {
+                        let _ = b_cmd
+                            .send(kith_net::Command::Validate {
+                                message_id,
+                                source,
+                                accept: Some(true),
+                            })
+                            .await;
+                        return;
+                    }
+                }
+            })
+            .await;
+            if got.is_ok() && i > 5 {
+                delays.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        delays.sort_by(f64::total_cmp);
+        (percentile(&delays, 0.5), percentile(&delays, 0.99))
+    })
+}
+
+/// `per_author` signed posts by each of `authors` identities, with feeds
+/// rolling over to a new shard every 1024 changes as a node's do.
+fn corpus(authors: usize, per_author: usize) -> Archive {
+    let mut archive = Archive::default();
+    for a in 0..authors {
+        let identity = IdentityKey::from_secret_bytes(&[a as u8 + 1; 32]);
+        let device = DeviceKey::from_secret_bytes(&[a as u8 + 101; 32]);
+        archive
+            .certificates
+            .push(DeviceCert::issue(&identity, &device, 1));
+        let actor = kith_core::actor_id(&device.id(), &[7; 8]);
+        let mut doc = AutoCommit::new().with_actor(actor.clone());
+        for i in 0..per_author {
+            let shard = (i / kith_node::service::SHARD_MAX_CHANGES as usize) as u32;
+            if i % kith_node::service::SHARD_MAX_CHANGES as usize == 0 {
+                doc = AutoCommit::new().with_actor(actor.clone());
+            }
+            let doc_id = DocId::feed(identity.id(), SpaceId::PUBLIC, shard);
+            let at = 1_700_000_000_000 + i as u64;
+            feed::create_post(
+                &mut doc,
+                &format!("a{a}p{i}"),
+                &format!("post {i} by author {a}: {}", "lorem ipsum ".repeat(20)),
+                at,
+                None,
+            )
+            .unwrap();
+            doc.commit_with(CommitOptions::default().with_time(at as i64));
+            let change = doc.get_last_local_change().unwrap();
+            archive.changes.push(
+                SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &device, identity.id())
+                    .unwrap()
+                    .into_inner(),
+            );
+        }
+    }
+    archive
+}
+
+fn catch_up(bin: &Path, dir: &Path) {
+    let authors = env("KITH_BENCH_AUTHORS", 10);
+    let per_author = env("KITH_BENCH_PER_AUTHOR", 10_000);
+    let total = authors * per_author;
+    let t = Instant::now();
+    let archive = corpus(authors, per_author);
+    let authors_ids: Vec<String> = archive
+        .certificates
+        .iter()
+        .map(|c| c.identity.to_string())
+        .collect();
+    let file = dir.join("corpus.kith");
+    std::fs::write(&file, archive.encode()).unwrap();
+    let source = dir.join("source");
+    kith(bin, &source, &["init", "--name", "source"]);
+    for a in &authors_ids {
+        kith(bin, &source, &["follow", a]);
+    }
+    kith(bin, &source, &["import", file.to_str().unwrap()]);
+    println!(
+        "catch-up setup: {total} posts from {authors} authors prepared in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let fresh = dir.join("fresh");
+    kith(bin, &fresh, &["init", "--name", "fresh"]);
+    for a in &authors_ids {
+        kith(bin, &fresh, &["follow", a]);
+    }
+    let source_node = Node::start(bin, &source, &[]);
+    let t0 = Instant::now();
+    let fresh_node = Node::start(bin, &fresh, std::slice::from_ref(&source_node.addr));
+    wait_until(
+        600,
+        "the fresh node holds every post",
+        || match fresh_node.call(&Call::Status) {
+            Reply::Status(s) => s.counts.posts as usize >= total,
+            _ => false,
+        },
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "catch-up: fresh node synced {total} posts from {authors} authors from one peer in {secs:.2} s ({:.0} posts/s), peak RSS {} MiB",
+        total as f64 / secs,
+        fresh_node.peak_rss_kib() / 1024
+    );
+    let _ = &fresh_node.home;
+}
+
+fn wire_bytes() {
+    let identity = IdentityKey::from_secret_bytes(&[1; 32]);
+    let device = DeviceKey::from_secret_bytes(&[2; 32]);
+    let cert = DeviceCert::issue(&identity, &device, 1);
+    let mut doc = AutoCommit::new().with_actor(kith_core::actor_id(&device.id(), &[3; 8]));
+    for (i, len) in [20usize, 280, 1000].into_iter().enumerate() {
+        let text: String = "kith is one identity for every relationship "
+            .chars()
+            .cycle()
+            .take(len)
+            .collect();
+        feed::create_post(&mut doc, &format!("w{i}"), &text, 1, None).unwrap();
+        doc.commit_with(CommitOptions::default().with_time(1));
+        let change = doc.get_last_local_change().unwrap();
+        let doc_id = DocId::feed(identity.id(), SpaceId::PUBLIC, 0);
+        let signed =
+            SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &device, identity.id())
+                .unwrap();
+        let gossip = proto::GossipChange {
+            change: Some(signed.signed().to_proto()),
+            certificate: Some(cert.to_proto()),
+        };
+        let payload = gossip.encode_to_vec().len();
+        println!(
+            "wire: a {len}-character post is a {payload}-byte gossip payload ({} bytes of change, {} of certificate); gossipsub adds its own envelope (topic, sequence number, publisher key and signature)",
+            signed.signed().change.len(),
+            cert.encode().len()
+        );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let bin = kith_bin();
+    let dir = tempfile::tempdir().unwrap();
+    wire_bytes();
+    propagation(&bin, dir.path());
+    catch_up(&bin, dir.path());
+}
