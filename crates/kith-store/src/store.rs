@@ -304,13 +304,7 @@ impl Store {
         certs: &[DeviceCert],
         changes: Vec<SignedChange>,
     ) -> Result<IngestReport, StoreError> {
-        match self.ingest_inner(certs, changes, false, true) {
-            Ok(r) => Ok(r),
-            Err(ImportError::Store(e)) => Err(e),
-            Err(other) => Err(StoreError::Corrupt(format!(
-                "unexpected ingest failure: {other}"
-            ))),
-        }
+        unatomic(self.ingest_inner(certs, changes, false, true))
     }
 
     /// Imports an archive all-or-nothing: if any certificate or change fails
@@ -328,13 +322,7 @@ impl Store {
         certs: &[DeviceCert],
         changes: Vec<SignedChange>,
     ) -> Result<IngestReport, StoreError> {
-        match self.ingest_inner(certs, changes, false, false) {
-            Ok(r) => Ok(r),
-            Err(ImportError::Store(e)) => Err(e),
-            Err(other) => Err(StoreError::Corrupt(format!(
-                "unexpected ingest failure: {other}"
-            ))),
-        }
+        unatomic(self.ingest_inner(certs, changes, false, false))
     }
 
     /// Makes every buffered ingest durable. Cheap when there is none.
@@ -679,6 +667,18 @@ pub struct Counts {
     pub quarantined: u64,
     pub posts: u64,
     pub people: u64,
+}
+
+/// A non-atomic ingest refuses changes one by one and never fails with an
+/// import error; only storage failures remain.
+fn unatomic(r: Result<IngestReport, ImportError>) -> Result<IngestReport, StoreError> {
+    match r {
+        Ok(r) => Ok(r),
+        Err(ImportError::Store(e)) => Err(e),
+        Err(other) => Err(StoreError::Corrupt(format!(
+            "unexpected ingest failure: {other}"
+        ))),
+    }
 }
 
 /// Stores one change row: signature, then automerge's compressed chunk.

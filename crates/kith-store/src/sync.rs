@@ -44,17 +44,10 @@ impl Store {
                 continue;
             }
             let doc_no = k.value();
-            let mut vv = VersionVector::new();
-            for c in clocks.range::<&[u8; 8]>(&pair_key(doc_no, 0)..=&pair_key(doc_no, u32::MAX))? {
-                let (ck, seq) = c?;
-                let (_, actor_no) = split_pair_key(ck.value());
-                let actor = actors
-                    .get(actor_no)?
-                    .ok_or_else(|| StoreError::Corrupt(format!("actor {actor_no}")))?
-                    .value()
-                    .to_vec();
-                vv.insert(actor, seq.value());
-            }
+            let vv: VersionVector = clock_entries(&clocks, &actors, doc_no)?
+                .into_iter()
+                .map(|(_, actor, seq)| (actor, seq))
+                .collect();
             if !vv.is_empty() {
                 out.push((doc, vv));
             }
@@ -86,22 +79,15 @@ impl Store {
         let changes = txn.open_table(CHANGES)?;
         let devices = txn.open_table(DEVICES)?;
         let mut found = Vec::new();
-        for c in clocks.range::<&[u8; 8]>(&pair_key(doc_no, 0)..=&pair_key(doc_no, u32::MAX))? {
-            let (ck, top) = c?;
-            let (_, actor_no) = split_pair_key(ck.value());
-            let actor = actors
-                .get(actor_no)?
-                .ok_or_else(|| StoreError::Corrupt(format!("actor {actor_no}")))?
-                .value()
-                .to_vec();
+        for (actor_no, actor, top) in clock_entries(&clocks, &actors, doc_no)? {
             let from = have.get(&actor).copied().unwrap_or(0) + 1;
-            if from > top.value() {
+            if from > top {
                 continue;
             }
             let device = DeviceId::from_slice(&actor[..32])
                 .ok_or_else(|| StoreError::Corrupt("short actor".into()))?;
             for row in changes.range::<&[u8; 12]>(
-                &change_key(doc_no, actor_no, from)..=&change_key(doc_no, actor_no, top.value()),
+                &change_key(doc_no, actor_no, from)..=&change_key(doc_no, actor_no, top),
             )? {
                 let (_, row) = row?;
                 let row = row.value();
@@ -153,15 +139,10 @@ impl Store {
         };
         let clocks = txn.open_table(CLOCKS)?;
         let actors = txn.open_table(ACTORS)?;
-        let mut vv = VersionVector::new();
-        for c in clocks.range::<&[u8; 8]>(&pair_key(doc_no, 0)..=&pair_key(doc_no, u32::MAX))? {
-            let (ck, seq) = c?;
-            let (_, actor_no) = split_pair_key(ck.value());
-            let actor = actors
-                .get(actor_no)?
-                .ok_or_else(|| StoreError::Corrupt(format!("actor {actor_no}")))?;
-            vv.insert(actor.value().to_vec(), seq.value());
-        }
+        let vv = clock_entries(&clocks, &actors, doc_no)?
+            .into_iter()
+            .map(|(_, actor, seq)| (actor, seq))
+            .collect();
         Ok(vv)
     }
 
@@ -197,6 +178,26 @@ impl Store {
             .map(|b| DeviceCert::decode(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
     }
+}
+
+/// One document's clock entries: `(actor_no, actor id, highest gap-free seq)`.
+fn clock_entries(
+    clocks: &impl ReadableTable<&'static [u8; 8], u32>,
+    actors: &impl ReadableTable<u32, &'static [u8]>,
+    doc_no: u32,
+) -> Result<Vec<(u32, Vec<u8>, u32)>, StoreError> {
+    let mut out = Vec::new();
+    for c in clocks.range::<&[u8; 8]>(&pair_key(doc_no, 0)..=&pair_key(doc_no, u32::MAX))? {
+        let (ck, seq) = c?;
+        let (_, actor_no) = split_pair_key(ck.value());
+        let actor = actors
+            .get(actor_no)?
+            .ok_or_else(|| StoreError::Corrupt(format!("actor {actor_no}")))?
+            .value()
+            .to_vec();
+        out.push((actor_no, actor, seq.value()));
+    }
+    Ok(out)
 }
 
 /// Private documents go only to their owner's devices; everything else is public.
