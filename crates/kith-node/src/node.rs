@@ -48,6 +48,21 @@ pub struct NodeFile {
     pub api: String,
 }
 
+/// Opens the home's service, telling the person on stderr when this created
+/// their identity.
+pub fn open_service(home: &Home) -> anyhow::Result<Service> {
+    let (service, created) = Service::open(home)
+        .with_context(|| format!("cannot open kith home {}", home.dir.display()))?;
+    if created {
+        eprintln!(
+            "created a new identity {} in {}",
+            service.identity(),
+            home.dir.display()
+        );
+    }
+    Ok(service)
+}
+
 /// Runs a node on `home` until a shutdown signal; `started` is called once
 /// the node listens, with its status.
 pub async fn run(
@@ -60,15 +75,7 @@ pub async fn run(
         "the API must listen on a loopback address, not {}",
         config.api
     );
-    let (service, created) = Service::open(home)
-        .with_context(|| format!("cannot open kith home {}", home.dir.display()))?;
-    if created {
-        eprintln!(
-            "created a new identity {} in {}",
-            service.identity(),
-            home.dir.display()
-        );
-    }
+    let service = open_service(home)?;
     let token = crate::token::load_or_create(&home.path(TOKEN_FILE))?;
     let mut swarm = kith_net::build_swarm(kith_net::keypair(&service.keys().device), config.mdns)?;
     if config.listen.is_empty() {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use kith_node::node::{NODE_FILE, NodeFile, TOKEN_FILE};
-use kith_node::{ActionError, ApiError, Call, Home, HomeSource, Reply, Service};
+use kith_node::{ActionError, ApiError, Call, Home, HomeSource, Reply};
 
 /// What every command gets: the global flags.
 #[derive(Debug)]
@@ -45,15 +45,7 @@ impl Context {
                 home.dir.display()
             );
         }
-        let (mut service, created) = Service::open(&home)
-            .with_context(|| format!("cannot open kith home {}", home.dir.display()))?;
-        if created {
-            eprintln!(
-                "created a new identity {} in {}",
-                service.identity(),
-                home.dir.display()
-            );
-        }
+        let mut service = kith_node::node::open_service(&home)?;
         match kith_node::execute(&mut service, call) {
             Err(ActionError::NodeOnly) => anyhow::bail!(
                 "no node is running on {}: start one with `kith node`",
