@@ -197,6 +197,10 @@ impl TestHome {
     /// until it reports that it listens.
     pub fn node(&self, args: &[&str]) -> NodeProc {
         use std::io::BufRead;
+        assert!(
+            self.netns.is_some() || args.contains(&"--no-mdns"),
+            "tests never run mDNS in the machine's own network namespace: pass --no-mdns or use a Lan"
+        );
         let mut all = vec!["node", "--json"];
         all.extend_from_slice(args);
         let mut child = self

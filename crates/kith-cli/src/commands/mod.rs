@@ -70,8 +70,10 @@ fn call_node(home: &Home, call: &Call) -> anyhow::Result<Option<Reply>> {
             home.dir.display()
         )
     })?;
+    // A long import can take a while; a node that never answers must not hang the CLI.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(600)))
         .build()
         .into();
     let response = agent
