@@ -197,8 +197,15 @@ impl ServiceLoop {
             return Some(false);
         }
         let interests = self.service.interests().unwrap_or_default();
-        let wanted =
-            interests.contains(&change.doc.owner) || change.doc.kind == kith_core::DocKind::Profile;
+        // Followed identities' documents, and the profiles of people met (the
+        // identities of connected peers): a stranger cannot fill the store
+        // with profiles of throwaway identities.
+        let met = change.doc.kind == kith_core::DocKind::Profile
+            && self
+                .engine
+                .peers()
+                .any(|(_, id)| id == Some(change.doc.owner));
+        let wanted = interests.contains(&change.doc.owner) || met;
         if !wanted {
             // Check it so the mesh only carries valid changes, but do not keep it.
             // The store's certificate for the device wins; else the one that

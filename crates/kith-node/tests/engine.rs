@@ -326,9 +326,14 @@ fn followers_converge_through_loss_reordering_and_partitions() {
         let pairs = [(bob, alice), (carol, alice), (carol, bob), (alice, bob)];
         let healed = sim.now;
         let deadline = healed + 10 * 60_000;
+        let carol_id = sim.id(carol);
         let converged = |sim: &Sim| {
             pairs.iter().all(|(r, o)| sim.has_all_of(*r, *o).is_ok())
                 && !sim.nodes.iter().any(|n| n.engine.is_syncing())
+                && sim.nodes[bob]
+                    .service
+                    .person(Some(carol_id))
+                    .is_ok_and(|p| p.name.is_some())
         };
         while !converged(&sim) && sim.now < deadline {
             sim.run_until(sim.now + 500);

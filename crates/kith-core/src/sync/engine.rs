@@ -430,7 +430,10 @@ impl Engine {
                 };
                 p.progress = PeerProgress::default();
                 for (doc, theirs) in docs {
-                    let wanted = interests.contains(&doc.owner) || Some(doc.owner) == p.identity;
+                    // Followed identities' documents, and the peer's own profile (people
+                    // met); nothing else, whatever the peer offers.
+                    let wanted = interests.contains(&doc.owner)
+                        || (doc.kind == crate::DocKind::Profile && Some(doc.owner) == p.identity);
                     if !wanted || p.queued.contains(&doc) || p.queue.len() >= self.config.max_queue
                     {
                         continue;
