@@ -49,7 +49,7 @@ impl Default for EngineConfig {
         EngineConfig {
             max_in_flight: 4,
             batch_bytes: 2 * 1024 * 1024,
-            resync_ms: 30_000,
+            resync_ms: 10_000,
             min_versions_gap_ms: 500,
             max_offences: 3,
             ban_ms: 10 * 60_000,
