@@ -154,23 +154,21 @@ impl Store {
             Some(v) => self.blocked_by(&txn, &r, v)?,
             None => BTreeSet::new(),
         };
+        let space_no = if q.space.is_public() {
+            0
+        } else {
+            match txn.open_table(SPACE_NOS)?.get(&q.space.0)? {
+                Some(n) => n.value(),
+                None => return Ok(Vec::new()),
+            }
+        };
+        // FEED is keyed by space; BY_AUTHOR by author, across spaces.
         let (table, prefix) = match &q.author {
             Some(a) => match r.person_no(a)? {
                 Some(n) => (txn.open_table(BY_AUTHOR)?, n),
                 None => return Ok(Vec::new()),
             },
-            None => {
-                let spaces = txn.open_table(SPACE_NOS)?;
-                let n = if q.space.is_public() {
-                    0
-                } else {
-                    match spaces.get(&q.space.0)? {
-                        Some(n) => n.value(),
-                        None => return Ok(Vec::new()),
-                    }
-                };
-                (txn.open_table(FEED)?, n)
-            }
+            None => (txn.open_table(FEED)?, space_no),
         };
         let lo = timeline_key(prefix, 0, &PostId([0; 16]));
         let hi = match &q.before {
@@ -185,13 +183,7 @@ impl Store {
             let (k, _) = entry?;
             let id = timeline_post(k.value());
             let Some(row) = r.row(&id)? else { continue };
-            if row.deleted
-                || blocked.contains(&row.author_no)
-                || row.space_no != q.space_no_hint(row.space_no)
-            {
-                continue;
-            }
-            if q.author.is_some() && !q.space.is_public() {
+            if row.deleted || blocked.contains(&row.author_no) || row.space_no != space_no {
                 continue;
             }
             out.push(r.view(id, &row)?);
@@ -532,13 +524,5 @@ impl Store {
         }
         lines.sort();
         Ok(lines)
-    }
-}
-
-impl FeedQuery {
-    /// Rows in FEED already belong to the queried space; rows from BY_AUTHOR
-    /// may be in any space, so author queries keep only the queried space.
-    fn space_no_hint(&self, row_space: u32) -> u32 {
-        row_space
     }
 }

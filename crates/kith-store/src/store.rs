@@ -541,7 +541,12 @@ impl Store {
             .map(|e| e.map(|(k, _)| *k.value()))
             .collect::<Result<_, _>>()?;
         let mut waiting_count = waiting.len();
-        for key in waiting {
+        // A waiting change can only have become applicable if a new one was
+        // applied: otherwise skip re-reading them (this runs on every batch).
+        let progressed = candidates
+            .iter()
+            .any(|(_, _, _, c)| doc.get_change_meta_by_hash(&c.hash()).is_some());
+        for key in waiting.into_iter().filter(|_| progressed) {
             let row = w.changes.get(&key)?.map(|r| r.value().to_vec());
             let Some(row) = row else { continue };
             let c = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;

@@ -38,7 +38,6 @@ pub fn touched(doc: &AutoCommit, change: &ExpandedChange) -> Touched {
     let mut out = Touched::default();
     // Objects created in this change, by op counter, with the root key they sit under.
     let mut made_here: std::collections::HashMap<u64, String> = Default::default();
-    let actor_hex = change.actor_id.to_hex_string();
     for (i, op) in change.operations.iter().enumerate() {
         let counter = change.start_op.get() + i as u64;
         let root_key = match (&op.obj, &op.key) {
@@ -75,7 +74,6 @@ pub fn touched(doc: &AutoCommit, change: &ExpandedChange) -> Touched {
         }
         out.root_keys.insert(root_key);
     }
-    let _ = actor_hex;
     out
 }
 
