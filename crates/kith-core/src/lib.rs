@@ -33,7 +33,9 @@ pub use chunk::{ChangeHeader, ChunkError};
 pub use doc::{DocId, DocKind, SpaceId};
 pub use id::{DeviceId, IdentityId, ParseIdError, PostId};
 pub use keys::{DeviceKey, IdentityKey, RandomError};
-pub use signed::{Certificates, SignedChange, Verified, VerifyError, verify_batch};
+pub use signed::{
+    Certificates, SignedChange, Verified, VerifyError, verify_batch, verify_batch_parallel,
+};
 
 /// The automerge actor id of a device in one store: the device key followed
 /// by the store's random suffix (DESIGN.md decision 2).

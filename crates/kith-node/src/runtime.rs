@@ -54,6 +54,9 @@ impl std::fmt::Debug for ServiceLoop {
     }
 }
 
+/// Runs of changes sealed per tick: 16 × 64 changes, a few milliseconds.
+const SEAL_RUNS_PER_TICK: usize = 16;
+
 impl ServiceLoop {
     pub fn new(
         service: Service,
@@ -80,6 +83,7 @@ impl ServiceLoop {
                 ServiceInput::Shutdown => break,
                 ServiceInput::Tick => {
                     self.flush();
+                    self.seal();
                     self.sync(SyncInput::Tick);
                 }
                 ServiceInput::Api(call, reply) => {
@@ -98,6 +102,14 @@ impl ServiceLoop {
     fn flush(&mut self) {
         if let Err(e) = self.service.store_mut().flush() {
             tracing::error!(error = %e, "could not flush the store");
+        }
+    }
+
+    /// Packs a little of the stored history into compressed blocks each
+    /// tick (a few milliseconds), so the store shrinks without a pause.
+    fn seal(&mut self) {
+        if let Err(e) = self.service.store_mut().seal(SEAL_RUNS_PER_TICK) {
+            tracing::error!(error = %e, "could not seal stored changes");
         }
     }
 

@@ -103,6 +103,10 @@ impl Service {
     pub fn open(home: &Home) -> Result<(Service, bool), ActionError> {
         let (keys, created) = home.load_or_init()?;
         let mut store = Store::open(&home.store_path())?;
+        // Catching up is mostly signature checks: use every core for them.
+        store.set_verify_threads(
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        );
         store.add_certificate(&keys.cert)?;
         Ok((
             Service {

@@ -11,8 +11,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use automerge::{AutoCommit, Change};
 use redb::ReadableTable;
 
+use crate::changelog::Rows;
 use crate::error::StoreError;
-use crate::rows::change_key;
 
 /// How many documents stay loaded at once.
 pub const DOC_CACHE_CAPACITY: usize = 64;
@@ -36,24 +36,22 @@ pub fn apply(doc: &mut AutoCommit, changes: Vec<Change>) -> Result<(), String> {
 }
 
 /// Loads the document `doc_no` from its stored changes.
-pub fn load(
-    changes: &impl ReadableTable<&'static [u8; 12], &'static [u8]>,
-    doc_no: u32,
-) -> Result<AutoCommit, StoreError> {
+pub fn load<C, S>(rows: Rows<'_, C, S>, doc_no: u32) -> Result<AutoCommit, StoreError>
+where
+    C: ReadableTable<&'static [u8; 12], &'static [u8]>,
+    S: ReadableTable<&'static [u8; 13], &'static [u8]>,
+{
     let mut parsed = Vec::new();
-    for entry in changes
-        .range::<&[u8; 12]>(&change_key(doc_no, 0, 0)..=&change_key(doc_no, u32::MAX, u32::MAX))?
-    {
-        let (key, value) = entry?;
-        let value = value.value();
+    rows.for_each_in_doc(doc_no, |actor_no, seq, value| {
         let change = value
             .get(64..)
             .ok_or_else(|| {
-                StoreError::Corrupt(format!("change row {:?} is too short", key.value()))
+                StoreError::Corrupt(format!("change {doc_no}/{actor_no}/{seq} is too short"))
             })
             .and_then(|bytes| parse_change(bytes).map_err(StoreError::Corrupt))?;
         parsed.push(change);
-    }
+        Ok(())
+    })?;
     let mut doc = AutoCommit::new();
     apply(&mut doc, parsed).map_err(|e| StoreError::Corrupt(format!("document {doc_no}: {e}")))?;
     Ok(doc)
@@ -75,16 +73,20 @@ impl std::fmt::Debug for DocCache {
 }
 
 impl DocCache {
-    /// The document `doc_no`, loading it through `changes` if needed.
-    pub fn get(
+    /// The document `doc_no`, loading it from `rows` if needed.
+    pub fn get<C, S>(
         &mut self,
-        changes: &impl ReadableTable<&'static [u8; 12], &'static [u8]>,
+        rows: Rows<'_, C, S>,
         doc_no: u32,
-    ) -> Result<&mut AutoCommit, StoreError> {
+    ) -> Result<&mut AutoCommit, StoreError>
+    where
+        C: ReadableTable<&'static [u8; 12], &'static [u8]>,
+        S: ReadableTable<&'static [u8; 13], &'static [u8]>,
+    {
         if self.docs.contains_key(&doc_no) {
             self.order.retain(|n| *n != doc_no);
         } else {
-            let doc = load(changes, doc_no)?;
+            let doc = load(rows, doc_no)?;
             while self.docs.len() >= DOC_CACHE_CAPACITY {
                 let Some(oldest) = self.order.pop_front() else {
                     break;

@@ -198,7 +198,8 @@ fn index_post(
             Some((_, op)) => text_ref(w, a, &post, op, old.as_ref())?,
             None => None,
         };
-        row.edited = w.versions.range::<&[u8; 32]>(&lo..=&hi)?.nth(1).is_some();
+        // A post seen for the first time has only the version just written.
+        row.edited = old.is_some() && w.versions.range::<&[u8; 32]>(&lo..=&hi)?.nth(1).is_some();
         w.feed
             .insert(&timeline_key(space_no, state.at_ms, &post), ())?;
         w.by_author

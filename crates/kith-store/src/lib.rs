@@ -10,6 +10,7 @@
 //! # let _ = newest; Ok(()) }
 //! ```
 
+mod changelog;
 mod docs;
 mod error;
 mod index;

@@ -1,12 +1,14 @@
 //! Reads, answered from the indexes (DESIGN.md decision 5). Post texts are
 //! read from the stored change that the index points at.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kith_core::schema::text_of_op;
 use kith_core::{DocId, IdentityId, PostId, SpaceId};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 
+use crate::changelog::{BlockCache, Rows};
 use crate::docs::parse_change;
 use crate::error::StoreError;
 use crate::rows::*;
@@ -48,6 +50,8 @@ struct Reader {
     people: ReadOnlyTable<u32, &'static [u8]>,
     person_nos: ReadOnlyTable<&'static [u8; 32], u32>,
     changes: ReadOnlyTable<&'static [u8; 12], &'static [u8]>,
+    sealed: ReadOnlyTable<&'static [u8; 13], &'static [u8]>,
+    blocks: RefCell<BlockCache>,
     reactions: ReadOnlyTable<&'static [u8], u32>,
     replies: ReadOnlyTable<&'static [u8; 40], ()>,
 }
@@ -59,6 +63,8 @@ impl Reader {
             people: txn.open_table(PEOPLE)?,
             person_nos: txn.open_table(PERSON_NOS)?,
             changes: txn.open_table(CHANGES)?,
+            sealed: txn.open_table(SEALED)?,
+            blocks: RefCell::default(),
             reactions: txn.open_table(REACTIONS)?,
             replies: txn.open_table(REPLIES)?,
         })
@@ -86,16 +92,18 @@ impl Reader {
 
     fn text(&self, row: &PostRow) -> Result<Option<String>, StoreError> {
         let Some(t) = row.text else { return Ok(None) };
-        let Some(stored) = self
-            .changes
-            .get(&change_key(row.doc_no, t.actor_no, t.seq))?
-        else {
+        let rows = Rows {
+            changes: &self.changes,
+            sealed: &self.sealed,
+        };
+        let key = change_key(row.doc_no, t.actor_no, t.seq);
+        let Some(stored) = rows.get_cached(&key, &mut self.blocks.borrow_mut())? else {
             return Err(StoreError::Corrupt(format!(
                 "missing change for post {}",
                 row.key
             )));
         };
-        let change = parse_change(&stored.value()[64..]).map_err(StoreError::Corrupt)?;
+        let change = parse_change(&stored[64..]).map_err(StoreError::Corrupt)?;
         Ok(text_of_op(&change, t.counter))
     }
 

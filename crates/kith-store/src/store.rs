@@ -1,17 +1,19 @@
 //! The store: one redb file holding signed changes, certificates and the
 //! read indexes, and the only code that writes them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use automerge::transaction::CommitOptions;
 use automerge::{AutoCommit, ChangeHash};
 use kith_core::archive::Archive;
 use kith_core::{
-    DeviceCert, DeviceId, DeviceKey, DocId, IdentityId, SignedChange, Verified, verify_batch,
+    DeviceCert, DeviceId, DeviceKey, DocId, IdentityId, SignedChange, Verified,
+    verify_batch_parallel,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use crate::changelog::{self, Rows};
 use crate::docs::{self, DocCache, parse_change};
 use crate::error::{CommitError, ImportError, IngestError, OpenError, StoreError};
 use crate::index::{Applied, index_change};
@@ -56,6 +58,8 @@ pub struct Store {
     path: PathBuf,
     /// A non-durable commit happened since the last durable one.
     unflushed: bool,
+    /// Threads that check signatures during an ingest (1: the caller's only).
+    verify_threads: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -129,6 +133,7 @@ impl Store {
             suffix,
             path: path.to_owned(),
             unflushed: false,
+            verify_threads: 1,
         })
     }
 
@@ -184,8 +189,12 @@ impl Store {
         let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
             return Ok(f(&AutoCommit::new()));
         };
-        let changes = txn.open_table(CHANGES)?;
-        Ok(f(self.docs.get(&changes, doc_no)?))
+        let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);
+        let rows = Rows {
+            changes: &changes,
+            sealed: &sealed,
+        };
+        Ok(f(self.docs.get(rows, doc_no)?))
     }
 
     /// A document's current heads (empty if unknown).
@@ -195,8 +204,12 @@ impl Store {
         let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
             return Ok(Vec::new());
         };
-        let changes = txn.open_table(CHANGES)?;
-        Ok(self.docs.get(&changes, doc_no)?.get_heads())
+        let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);
+        let rows = Rows {
+            changes: &changes,
+            sealed: &sealed,
+        };
+        Ok(self.docs.get(rows, doc_no)?.get_heads())
     }
 
     /// How many changes a document holds (0 if unknown): decides feed shard roll-over.
@@ -226,7 +239,7 @@ impl Store {
         let result = (|| {
             let mut w = Writer::open(&txn)?;
             let doc_no = w.intern_doc(&doc_id)?;
-            let doc = self.docs.get(&w.changes, doc_no)?;
+            let doc = self.docs.get(w.rows(), doc_no)?;
             doc.set_actor(actor.clone());
             let value = match f(doc) {
                 Ok(v) => v,
@@ -252,12 +265,10 @@ impl Store {
             )?;
             let author_no = w.intern_person(&signer.author)?;
             let actor_no = w.intern_actor(actor.to_bytes())?;
-            store_row(
+            store_rows(
                 &mut w,
                 doc_no,
-                actor_no,
-                change.clone(),
-                &verified.signed().signature,
+                &[(actor_no, &change, &verified.signed().signature)],
             )?;
             index_change(
                 &mut w,
@@ -375,7 +386,11 @@ impl Store {
             }
         }
         let docs_of: Vec<DocId> = changes.iter().map(|c| c.doc).collect();
-        let results = verify_batch(changes, &|d: &DeviceId| known.get(d).copied());
+        let results = verify_batch_parallel(
+            changes,
+            &|d: &DeviceId| known.get(d).copied(),
+            self.verify_threads,
+        );
         let mut report = IngestReport::default();
         let mut by_doc: BTreeMap<DocId, Vec<(usize, Verified<SignedChange>)>> = BTreeMap::new();
         for (i, r) in results.into_iter().enumerate() {
@@ -452,19 +467,38 @@ impl Store {
         // Checks against what is stored: duplicates and equivocation.
         let mut fresh = Vec::new();
         let mut seen: HashMap<[u8; 12], [u8; 32]> = HashMap::new();
+        // Per batch, each actor's number and clock are looked up once. With
+        // no change waiting in this document, nothing above an actor's clock
+        // is stored, so the common case (new changes) needs no row lookup.
+        let mut actors: HashMap<Vec<u8>, (u32, u32)> = HashMap::new();
+        let lo = change_key(doc_no, 0, 0);
+        let hi = change_key(doc_no, u32::MAX, u32::MAX);
+        let any_waiting = w.pending.range::<&[u8; 12]>(&lo..=&hi)?.next().is_some();
         for (i, v) in group {
             let h = v.header();
             let Ok(seq) = u32::try_from(h.seq) else {
                 report.rejected.push((i, IngestError::SeqTooLarge(h.seq)));
                 continue;
             };
-            let actor_no = w.intern_actor(&h.actor)?;
+            let (actor_no, clock) = match actors.get(&h.actor) {
+                Some(known) => *known,
+                None => {
+                    let no = w.intern_actor(&h.actor)?;
+                    let clock = w
+                        .clocks
+                        .get(&crate::rows::pair_key(doc_no, no))?
+                        .map_or(0, |c| c.value());
+                    actors.insert(h.actor.clone(), (no, clock));
+                    (no, clock)
+                }
+            };
             let key = change_key(doc_no, actor_no, seq);
+            let surely_new = !any_waiting && seq > clock;
             let stored_hash = match seen.get(&key) {
                 Some(hash) => Some(*hash),
-                None => match w.changes.get(&key)? {
+                None if surely_new => None,
+                None => match w.rows().get(&key)? {
                     Some(row) => {
-                        let row = row.value();
                         let c = row
                             .get(64..)
                             .map(parse_change)
@@ -503,16 +537,16 @@ impl Store {
         if fresh.is_empty() {
             return Ok(());
         }
-        let doc = self.docs.get(&w.changes, doc_no)?;
+        let doc = self.docs.get(w.rows(), doc_no)?;
         if docs::apply(doc, fresh.iter().map(|f| f.3.clone()).collect()).is_err() {
             // Find the culprit(s) one change at a time, from a clean reload.
             self.docs.evict(doc_no);
             let mut kept = Vec::new();
             for f in fresh {
-                let doc = self.docs.get(&w.changes, doc_no)?;
+                let doc = self.docs.get(w.rows(), doc_no)?;
                 match docs::apply(doc, vec![f.3.clone()]) {
                     Ok(()) => {
-                        store_row(w, doc_no, f.2, f.3.clone(), &f.4)?;
+                        store_rows(w, doc_no, &[(f.2, &f.3, &f.4)])?;
                         kept.push(f);
                     }
                     Err(e) => {
@@ -523,11 +557,10 @@ impl Store {
             }
             fresh = kept;
         } else {
-            for f in &fresh {
-                store_row(w, doc_no, f.2, f.3.clone(), &f.4)?;
-            }
+            let rows: Vec<_> = fresh.iter().map(|f| (f.2, &f.3, &f.4)).collect();
+            store_rows(w, doc_no, &rows)?;
         }
-        let doc = self.docs.get(&w.changes, doc_no)?;
+        let doc = self.docs.get(w.rows(), doc_no)?;
         // Which of the new changes, and of those waiting from before, are now applied?
         let mut candidates: Vec<(Option<usize>, [u8; 12], u32, automerge::Change)> = fresh
             .into_iter()
@@ -556,7 +589,8 @@ impl Store {
         for (index, key, actor_no, change) in candidates {
             let hash: ChangeHash = change.hash();
             if doc.get_change_meta_by_hash(&hash).is_some() {
-                if w.pending.remove(&key)?.is_some() {
+                // A fresh change was never waiting: skip the lookup.
+                if index.is_none() && w.pending.remove(&key)?.is_some() {
                     waiting_count -= 1;
                 }
                 index_change(
@@ -611,28 +645,32 @@ impl Store {
                 DeviceCert::decode(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             );
         }
-        let docs_table = txn.open_table(DOCS)?;
         let actors = txn.open_table(ACTORS)?;
-        for entry in txn.open_table(CHANGES)?.iter()? {
-            let (k, v) = entry?;
-            let (doc_no, actor_no, _) = split_change_key(k.value());
-            let doc = docs_table
-                .get(doc_no)?
-                .and_then(|d| DocId::from_bytes(d.value()).ok())
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown doc {doc_no}")))?;
-            let actor = actors
-                .get(actor_no)?
-                .map(|a| a.value().to_vec())
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown actor {actor_no}")))?;
-            let row = v.value();
-            let change = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
-            archive.changes.push(SignedChange {
-                doc,
-                change: change.raw_bytes().to_vec(),
-                device: DeviceId::from_slice(&actor[..32])
-                    .ok_or_else(|| StoreError::Corrupt("short actor".into()))?,
-                signature: row[..64].try_into().expect("row has 64 signature bytes"),
-            });
+        let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);
+        let rows = Rows {
+            changes: &changes,
+            sealed: &sealed,
+        };
+        for entry in txn.open_table(DOCS)?.iter()? {
+            let (doc_no, doc) = entry?;
+            let doc_no = doc_no.value();
+            let doc = DocId::from_bytes(doc.value())
+                .map_err(|_| StoreError::Corrupt(format!("doc {doc_no} has a bad id")))?;
+            rows.for_each_in_doc(doc_no, |actor_no, _, row| {
+                let actor = actors
+                    .get(actor_no)?
+                    .map(|a| a.value().to_vec())
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown actor {actor_no}")))?;
+                let change = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
+                archive.changes.push(SignedChange {
+                    doc,
+                    change: change.raw_bytes().to_vec(),
+                    device: DeviceId::from_slice(&actor[..32])
+                        .ok_or_else(|| StoreError::Corrupt("short actor".into()))?,
+                    signature: row[..64].try_into().expect("row has 64 signature bytes"),
+                });
+                Ok(())
+            })?;
         }
         Ok(archive)
     }
@@ -642,7 +680,11 @@ impl Store {
         let txn = self.db.begin_read()?;
         Ok(Counts {
             documents: txn.open_table(DOCS)?.len()?,
-            changes: txn.open_table(CHANGES)?.len()?,
+            changes: txn
+                .open_table(DOC_SIZES)?
+                .iter()?
+                .map(|e| e.map(|(_, n)| u64::from(n.value())))
+                .sum::<Result<u64, _>>()?,
             pending: txn.open_table(PENDING)?.len()?,
             quarantined: txn.open_table(QUARANTINE)?.len()?,
             posts: txn.open_table(FEED)?.len()?,
@@ -650,10 +692,32 @@ impl Store {
         })
     }
 
-    /// Rewrites the file to give back the space of freed pages (redb does
-    /// not shrink it on its own). Slow: for maintenance, not the hot path.
-    /// Returns whether anything was compacted.
+    /// Lets an ingest check signatures on up to `threads` threads (the
+    /// default is 1: only the calling thread). A node gives it its cores.
+    pub fn set_verify_threads(&mut self, threads: usize) {
+        self.verify_threads = threads.max(1);
+    }
+
+    /// Seals at most `limit` full runs of stored changes into compressed
+    /// blocks (see `changelog`); returns how many. A node calls this while
+    /// idle, a little at a time, so writes never wait for it.
+    pub fn seal(&mut self, limit: usize) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write()?;
+        let sealed = {
+            let mut w = Writer::open(&txn)?;
+            changelog::seal(&mut w, limit)?
+        };
+        if sealed > 0 {
+            txn.commit()?;
+        }
+        Ok(sealed)
+    }
+
+    /// Seals every full run of changes, then rewrites the file to give back
+    /// the space of freed pages (redb does not shrink it on its own). Slow:
+    /// for maintenance, not the hot path. Returns whether the file shrank.
     pub fn compact(&mut self) -> Result<bool, StoreError> {
+        while self.seal(1024)? > 0 {}
         Ok(self.db.compact()?)
     }
 
@@ -686,37 +750,45 @@ fn unatomic(r: Result<IngestReport, ImportError>) -> Result<IngestReport, StoreE
     }
 }
 
-/// Stores one change row: signature, then automerge's compressed chunk.
-fn store_row(
+/// Stores change rows of one document: signature, then the raw chunk. Not
+/// compressed here: per-change DEFLATE cost a fifth of ingest time and saved
+/// little on short posts; `Store::seal` compresses runs of changes together.
+/// The document's size and its actors' clocks are updated once per call.
+fn store_rows(
     w: &mut Writer<'_>,
     doc_no: u32,
-    actor_no: u32,
-    mut change: automerge::Change,
-    signature: &[u8; 64],
+    rows: &[(u32, &automerge::Change, &[u8; 64])],
 ) -> Result<(), StoreError> {
-    let seq = u32::try_from(change.seq())
-        .map_err(|_| StoreError::Corrupt("sequence number overflow".into()))?;
-    let bytes = change.bytes();
-    let mut row = Vec::with_capacity(64 + bytes.len());
-    row.extend_from_slice(signature);
-    row.extend_from_slice(&bytes);
-    w.changes
-        .insert(&change_key(doc_no, actor_no, seq), row.as_slice())?;
+    let mut added: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    let mut row = Vec::new();
+    for (actor_no, change, signature) in rows {
+        let seq = u32::try_from(change.seq())
+            .map_err(|_| StoreError::Corrupt("sequence number overflow".into()))?;
+        row.clear();
+        row.extend_from_slice(*signature);
+        row.extend_from_slice(change.raw_bytes());
+        w.changes
+            .insert(&change_key(doc_no, *actor_no, seq), row.as_slice())?;
+        added.entry(*actor_no).or_default().insert(seq);
+    }
     let size = w.doc_sizes.get(doc_no)?.map_or(0, |v| v.value());
-    w.doc_sizes.insert(doc_no, size + 1)?;
-    // Advance this actor's clock over every sequence number now stored without a gap.
-    let clock_key = crate::rows::pair_key(doc_no, actor_no);
-    let clock = w.clocks.get(&clock_key)?.map_or(0, |v| v.value());
-    if seq == clock + 1 {
-        let mut top = seq;
-        while w
-            .changes
-            .get(&change_key(doc_no, actor_no, top + 1))?
-            .is_some()
+    w.doc_sizes.insert(doc_no, size + rows.len() as u32)?;
+    // Advance each actor's clock over every sequence number now stored
+    // without a gap (rows stored earlier, waiting, may close the gap too).
+    for (actor_no, seqs) in added {
+        let clock_key = crate::rows::pair_key(doc_no, actor_no);
+        let clock = w.clocks.get(&clock_key)?.map_or(0, |v| v.value());
+        let mut top = clock;
+        while seqs.contains(&(top + 1))
+            || w.changes
+                .get(&change_key(doc_no, actor_no, top + 1))?
+                .is_some()
         {
             top += 1;
         }
-        w.clocks.insert(&clock_key, top)?;
+        if top != clock {
+            w.clocks.insert(&clock_key, top)?;
+        }
     }
     Ok(())
 }

@@ -12,9 +12,10 @@ use kith_core::sync::{ChangeBatch, VersionVector};
 use kith_core::{DeviceCert, DeviceId, DocId, DocKind, IdentityId, SignedChange};
 use redb::{ReadableDatabase, ReadableTable};
 
+use crate::changelog::Rows;
 use crate::docs::parse_change;
 use crate::error::StoreError;
-use crate::rows::{change_key, pair_key, split_pair_key};
+use crate::rows::{pair_key, split_pair_key};
 use crate::store::Store;
 use crate::tables::*;
 
@@ -76,7 +77,11 @@ impl Store {
         };
         let clocks = txn.open_table(CLOCKS)?;
         let actors = txn.open_table(ACTORS)?;
-        let changes = txn.open_table(CHANGES)?;
+        let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);
+        let rows = Rows {
+            changes: &changes,
+            sealed: &sealed,
+        };
         let devices = txn.open_table(DEVICES)?;
         let mut found = Vec::new();
         for (actor_no, actor, top) in clock_entries(&clocks, &actors, doc_no)? {
@@ -86,26 +91,31 @@ impl Store {
             }
             let device = DeviceId::from_slice(&actor[..32])
                 .ok_or_else(|| StoreError::Corrupt("short actor".into()))?;
-            for row in changes.range::<&[u8; 12]>(
-                &change_key(doc_no, actor_no, from)..=&change_key(doc_no, actor_no, top),
-            )? {
-                let (_, row) = row?;
-                let row = row.value();
-                let change = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
+            rows.for_each_of_actor(doc_no, actor_no, from, top, |_, row| {
+                let chunk = &row[64..];
+                // kith's own header reader is enough to order the batch;
+                // rows stored compressed by older versions need automerge.
+                let (start_op, raw) = match kith_core::chunk::parse_header(chunk) {
+                    Ok(h) => (h.start_op, chunk.to_vec()),
+                    Err(_) => {
+                        let c = parse_change(chunk).map_err(StoreError::Corrupt)?;
+                        (c.start_op().get(), c.raw_bytes().to_vec())
+                    }
+                };
                 found.push((
-                    change.start_op().get(),
+                    start_op,
                     device,
                     row[..64].try_into().expect("64-byte signature"),
-                    change,
+                    raw,
                 ));
-            }
+                Ok(())
+            })?;
         }
         found.sort_by_key(|(start_op, ..)| *start_op);
         let mut batch = ChangeBatch::default();
         let mut bytes = 0;
         let mut signers = BTreeSet::new();
-        for (_, device, signature, change) in found {
-            let raw = change.raw_bytes().to_vec();
+        for (_, device, signature, raw) in found {
             if bytes > 0 && bytes + raw.len() > max_bytes {
                 batch.more = true;
                 break;

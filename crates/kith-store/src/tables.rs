@@ -44,12 +44,15 @@ pub const PEOPLE: TableDefinition<u32, &[u8]> = TableDefinition::new("people_v1"
 /// `device (32) → DeviceCertificate protobuf`; only verified certificates.
 pub const DEVICES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("devices_v1");
 
-/// `doc_no (4) || actor_no (4) || seq (4) → signature (64) || change`.
-/// The change is stored as automerge's chunk, DEFLATE-compressed when that
-/// is smaller. This is the source of truth: documents are rebuilt from it,
-/// and post texts are read from it (the indexes point here instead of
-/// holding a second copy).
+/// `doc_no (4) || actor_no (4) || seq (4) → signature (64) || change`: the
+/// raw automerge chunk of a change not yet sealed. With [`SEALED`] this is
+/// the source of truth: documents are rebuilt from it, and post texts are
+/// read from it (the indexes point here instead of holding a second copy).
+/// Rows written before sealing existed may hold automerge's compressed chunk.
 pub const CHANGES: TableDefinition<&[u8; 12], &[u8]> = TableDefinition::new("changes_v1");
+/// `doc_no (4) || actor_no (4) || first seq (4) || piece (1) → bytes`: runs
+/// of changes packed and compressed together (see `changelog`).
+pub const SEALED: TableDefinition<&[u8; 13], &[u8]> = TableDefinition::new("sealed_v1");
 /// `doc_no (4) || actor_no (4) → seq`: the highest sequence number such that
 /// every change of this actor up to it is stored. A document's clocks are its
 /// version vector: what sync compares, without loading automerge.

@@ -4,9 +4,17 @@
 use kith_core::{DocId, IdentityId, SpaceId};
 use redb::{ReadableTable, Table, WriteTransaction};
 
+use crate::changelog::Rows;
 use crate::error::StoreError;
 use crate::rows::PersonRow;
 use crate::tables::*;
+
+/// Change rows as seen from inside a write transaction.
+pub(crate) type WriteRows<'a, 't> = Rows<
+    'a,
+    Table<'t, &'static [u8; 12], &'static [u8]>,
+    Table<'t, &'static [u8; 13], &'static [u8]>,
+>;
 
 /// Every table, open for writing in one transaction.
 pub(crate) struct Writer<'t> {
@@ -21,6 +29,7 @@ pub(crate) struct Writer<'t> {
     pub people: Table<'t, u32, &'static [u8]>,
     pub devices: Table<'t, &'static [u8; 32], &'static [u8]>,
     pub changes: Table<'t, &'static [u8; 12], &'static [u8]>,
+    pub sealed: Table<'t, &'static [u8; 13], &'static [u8]>,
     pub clocks: Table<'t, &'static [u8; 8], u32>,
     pub pending: Table<'t, &'static [u8; 12], ()>,
     pub quarantine: Table<'t, &'static [u8; 32], &'static [u8]>,
@@ -49,6 +58,7 @@ impl<'t> Writer<'t> {
             people: txn.open_table(PEOPLE)?,
             devices: txn.open_table(DEVICES)?,
             changes: txn.open_table(CHANGES)?,
+            sealed: txn.open_table(SEALED)?,
             clocks: txn.open_table(CLOCKS)?,
             pending: txn.open_table(PENDING)?,
             quarantine: txn.open_table(QUARANTINE)?,
@@ -62,6 +72,14 @@ impl<'t> Writer<'t> {
             blocks: txn.open_table(BLOCKS)?,
             labels: txn.open_table(LABELS)?,
         })
+    }
+
+    /// Stored change rows, wherever they live.
+    pub fn rows(&self) -> WriteRows<'_, 't> {
+        Rows {
+            changes: &self.changes,
+            sealed: &self.sealed,
+        }
     }
 
     pub fn intern_doc(&mut self, id: &DocId) -> Result<u32, StoreError> {

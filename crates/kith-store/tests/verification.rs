@@ -294,3 +294,37 @@ fn certificates_from_peers_are_kept_only_with_a_change_that_passes() {
     );
     assert_eq!(store.identity_of(&strangers[0].device.id()).unwrap(), None);
 }
+
+#[test]
+fn checking_on_several_threads_gives_the_same_verdicts_in_order() {
+    let (_d, _store, mut alice, mallory) = setup();
+    let mut changes: Vec<_> = (0..300)
+        .map(|i| alice.post(&format!("k{i}"), "hi"))
+        .collect();
+    let (device, identity) = (alice.device.id(), alice.id());
+    let certs = move |d: &kith_core::DeviceId| (*d == device).then_some(identity);
+    // Every seventh is forged, every eleventh from an uncertified device.
+    for (i, c) in changes.iter_mut().enumerate() {
+        if i % 7 == 3 {
+            c.signature[5] ^= 1;
+        }
+        if i % 11 == 4 {
+            c.device = mallory.device.id();
+        }
+    }
+    let verdict = |r: &Result<kith_core::Verified<kith_core::SignedChange>, VerifyError>| {
+        r.as_ref().map(|v| v.header().hash).map_err(Clone::clone)
+    };
+    let one: Vec<_> = kith_core::verify_batch(changes.clone(), &certs)
+        .iter()
+        .map(verdict)
+        .collect();
+    assert!(one.iter().any(Result::is_ok) && one.iter().any(Result::is_err));
+    for threads in [1, 2, 3, 8] {
+        let many: Vec<_> = kith_core::verify_batch_parallel(changes.clone(), &certs, threads)
+            .iter()
+            .map(verdict)
+            .collect();
+        assert_eq!(many, one, "{threads} threads");
+    }
+}

@@ -183,6 +183,20 @@ impl Corpus {
     }
 }
 
+impl Corpus {
+    /// Ingests every change as a node catching up does: non-durable batches,
+    /// then one durable flush.
+    pub fn catch_up_into(&self, store: &mut Store) {
+        store.add_certificate(&self.cert).expect("certificate");
+        for batch in self.changes.chunks(INGEST_BATCH) {
+            let report = store.ingest_buffered(&[], batch.to_vec()).expect("ingest");
+            assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+            assert_eq!(report.pending, 0);
+        }
+        store.flush().expect("flush");
+    }
+}
+
 /// CPU time this thread has used (Linux `schedstat`). Other work on a shared
 /// machine slows the wall clock; CPU time shows the work itself.
 pub fn thread_cpu_time() -> Duration {

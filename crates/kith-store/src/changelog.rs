@@ -1,0 +1,325 @@
+//! Where stored changes live, and how runs of them are sealed.
+//!
+//! A change arrives as one row of `CHANGES` (signature, then the raw
+//! automerge chunk): cheap to write, which matters while catching up. Short
+//! posts barely compress one at a time, but a run of them from one device
+//! shares its actor id, its vocabulary and its op layout, so [`seal`] later
+//! packs [`SEAL_RUN`] consecutive changes of one actor into a DEFLATE block
+//! in `SEALED`, split into pieces that fit redb's 4 KiB pages two to a page
+//! (a single large value would get a power-of-two page of its own and waste
+//! up to half of it). Only changes at or below the actor's clock are sealed,
+//! so a sealed run has no gaps and nothing waiting is ever sealed.
+//!
+//! Every reader goes through [`Rows`], which looks in both places.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::rc::Rc;
+
+use redb::ReadableTable;
+
+use crate::error::StoreError;
+use crate::rows::{change_key, split_change_key};
+use crate::tx::Writer;
+
+/// Changes per sealed block.
+pub const SEAL_RUN: u32 = 64;
+/// Largest piece of a block stored as one value: two fit in a 4 KiB page.
+const PIECE_BYTES: usize = 2000;
+/// Decoded blocks a [`BlockCache`] keeps: a page of a feed reads a few.
+const CACHED_BLOCKS: usize = 8;
+
+/// `doc_no || actor_no || first seq || piece number`.
+pub fn sealed_key(doc_no: u32, actor_no: u32, first_seq: u32, piece: u8) -> [u8; 13] {
+    let mut k = [0; 13];
+    k[..12].copy_from_slice(&change_key(doc_no, actor_no, first_seq));
+    k[12] = piece;
+    k
+}
+
+fn split_sealed_key(k: &[u8; 13]) -> (u32, u32, u32) {
+    split_change_key(k[..12].try_into().expect("12 bytes"))
+}
+
+/// One decoded block: the rows of seqs `first..first + rows.len()`.
+#[derive(Debug)]
+pub struct Block {
+    first: u32,
+    rows: Vec<Vec<u8>>,
+}
+
+impl Block {
+    fn row(&self, seq: u32) -> Option<&[u8]> {
+        let i = seq.checked_sub(self.first)? as usize;
+        self.rows.get(i).map(Vec::as_slice)
+    }
+}
+
+fn encode_block(rows: &[Vec<u8>]) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    for row in rows {
+        // Writing into a Vec cannot fail.
+        e.write_all(&(row.len() as u32).to_be_bytes())
+            .and_then(|()| e.write_all(row))
+            .expect("compressing into memory");
+    }
+    e.finish().expect("compressing into memory")
+}
+
+fn decode_block(first: u32, compressed: &[u8]) -> Result<Block, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("sealed block at seq {first} is damaged"));
+    let mut raw = Vec::new();
+    flate2::read::DeflateDecoder::new(compressed)
+        .read_to_end(&mut raw)
+        .map_err(|_| corrupt())?;
+    let mut rows = Vec::new();
+    let mut rest = raw.as_slice();
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if tail.len() < len || len < 64 {
+            return Err(corrupt());
+        }
+        rows.push(tail[..len].to_vec());
+        rest = &tail[len..];
+    }
+    Ok(Block { first, rows })
+}
+
+/// A few recently decoded blocks, for readers that look up many changes of
+/// one feed (a page of posts) within one transaction.
+#[derive(Debug, Default)]
+pub struct BlockCache {
+    blocks: VecDeque<([u8; 12], Rc<Block>)>,
+}
+
+/// The two homes of change rows, read together.
+pub struct Rows<'a, C, S> {
+    pub changes: &'a C,
+    pub sealed: &'a S,
+}
+
+impl<C, S> Clone for Rows<'_, C, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<C, S> Copy for Rows<'_, C, S> {}
+
+impl<C, S> Rows<'_, C, S>
+where
+    C: ReadableTable<&'static [u8; 12], &'static [u8]>,
+    S: ReadableTable<&'static [u8; 13], &'static [u8]>,
+{
+    fn read_block(&self, doc_no: u32, actor_no: u32, first: u32) -> Result<Block, StoreError> {
+        let mut compressed = Vec::new();
+        for piece in self.sealed.range::<&[u8; 13]>(
+            &sealed_key(doc_no, actor_no, first, 0)..=&sealed_key(doc_no, actor_no, first, u8::MAX),
+        )? {
+            compressed.extend_from_slice(piece?.1.value());
+        }
+        decode_block(first, &compressed)
+    }
+
+    /// The first seq of the sealed block that would hold `seq`, if any.
+    fn block_start(&self, doc_no: u32, actor_no: u32, seq: u32) -> Result<Option<u32>, StoreError> {
+        let last = self
+            .sealed
+            .range::<&[u8; 13]>(
+                &sealed_key(doc_no, actor_no, 0, 0)..=&sealed_key(doc_no, actor_no, seq, u8::MAX),
+            )?
+            .next_back()
+            .transpose()?;
+        Ok(last.map(|(k, _)| split_sealed_key(k.value()).2))
+    }
+
+    /// The row (signature, then chunk) of change `(doc_no, actor_no, seq)`.
+    pub fn get(&self, key: &[u8; 12]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_cached(key, &mut BlockCache::default())
+    }
+
+    /// [`Rows::get`], decoding each sealed block at most once per `cache`.
+    pub fn get_cached(
+        &self,
+        key: &[u8; 12],
+        cache: &mut BlockCache,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(row) = self.changes.get(key)? {
+            return Ok(Some(row.value().to_vec()));
+        }
+        let (doc_no, actor_no, seq) = split_change_key(key);
+        let Some(first) = self.block_start(doc_no, actor_no, seq)? else {
+            return Ok(None);
+        };
+        let id = change_key(doc_no, actor_no, first);
+        let block = match cache.blocks.iter().find(|(k, _)| *k == id) {
+            Some((_, b)) => b.clone(),
+            None => {
+                let b = Rc::new(self.read_block(doc_no, actor_no, first)?);
+                if cache.blocks.len() >= CACHED_BLOCKS {
+                    cache.blocks.pop_front();
+                }
+                cache.blocks.push_back((id, b.clone()));
+                b
+            }
+        };
+        Ok(block.row(seq).map(<[u8]>::to_vec))
+    }
+
+    /// Calls `f(actor_no, seq, row)` for every change of a document.
+    pub fn for_each_in_doc(
+        &self,
+        doc_no: u32,
+        mut f: impl FnMut(u32, u32, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut block_starts = Vec::new();
+        for entry in self.sealed.range::<&[u8; 13]>(
+            &sealed_key(doc_no, 0, 0, 0)..=&sealed_key(doc_no, u32::MAX, u32::MAX, u8::MAX),
+        )? {
+            let (k, _) = entry?;
+            let k = k.value();
+            if k[12] == 0 {
+                block_starts.push(split_sealed_key(k));
+            }
+        }
+        for (_, actor_no, first) in block_starts {
+            let block = self.read_block(doc_no, actor_no, first)?;
+            for (i, row) in block.rows.iter().enumerate() {
+                f(actor_no, first + i as u32, row)?;
+            }
+        }
+        for entry in self.changes.range::<&[u8; 12]>(
+            &change_key(doc_no, 0, 0)..=&change_key(doc_no, u32::MAX, u32::MAX),
+        )? {
+            let (k, v) = entry?;
+            let (_, actor_no, seq) = split_change_key(k.value());
+            f(actor_no, seq, v.value())?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f(seq, row)` for the changes of one actor with seq in
+    /// `from..=to` that are stored, in order.
+    pub fn for_each_of_actor(
+        &self,
+        doc_no: u32,
+        actor_no: u32,
+        from: u32,
+        to: u32,
+        mut f: impl FnMut(u32, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        if from > to {
+            return Ok(());
+        }
+        let start = self.block_start(doc_no, actor_no, from)?.unwrap_or(from);
+        let mut block_starts = Vec::new();
+        for entry in self.sealed.range::<&[u8; 13]>(
+            &sealed_key(doc_no, actor_no, start, 0)..=&sealed_key(doc_no, actor_no, to, u8::MAX),
+        )? {
+            let (k, _) = entry?;
+            if k.value()[12] == 0 {
+                block_starts.push(split_sealed_key(k.value()).2);
+            }
+        }
+        for first in block_starts {
+            let block = self.read_block(doc_no, actor_no, first)?;
+            for (i, row) in block.rows.iter().enumerate() {
+                let seq = first + i as u32;
+                if (from..=to).contains(&seq) {
+                    f(seq, row)?;
+                }
+            }
+        }
+        for entry in self.changes.range::<&[u8; 12]>(
+            &change_key(doc_no, actor_no, from)..=&change_key(doc_no, actor_no, to),
+        )? {
+            let (k, v) = entry?;
+            f(split_change_key(k.value()).2, v.value())?;
+        }
+        Ok(())
+    }
+}
+
+/// Seals at most `limit` runs of [`SEAL_RUN`] changes; returns how many.
+pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
+    // Which (doc, actor) have a full run of unsealed changes at or below
+    // their clock? The oldest unsealed change is the actor's first row.
+    let mut runs = Vec::new();
+    for entry in w.clocks.iter()? {
+        let (k, clock) = entry?;
+        let k = *k.value();
+        let clock = clock.value();
+        let doc_no = u32::from_be_bytes(k[..4].try_into().expect("4 bytes"));
+        let actor_no = u32::from_be_bytes(k[4..].try_into().expect("4 bytes"));
+        let oldest = w
+            .changes
+            .range::<&[u8; 12]>(
+                &change_key(doc_no, actor_no, 0)..=&change_key(doc_no, actor_no, clock),
+            )?
+            .next()
+            .transpose()?
+            .map(|(k, _)| split_change_key(k.value()).2);
+        if let Some(oldest) = oldest {
+            let mut first = oldest;
+            while clock - first + 1 >= SEAL_RUN && runs.len() < limit {
+                runs.push((doc_no, actor_no, first));
+                first += SEAL_RUN;
+            }
+        }
+        if runs.len() >= limit {
+            break;
+        }
+    }
+    for &(doc_no, actor_no, first) in &runs {
+        let last = first + SEAL_RUN - 1;
+        let mut rows = Vec::with_capacity(SEAL_RUN as usize);
+        for entry in w.changes.range::<&[u8; 12]>(
+            &change_key(doc_no, actor_no, first)..=&change_key(doc_no, actor_no, last),
+        )? {
+            rows.push(entry?.1.value().to_vec());
+        }
+        if rows.len() != SEAL_RUN as usize {
+            return Err(StoreError::Corrupt(format!(
+                "changes {first}..={last} of actor {actor_no} in doc {doc_no} are below its clock but not all stored"
+            )));
+        }
+        let compressed = encode_block(&rows);
+        for (i, piece) in compressed.chunks(PIECE_BYTES).enumerate() {
+            let i = u8::try_from(i)
+                .map_err(|_| StoreError::Corrupt("a sealed block needs over 255 pieces".into()))?;
+            w.sealed
+                .insert(&sealed_key(doc_no, actor_no, first, i), piece)?;
+        }
+        w.changes.retain_in::<&[u8; 12], _>(
+            &change_key(doc_no, actor_no, first)..=&change_key(doc_no, actor_no, last),
+            |_, _| false,
+        )?;
+    }
+    Ok(runs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_round_trip() {
+        let rows: Vec<Vec<u8>> = (0..SEAL_RUN as u8)
+            .map(|i| vec![i; 64 + i as usize])
+            .collect();
+        let block = decode_block(7, &encode_block(&rows)).unwrap();
+        assert_eq!(block.row(7), Some(&rows[0][..]));
+        assert_eq!(block.row(7 + SEAL_RUN - 1), Some(&rows[63][..]));
+        assert_eq!(block.row(6), None);
+        assert_eq!(block.row(7 + SEAL_RUN), None);
+    }
+
+    #[test]
+    fn damaged_blocks_are_errors() {
+        let rows = vec![vec![1u8; 100]; 3];
+        let mut bytes = encode_block(&rows);
+        bytes.truncate(bytes.len() / 2);
+        assert!(decode_block(1, &bytes).is_err());
+        assert!(decode_block(1, b"not deflate at all").is_err());
+    }
+}
