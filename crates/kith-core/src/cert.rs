@@ -116,7 +116,16 @@ impl DeviceCert {
 
     /// Reads and verifies a certificate from its wire form.
     pub fn from_proto(p: &proto::DeviceCertificate) -> Result<DeviceCert, CertError> {
-        let cert = DeviceCert {
+        let cert = DeviceCert::parse_proto(p)?;
+        cert.verify()?;
+        Ok(cert)
+    }
+
+    /// Reads the fields of a certificate without checking its signatures:
+    /// for comparing with one already verified. Use [`DeviceCert::from_proto`]
+    /// for anything else.
+    pub fn parse_proto(p: &proto::DeviceCertificate) -> Result<DeviceCert, CertError> {
+        Ok(DeviceCert {
             identity: IdentityId::from_slice(&p.identity)
                 .ok_or(CertError::FieldLength("identity"))?,
             device: DeviceId::from_slice(&p.device).ok_or(CertError::FieldLength("device"))?,
@@ -131,9 +140,7 @@ impl DeviceCert {
                 .as_slice()
                 .try_into()
                 .map_err(|_| CertError::FieldLength("device_signature"))?,
-        };
-        cert.verify()?;
-        Ok(cert)
+        })
     }
 
     /// Protobuf bytes.

@@ -15,6 +15,11 @@ use crate::codec::{SYNC_PROTOCOL, SyncCodec};
 /// The one public gossip topic. Topics are few and fixed (gossipsub refuses
 /// peers with more than 100): never a topic per person.
 pub const PUBLIC_TOPIC: &str = "kith/public/v1";
+/// A topic for measuring the network itself: a node joins it only when run
+/// with `--probe` (benchmarks), and its messages are tiny opaque nonces.
+pub const PROBE_TOPIC: &str = "kith/probe/v1";
+/// Largest probe message.
+pub const MAX_PROBE_BYTES: usize = 64;
 /// Largest gossip message: one signed change and a certificate.
 pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
 /// How long an unused connection stays open. A social node keeps its peers.

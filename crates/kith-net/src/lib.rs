@@ -16,7 +16,9 @@ mod behaviour;
 mod codec;
 mod task;
 
-pub use behaviour::{BuildError, MAX_GOSSIP_BYTES, PUBLIC_TOPIC, build_swarm};
+pub use behaviour::{
+    BuildError, MAX_GOSSIP_BYTES, MAX_PROBE_BYTES, PROBE_TOPIC, PUBLIC_TOPIC, build_swarm,
+};
 pub use codec::SYNC_PROTOCOL;
 pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{Multiaddr, PeerId};
@@ -40,6 +42,10 @@ pub enum Command {
     Remember(Multiaddr),
     /// Publish bytes on the public gossip topic.
     Publish(Vec<u8>),
+    /// Join the probe topic (see [`PROBE_TOPIC`]).
+    SubscribeProbe,
+    /// Publish a probe (at most [`MAX_PROBE_BYTES`]).
+    Probe(Vec<u8>),
     /// Send a sync request; the answer comes back as an event with `id`.
     Request {
         peer: DeviceId,
@@ -99,6 +105,8 @@ pub enum Event {
         peer: DeviceId,
         reason: String,
     },
+    /// A probe arrived (already validated and forwarded).
+    Probe(Vec<u8>),
     /// A gossip message to validate; `device` is the peer that relayed it.
     Gossip {
         message_id: MessageId,

@@ -14,7 +14,7 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns};
 use tokio::sync::mpsc;
 
-use crate::behaviour::{Behaviour, BehaviourEvent, PUBLIC_TOPIC};
+use crate::behaviour::{Behaviour, BehaviourEvent, MAX_PROBE_BYTES, PROBE_TOPIC, PUBLIC_TOPIC};
 use crate::{Command, Event, NetSnapshot, PeerInfo, Via, device_of_peer};
 
 /// Sync requests from peers that wait for the node's answer, at most.
@@ -60,6 +60,7 @@ pub async fn run(
     if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&topic) {
         tracing::error!(error = %e, "cannot subscribe to the public topic");
     }
+    let probe_topic = gossipsub::IdentTopic::new(PROBE_TOPIC);
     let mut outbound: HashMap<OutboundRequestId, (DeviceId, u64)> = HashMap::new();
     let mut inbound: HashMap<u64, ResponseChannel<kith_core::sync::Response>> = HashMap::new();
     let mut next_inbound = 0u64;
@@ -97,6 +98,18 @@ pub async fn run(
                                 tracing::debug!("no gossip peers yet; sync will deliver the change");
                             }
                             Err(e) => tracing::debug!(error = %e, "publish failed"),
+                        }
+                    }
+                    Command::SubscribeProbe => {
+                        if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&probe_topic) {
+                            tracing::error!(error = %e, "cannot subscribe to the probe topic");
+                        }
+                    }
+                    Command::Probe(data) => {
+                        if data.len() <= MAX_PROBE_BYTES
+                            && let Err(e) = swarm.behaviour_mut().gossipsub.publish(probe_topic.clone(), data)
+                        {
+                            tracing::debug!(error = %e, "probe not published");
                         }
                     }
                     Command::Request { peer, id, request } => {
@@ -198,6 +211,16 @@ pub async fn run(
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
                     let Some(source) = device_of_peer(&propagation_source) else { continue };
+                    if message.topic == probe_topic.hash() {
+                        // Opaque and tiny: checked here, never by the node.
+                        let ok = message.data.len() <= MAX_PROBE_BYTES;
+                        let acceptance = if ok { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
+                        swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, acceptance);
+                        if ok {
+                            let _ = events.try_send(Event::Probe(message.data));
+                        }
+                        continue;
+                    }
                     if let Err(err) = events.try_send(Event::Gossip { message_id: message_id.clone(), source: propagation_source, device: source, data: message.data }) {
                         tracing::warn!("node is not keeping up; ignoring a gossip message: {err}");
                         swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);

@@ -90,6 +90,22 @@ pub enum Call {
     AddPeer {
         address: String,
     },
+    /// Node only: answers (with the post) once `author`'s newest post is
+    /// other than `after`, or fails after `timeout_ms` (at most a minute).
+    WaitFeed {
+        author: IdentityId,
+        after: Option<PostId>,
+        timeout_ms: u64,
+    },
+    /// Node only, `--probe`: publishes a probe on the probe topic.
+    Probe {
+        nonce: u64,
+    },
+    /// Node only, `--probe`: answers once the probe `nonce` has arrived.
+    WaitProbe {
+        nonce: u64,
+        timeout_ms: u64,
+    },
 }
 
 /// The result of a [`Call`].
@@ -175,7 +191,13 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
                 duplicates: r.duplicates,
             }
         }
-        Call::People { nearby: true, .. } | Call::Status | Call::Peers | Call::AddPeer { .. } => {
+        Call::People { nearby: true, .. }
+        | Call::Status
+        | Call::Peers
+        | Call::AddPeer { .. }
+        | Call::WaitFeed { .. }
+        | Call::Probe { .. }
+        | Call::WaitProbe { .. } => {
             return Err(ActionError::NodeOnly);
         }
     })

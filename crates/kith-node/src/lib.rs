@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod service;
 pub mod status;
 mod token;
+pub mod waiters;
 
 pub use api::ApiError;
 pub use call::{Call, Reply, execute};

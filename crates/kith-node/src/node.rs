@@ -39,6 +39,8 @@ pub struct NodeConfig {
     pub peers: Vec<Multiaddr>,
     /// Where the local API listens (always a loopback address).
     pub api: SocketAddr,
+    /// Join the probe topic, for network benchmarks.
+    pub probe: bool,
 }
 
 /// The contents of `node.json`.
@@ -75,7 +77,15 @@ pub async fn run(
         "the API must listen on a loopback address, not {}",
         config.api
     );
-    let service = open_service(home)?;
+    let mut service = open_service(home)?;
+    // Local changes are published while their write is flushed (see
+    // `Store::begin_session`); a call is answered once it is durable.
+    if service.store().recovered_from_crash() {
+        tracing::warn!(
+            "the last node on this home did not stop cleanly; new changes use a new actor id"
+        );
+    }
+    service.store_mut().begin_session()?;
     let token = crate::token::load_or_create(&home.path(TOKEN_FILE))?;
     let mut swarm = kith_net::build_swarm(kith_net::keypair(&service.keys().device), config.mdns)?;
     if config.listen.is_empty() {
@@ -128,6 +138,9 @@ pub async fn run(
             let _ = tick_tx.try_send(ServiceInput::Tick);
         }
     });
+    if config.probe {
+        cmd_tx.send(Command::SubscribeProbe).await?;
+    }
     for addr in config
         .peers
         .iter()

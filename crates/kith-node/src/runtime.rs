@@ -3,6 +3,7 @@
 //! network task and the API reach this thread through one bounded channel.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use kith_core::sync::{Engine, EngineConfig, Input as SyncInput, Output as SyncOutput, Replica};
 use kith_core::{DeviceCert, DeviceId, IdentityId, SignedChange, proto};
@@ -14,6 +15,7 @@ use crate::call::{Call, Reply, execute};
 use crate::home::now_ms;
 use crate::service::{ActionError, Service};
 use crate::status::{PeerView, Status, SyncView};
+use crate::waiters::{Awaited, Waiters};
 
 /// Capacity of the service thread's input channel.
 pub const SERVICE_INPUT_CAPACITY: usize = 4096;
@@ -44,6 +46,9 @@ pub struct ServiceLoop {
     peers: BTreeMap<DeviceId, PeerMeta>,
     home_peers: std::path::PathBuf,
     port_file: std::path::PathBuf,
+    waiters: Waiters,
+    /// Certificates whose signatures were checked (bounded).
+    verified_certs: std::collections::HashMap<DeviceId, DeviceCert>,
 }
 
 impl std::fmt::Debug for ServiceLoop {
@@ -54,6 +59,8 @@ impl std::fmt::Debug for ServiceLoop {
     }
 }
 
+/// Verified certificates remembered; past this the memory starts afresh.
+const VERIFIED_CERTS_KEPT: usize = 4096;
 /// Runs of changes sealed per tick: 16 × 64 changes, a few milliseconds.
 const SEAL_RUNS_PER_TICK: usize = 16;
 
@@ -73,6 +80,8 @@ impl ServiceLoop {
             peers: BTreeMap::new(),
             home_peers: home.path(crate::node::PEERS_FILE),
             port_file: home.path(crate::node::PORT_FILE),
+            waiters: Waiters::default(),
+            verified_certs: Default::default(),
         }
     }
 
@@ -85,15 +94,47 @@ impl ServiceLoop {
                     self.flush();
                     self.seal();
                     self.sync(SyncInput::Tick);
+                    self.waiters.expire(std::time::Instant::now());
+                }
+                ServiceInput::Api(
+                    Call::WaitFeed {
+                        author,
+                        after,
+                        timeout_ms,
+                    },
+                    reply,
+                ) => {
+                    let service = &self.service;
+                    self.waiters.park(
+                        Awaited::Feed { author, after },
+                        Duration::from_millis(timeout_ms),
+                        reply,
+                        |a| newest_post(service, a),
+                    );
+                }
+                ServiceInput::Api(Call::WaitProbe { nonce, timeout_ms }, reply) => {
+                    self.waiters.park(
+                        Awaited::Probe(nonce),
+                        Duration::from_millis(timeout_ms),
+                        reply,
+                        |_| None,
+                    );
                 }
                 ServiceInput::Api(call, reply) => {
                     let result = self.call(call);
                     let _ = reply.send(result);
+                    self.wake_waiters();
                 }
-                ServiceInput::Net(event) => self.net_event(event),
+                ServiceInput::Net(event) => {
+                    self.net_event(event);
+                    self.wake_waiters();
+                }
             }
         }
         self.flush();
+        if let Err(e) = self.service.store_mut().end_session() {
+            tracing::error!(error = %e, "could not close the store's session");
+        }
         tracing::info!("service stopped");
     }
 
@@ -103,6 +144,12 @@ impl ServiceLoop {
         if let Err(e) = self.service.store_mut().flush() {
             tracing::error!(error = %e, "could not flush the store");
         }
+    }
+
+    /// Answers the waiting calls whose arrival has happened.
+    fn wake_waiters(&mut self) {
+        let service = &self.service;
+        self.waiters.wake(|a| newest_post(service, a));
     }
 
     /// Packs a little of the stored history into compressed blocks each
@@ -170,6 +217,11 @@ impl ServiceLoop {
             }
             Event::RequestFailed { peer, id } => self.sync(SyncInput::RequestFailed { peer, id }),
             Event::BadMessage { peer, reason } => self.sync(SyncInput::Offence { peer, reason }),
+            Event::Probe(data) => {
+                if let Ok(nonce) = <[u8; 8]>::try_from(data.as_slice()) {
+                    self.waiters.probe_arrived(u64::from_be_bytes(nonce));
+                }
+            }
             Event::Gossip {
                 message_id,
                 source,
@@ -190,7 +242,7 @@ impl ServiceLoop {
     /// valid, forward it; `Some(false)`: invalid, penalise the relay.
     fn gossip(&mut self, relay: DeviceId, data: &[u8]) -> Option<bool> {
         let decoded = proto::GossipChange::decode(data).ok().and_then(|g| {
-            let cert = DeviceCert::from_proto(&g.certificate?).ok()?;
+            let cert = self.certificate(&g.certificate?)?;
             let change = SignedChange::from_proto(g.change?).ok()?;
             Some((cert, change))
         });
@@ -268,6 +320,22 @@ impl ServiceLoop {
         }
     }
 
+    /// A gossiped certificate, verified unless the very same one was before:
+    /// every message carries its author's certificate, and checking its two
+    /// signatures each time would double the cost of a message.
+    fn certificate(&mut self, p: &proto::DeviceCertificate) -> Option<DeviceCert> {
+        let cert = DeviceCert::parse_proto(p).ok()?;
+        if self.verified_certs.get(&cert.device) == Some(&cert) {
+            return Some(cert);
+        }
+        cert.verify().ok()?;
+        if self.verified_certs.len() >= VERIFIED_CERTS_KEPT {
+            self.verified_certs.clear();
+        }
+        self.verified_certs.insert(cert.device, cert.clone());
+        Some(cert)
+    }
+
     /// Publishes the changes made by the last local action.
     fn publish_outbox(&mut self) {
         let cert = self.service.keys().cert.to_proto();
@@ -303,9 +371,16 @@ impl ServiceLoop {
                 people.retain(|p| near.contains(&p.id));
                 Reply::People(people)
             }
+            Call::Probe { nonce } => {
+                self.command(Command::Probe(nonce.to_be_bytes().to_vec()));
+                Reply::Done
+            }
             other => execute(&mut self.service, other)?,
         };
+        // Peers hear of the change while it is written; the caller hears back
+        // only once it is durable.
         self.publish_outbox();
+        self.service.store_mut().flush()?;
         if interests_change {
             self.sync(SyncInput::InterestsChanged);
         }
@@ -344,6 +419,7 @@ impl ServiceLoop {
             peers: self.peers.len(),
             counts: self.service.store().counts()?,
             syncing: self.engine.is_syncing(),
+            waiting: self.waiters.len(),
             sync: self
                 .engine
                 .progress()
@@ -357,6 +433,14 @@ impl ServiceLoop {
                 .collect(),
         })
     }
+}
+
+/// `author`'s newest post as the feed shows it.
+fn newest_post(service: &Service, author: &IdentityId) -> Option<kith_core::PostId> {
+    service
+        .feed(Some(*author), 1)
+        .ok()
+        .and_then(|posts| posts.first().map(|p| p.id))
 }
 
 fn tcp_port(addr: &Multiaddr) -> Option<u16> {

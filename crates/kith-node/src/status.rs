@@ -38,5 +38,7 @@ pub struct Status {
     pub counts: kith_store::Counts,
     /// Whether documents are being fetched from any peer.
     pub syncing: bool,
+    /// API calls waiting for an arrival (`WaitFeed`, `WaitProbe`).
+    pub waiting: usize,
     pub sync: Vec<SyncView>,
 }

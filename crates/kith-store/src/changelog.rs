@@ -10,6 +10,13 @@
 //! up to half of it). Only changes at or below the actor's clock are sealed,
 //! so a sealed run has no gaps and nothing waiting is ever sealed.
 //!
+//! Inside a block, a change whose only dependency is the change before it
+//! (a device writing one change after another: nearly always) is stored
+//! without that 32-byte hash, which is incompressible; reading the block
+//! recomputes it from the previous change. Block layout, before DEFLATE:
+//! per change, `u32 length || u8 elided || row`, where `row` is the
+//! signature and the chunk, less the dependency hash when `elided` is 1.
+//!
 //! Every reader goes through [`Rows`], which looks in both places.
 
 use std::collections::VecDeque;
@@ -55,13 +62,44 @@ impl Block {
     }
 }
 
+/// Where the dependency hash of a change row (signature, then chunk) sits,
+/// if the change has exactly one dependency.
+fn single_dep_at(row: &[u8]) -> Option<usize> {
+    // Chunk: magic (4), checksum (4), type (1), body length (LEB128), then
+    // the body, which opens with the number of dependencies (LEB128).
+    let mut i = 64 + 9;
+    while *row.get(i)? & 0x80 != 0 {
+        i += 1;
+    }
+    i += 1;
+    let at = i + 1;
+    (*row.get(i)? == 1 && row.len() >= at + 32).then_some(at)
+}
+
+/// The hash of the chunk in a change row, if it is a well-formed one.
+fn chunk_hash(row: &[u8]) -> Option<[u8; 32]> {
+    kith_core::chunk::parse_header(row.get(64..)?)
+        .ok()
+        .map(|h| h.hash)
+}
+
 fn encode_block(rows: &[Vec<u8>]) -> Vec<u8> {
     let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut previous: Option<[u8; 32]> = None;
     for row in rows {
+        let elide =
+            single_dep_at(row).filter(|&at| previous.is_some_and(|h| row[at..at + 32] == h));
+        let (len, parts): (usize, [&[u8]; 2]) = match elide {
+            Some(at) => (row.len() - 32, [&row[..at], &row[at + 32..]]),
+            None => (row.len(), [row, &[]]),
+        };
         // Writing into a Vec cannot fail.
-        e.write_all(&(row.len() as u32).to_be_bytes())
-            .and_then(|()| e.write_all(row))
+        e.write_all(&(len as u32).to_be_bytes())
+            .and_then(|()| e.write_all(&[u8::from(elide.is_some())]))
+            .and_then(|()| e.write_all(parts[0]))
+            .and_then(|()| e.write_all(parts[1]))
             .expect("compressing into memory");
+        previous = chunk_hash(row);
     }
     e.finish().expect("compressing into memory")
 }
@@ -72,15 +110,35 @@ fn decode_block(first: u32, compressed: &[u8]) -> Result<Block, StoreError> {
     flate2::read::DeflateDecoder::new(compressed)
         .read_to_end(&mut raw)
         .map_err(|_| corrupt())?;
-    let mut rows = Vec::new();
+    let mut rows: Vec<Vec<u8>> = Vec::new();
     let mut rest = raw.as_slice();
     while !rest.is_empty() {
         let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
         let len = u32::from_be_bytes(*len) as usize;
+        let (&elided, tail) = tail.split_first().ok_or_else(corrupt)?;
         if tail.len() < len || len < 64 {
             return Err(corrupt());
         }
-        rows.push(tail[..len].to_vec());
+        let stored = &tail[..len];
+        let row = match elided {
+            0 => stored.to_vec(),
+            1 => {
+                let at = single_dep_at(stored).ok_or_else(corrupt)?;
+                let dep = rows
+                    .last()
+                    .and_then(|r| chunk_hash(r))
+                    .ok_or_else(corrupt)?;
+                let mut row = Vec::with_capacity(len + 32);
+                row.extend_from_slice(&stored[..at]);
+                row.extend_from_slice(&dep);
+                row.extend_from_slice(&stored[at..]);
+                // The chunk's checksum covers the restored hash.
+                chunk_hash(&row).ok_or_else(corrupt)?;
+                row
+            }
+            _ => return Err(corrupt()),
+        };
+        rows.push(row);
         rest = &tail[len..];
     }
     Ok(Block { first, rows })
@@ -284,7 +342,10 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
             )));
         }
         let compressed = encode_block(&rows);
-        for (i, piece) in compressed.chunks(PIECE_BYTES).enumerate() {
+        // Pieces of equal size, so that two always share a page.
+        let pieces = compressed.len().div_ceil(PIECE_BYTES).max(1);
+        let per = compressed.len().div_ceil(pieces).max(1);
+        for (i, piece) in compressed.chunks(per).enumerate() {
             let i = u8::try_from(i)
                 .map_err(|_| StoreError::Corrupt("a sealed block needs over 255 pieces".into()))?;
             w.sealed
@@ -312,6 +373,42 @@ mod tests {
         assert_eq!(block.row(7 + SEAL_RUN - 1), Some(&rows[63][..]));
         assert_eq!(block.row(6), None);
         assert_eq!(block.row(7 + SEAL_RUN), None);
+    }
+
+    /// Rows of a chain of real changes, each depending on the one before.
+    fn chain(n: usize) -> Vec<Vec<u8>> {
+        // kith's actor ids: a 32-byte device key and an 8-byte suffix.
+        let mut doc =
+            automerge::AutoCommit::new().with_actor(automerge::ActorId::from(vec![5u8; 40]));
+        (0..n)
+            .map(|i| {
+                automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "k", i as i64)
+                    .unwrap();
+                doc.commit();
+                let change = doc.get_last_local_change().unwrap();
+                let mut row = vec![i as u8; 64];
+                row.extend_from_slice(change.raw_bytes());
+                row
+            })
+            .collect()
+    }
+
+    fn inflated_len(compressed: &[u8]) -> usize {
+        let mut raw = Vec::new();
+        flate2::read::DeflateDecoder::new(compressed)
+            .read_to_end(&mut raw)
+            .unwrap();
+        raw.len()
+    }
+
+    #[test]
+    fn a_chain_is_stored_without_its_dependency_hashes() {
+        let rows = chain(5);
+        let encoded = encode_block(&rows);
+        let plain: usize = rows.iter().map(|r| 4 + 1 + r.len()).sum();
+        assert_eq!(inflated_len(&encoded), plain - 4 * 32, "four hashes elided");
+        let block = decode_block(1, &encoded).unwrap();
+        assert_eq!(block.rows, rows);
     }
 
     #[test]

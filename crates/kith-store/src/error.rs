@@ -33,6 +33,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("the store is corrupt: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Random(#[from] kith_core::RandomError),
 }
 
 macro_rules! via_redb_error {

@@ -31,6 +31,11 @@ impl Applied<'_> {
         self.change.seq() as u32
     }
 
+    /// Whether this change made the post (holds the op creating its map).
+    fn created(&self, state: &feed::PostState) -> bool {
+        matches!(&state.obj, ObjId::Id(counter, actor, _) if self.holds_op(*counter, actor))
+    }
+
     fn holds_op(&self, counter: u64, actor: &ActorId) -> bool {
         let start = self.change.start_op().get();
         actor == self.change.actor_id()
@@ -60,11 +65,12 @@ pub(crate) fn index_change(
                 .map(|k| (k, feed::post_state(doc, k)))
                 .collect();
             for put in &touched.text_puts {
-                let still_there = states
-                    .get(put.post_key.as_str())
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| !s.deleted);
-                if still_there {
+                let Some(state) = states.get(put.post_key.as_str()).and_then(Option::as_ref) else {
+                    continue;
+                };
+                // The text a post is created with is the row's `first`:
+                // only edits are versions.
+                if !state.deleted && !a.created(state) {
                     let post = PostId::derive(&a.doc, &put.post_key);
                     w.versions
                         .insert(&version_key(&post, time, a.actor_no, a.seq()), put.counter)?;
@@ -73,7 +79,15 @@ pub(crate) fn index_change(
             for key in &touched.root_keys {
                 if let Some(post_key) = key.strip_prefix(feed::POST_PREFIX) {
                     if let Some(Some(state)) = states.get(post_key) {
-                        index_post(w, a, space_no, post_key, state)?;
+                        // The last text this change put on the post, if it made it.
+                        let first_put = touched
+                            .text_puts
+                            .iter()
+                            .filter(|p| p.post_key == post_key)
+                            .map(|p| p.counter)
+                            .next_back()
+                            .filter(|_| a.created(state));
+                        index_post(w, a, space_no, post_key, state, first_put)?;
                     }
                 } else if let Some((post, emoji)) = feed::parse_reaction_key(key) {
                     let k = reaction_key(&post, a.author_no, emoji);
@@ -158,6 +172,7 @@ fn index_post(
     space_no: u32,
     key: &str,
     state: &feed::PostState,
+    first_put: Option<u64>,
 ) -> Result<(), StoreError> {
     let post = PostId::derive(&a.doc, key);
     let old = w.posts.get(&post.0)?.map(|v| PostRow::decode(v.value()));
@@ -188,18 +203,29 @@ fn index_post(
         edited: false,
         reply_to: state.reply_to,
         text: None,
+        first: None,
         key: key.to_owned(),
     };
     if state.deleted {
         w.versions
             .retain_in::<&[u8; 32], _>(&lo..=&hi, |_, _| false)?;
     } else {
+        row.first = match first_put {
+            Some(counter) => Some(TextRef {
+                actor_no: a.actor_no,
+                seq: a.seq(),
+                counter,
+            }),
+            None => old.as_ref().and_then(|o| o.first),
+        };
         row.text = match &state.text {
             Some((_, op)) => text_ref(w, a, &post, op, old.as_ref())?,
             None => None,
         };
-        // A post seen for the first time has only the version just written.
-        row.edited = old.is_some() && w.versions.range::<&[u8; 32]>(&lo..=&hi)?.nth(1).is_some();
+        // Only edits are versions; a post seen for the first time has none
+        // yet (an edit indexed before its creation is found on the
+        // creation's own pass, which always comes later).
+        row.edited = old.is_some() && w.versions.range::<&[u8; 32]>(&lo..=&hi)?.next().is_some();
         w.feed
             .insert(&timeline_key(space_no, state.at_ms, &post), ())?;
         w.by_author
@@ -235,8 +261,10 @@ fn text_ref(
         return Ok(None);
     };
     if let Some(t) = old
-        .and_then(|o| o.text)
-        .filter(|t| t.actor_no == actor_no && t.counter == *counter)
+        .into_iter()
+        .flat_map(|o| [o.text, o.first])
+        .flatten()
+        .find(|t| t.actor_no == actor_no && t.counter == *counter)
     {
         return Ok(Some(t));
     }

@@ -302,6 +302,20 @@ impl Store {
         };
         let versions = txn.open_table(VERSIONS)?;
         let mut out = Vec::new();
+        // The text it was created with, then every edit. (Rows written
+        // before `first` existed have their first text among the versions.)
+        if let Some(first) = row.first {
+            let probe = PostRow {
+                text: Some(first),
+                ..row.clone()
+            };
+            if let Some(text) = r.text(&probe)? {
+                out.push(Version {
+                    at_ms: row.at_ms,
+                    text,
+                });
+            }
+        }
         for entry in versions.range::<&[u8; 32]>(
             &version_key(id, 0, 0, 0)..=&version_key(id, u64::MAX, u32::MAX, u32::MAX),
         )? {

@@ -23,6 +23,10 @@ pub struct PostRow {
     pub edited: bool,
     pub reply_to: Option<PostId>,
     pub text: Option<TextRef>,
+    /// Where the text the post was created with lives. Edits are recorded in
+    /// `VERSIONS`; the first text is not, so most posts (never edited) cost
+    /// no version row. Stored only when it differs from `text`.
+    pub first: Option<TextRef>,
     /// The post's key inside its feed document.
     pub key: String,
 }
@@ -31,6 +35,8 @@ const DELETED: u8 = 1;
 const EDITED: u8 = 2;
 const REPLY: u8 = 4;
 const TEXT: u8 = 8;
+const FIRST: u8 = 16;
+const FIRST_IS_TEXT: u8 = 32;
 
 fn take<const N: usize>(b: &mut &[u8]) -> Option<[u8; N]> {
     if b.len() < N {
@@ -48,18 +54,27 @@ impl PostRow {
         out.extend_from_slice(&self.doc_no.to_be_bytes());
         out.extend_from_slice(&self.space_no.to_be_bytes());
         out.extend_from_slice(&self.at_ms.to_be_bytes());
+        let first_is_text = self.first.is_some() && self.first == self.text;
         let flags = (self.deleted as u8 * DELETED)
             | (self.edited as u8 * EDITED)
             | (self.reply_to.is_some() as u8 * REPLY)
-            | (self.text.is_some() as u8 * TEXT);
+            | (self.text.is_some() as u8 * TEXT)
+            | ((self.first.is_some() && !first_is_text) as u8 * FIRST)
+            | (first_is_text as u8 * FIRST_IS_TEXT);
         out.push(flags);
         if let Some(r) = &self.reply_to {
             out.extend_from_slice(&r.0);
         }
-        if let Some(t) = &self.text {
+        let mut put_ref = |t: &TextRef| {
             out.extend_from_slice(&t.actor_no.to_be_bytes());
             out.extend_from_slice(&t.seq.to_be_bytes());
             out.extend_from_slice(&t.counter.to_be_bytes());
+        };
+        if let Some(t) = &self.text {
+            put_ref(t);
+        }
+        if let Some(t) = self.first.as_ref().filter(|_| !first_is_text) {
+            put_ref(t);
         }
         out.extend_from_slice(self.key.as_bytes());
         out
@@ -77,14 +92,21 @@ impl PostRow {
         } else {
             None
         };
-        let text = if flags & TEXT != 0 {
-            Some(TextRef {
+        let mut take_ref = |present: bool| -> Option<Option<TextRef>> {
+            if !present {
+                return Some(None);
+            }
+            Some(Some(TextRef {
                 actor_no: u32::from_be_bytes(take(&mut b)?),
                 seq: u32::from_be_bytes(take(&mut b)?),
                 counter: u64::from_be_bytes(take(&mut b)?),
-            })
+            }))
+        };
+        let text = take_ref(flags & TEXT != 0)?;
+        let first = if flags & FIRST_IS_TEXT != 0 {
+            text
         } else {
-            None
+            take_ref(flags & FIRST != 0)?
         };
         Some(PostRow {
             author_no,
@@ -95,6 +117,7 @@ impl PostRow {
             edited: flags & EDITED != 0,
             reply_to,
             text,
+            first,
             key: String::from_utf8(b.to_vec()).ok()?,
         })
     }
@@ -233,9 +256,26 @@ mod tests {
                 seq: 5,
                 counter: 6,
             }),
+            first: None,
             key: "abc".into(),
         };
-        assert_eq!(PostRow::decode(&row.encode()), Some(row));
+        assert_eq!(PostRow::decode(&row.encode()), Some(row.clone()));
+        // The first text: the same as the current one (stored once), or not.
+        let same = PostRow {
+            first: row.text,
+            ..row.clone()
+        };
+        assert_eq!(same.encode().len(), row.encode().len());
+        assert_eq!(PostRow::decode(&same.encode()), Some(same));
+        let other = PostRow {
+            first: Some(TextRef {
+                actor_no: 9,
+                seq: 1,
+                counter: 2,
+            }),
+            ..row
+        };
+        assert_eq!(PostRow::decode(&other.encode()), Some(other));
     }
 
     #[test]

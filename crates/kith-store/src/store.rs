@@ -60,6 +60,10 @@ pub struct Store {
     unflushed: bool,
     /// Threads that check signatures during an ingest (1: the caller's only).
     verify_threads: usize,
+    /// Local commits are not durable until `flush` (see `begin_session`).
+    session: bool,
+    /// Opening found a crashed session.
+    recovered: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -85,7 +89,7 @@ impl Store {
             },
         })?;
         let txn = db.begin_write().map_err(StoreError::from)?;
-        let suffix = {
+        let (suffix, recovered) = {
             Writer::open(&txn)?;
             let mut meta = txn.open_table(META).map_err(StoreError::from)?;
             let schema = meta
@@ -116,15 +120,22 @@ impl Store {
                 .get(META_ACTOR_SUFFIX)
                 .map_err(StoreError::from)?
                 .map(|v| v.value().to_vec());
-            match existing {
-                Some(s) => s,
-                None => {
+            // A session left open: the last node crashed, maybe after
+            // publishing changes it had not written (see `begin_session`).
+            let crashed = meta
+                .remove(META_SESSION)
+                .map_err(StoreError::from)?
+                .is_some();
+            let suffix = match existing {
+                Some(s) if !crashed => s,
+                _ => {
                     let s = kith_core::keys::random_bytes::<ACTOR_SUFFIX_LEN>()?.to_vec();
                     meta.insert(META_ACTOR_SUFFIX, s.as_slice())
                         .map_err(StoreError::from)?;
                     s
                 }
-            }
+            };
+            (suffix, crashed)
         };
         txn.commit().map_err(StoreError::from)?;
         Ok(Store {
@@ -134,6 +145,8 @@ impl Store {
             path: path.to_owned(),
             unflushed: false,
             verify_threads: 1,
+            session: false,
+            recovered,
         })
     }
 
@@ -223,9 +236,45 @@ impl Store {
         Ok(sizes.get(doc_no)?.map_or(0, |v| v.value()))
     }
 
+    /// Starts a session in which local commits are not durable until
+    /// [`Store::flush`], so that a node can publish a change while its disk
+    /// write is still under way (and acknowledge it only after the flush).
+    /// A change published and then lost in a crash must never have its
+    /// sequence number reused by a different change (peers would see
+    /// equivocation), so the session is recorded durably, and whoever opens
+    /// the store next and finds it still open gives the store a new actor
+    /// suffix: a fresh sequence of numbers.
+    pub fn begin_session(&mut self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?
+            .insert(META_SESSION, [1u8].as_slice())?;
+        txn.commit()?;
+        self.session = true;
+        Ok(())
+    }
+
+    /// Whether opening found a session left open by a crash (and so chose a
+    /// new actor suffix).
+    pub fn recovered_from_crash(&self) -> bool {
+        self.recovered
+    }
+
+    /// Makes everything durable and ends the session (a clean stop).
+    pub fn end_session(&mut self) -> Result<(), StoreError> {
+        if !self.session {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?.remove(META_SESSION)?;
+        txn.commit()?;
+        self.unflushed = false;
+        self.session = false;
+        Ok(())
+    }
+
     /// Makes a local change: runs `f` on the document, commits the result as
     /// one automerge change signed by this device, stores and indexes it in one
-    /// durable transaction. Returns `f`'s value and the signed change (`None`
+    /// transaction, durable unless a session is open. Returns `f`'s value and the signed change (`None`
     /// when `f` changed nothing).
     pub fn commit_local<T, E: std::fmt::Display>(
         &mut self,
@@ -235,7 +284,12 @@ impl Store {
         f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
         let actor = self.actor_for(&signer.key.id());
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        if self.session {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| CommitError::Store(StoreError::Corrupt(e.to_string())))?;
+            self.unflushed = true;
+        }
         let result = (|| {
             let mut w = Writer::open(&txn)?;
             let doc_no = w.intern_doc(&doc_id)?;

@@ -14,6 +14,8 @@ use redb::TableDefinition;
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta_v1");
 /// The random suffix of this store's automerge actor ids (DESIGN.md decision 2).
 pub const META_ACTOR_SUFFIX: &str = "actor_suffix";
+/// Present while a node's session is open (see `Store::begin_session`).
+pub const META_SESSION: &str = "session";
 /// Layout version of the tables, for migrations.
 pub const META_SCHEMA: &str = "schema";
 pub const SCHEMA_VERSION: u32 = 1;
@@ -72,7 +74,8 @@ pub const BY_AUTHOR: TableDefinition<&[u8; 28], ()> = TableDefinition::new("by_a
 /// `parent post id (16) || created_at ms (8) || reply post id (16) → ()`.
 pub const REPLIES: TableDefinition<&[u8; 40], ()> = TableDefinition::new("replies_v1");
 /// `post id (16) || time ms (8) || actor_no (4) || seq (4) → op counter`:
-/// every text a post has had, pointing at the change that holds it.
+/// every edit of a post, pointing at the change that holds its text. The
+/// text a post was created with is not a version: its post row points at it.
 pub const VERSIONS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("versions_v1");
 /// `post id (16) || reactor person_no (4) || emoji → doc_no` of the feed
 /// shard holding the reaction.

@@ -142,6 +142,9 @@ fn compaction_seals_and_shrinks() {
     assert!(s.compact().unwrap());
     assert_eq!(s.seal(1).unwrap(), 0, "compaction sealed every full run");
     let after = std::fs::metadata(&path).unwrap().len();
-    assert!(after < before / 2, "{before} B before, {after} B after");
+    assert!(
+        after * 3 < before * 2,
+        "{before} B before, {after} B after: not a third smaller"
+    );
     assert_eq!(observe(&mut s, &alice, 2000), seen);
 }

@@ -23,6 +23,9 @@ pub struct Args {
     /// Where the local API listens (a loopback address).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     api: SocketAddr,
+    /// Join the network probe topic (for benchmarks).
+    #[arg(long, hide = true)]
+    probe: bool,
 }
 
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
@@ -32,6 +35,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         mdns: !a.no_mdns,
         peers: a.peer,
         api: a.api,
+        probe: a.probe,
     };
     let json = ctx.json;
     let runtime = tokio::runtime::Builder::new_multi_thread()

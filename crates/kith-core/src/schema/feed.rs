@@ -82,6 +82,8 @@ pub struct PostState {
     pub at_ms: u64,
     pub reply_to: Option<PostId>,
     pub deleted: bool,
+    /// The post's map object: its id names the op that created the post.
+    pub obj: ObjId,
 }
 
 fn post_obj(doc: &AutoCommit, key: &str) -> Option<ObjId> {
@@ -176,6 +178,7 @@ pub fn post_state(doc: &AutoCommit, key: &str) -> Option<PostState> {
         at_ms: 0,
         reply_to: None,
         deleted: false,
+        obj: obj.clone(),
     };
     for item in doc.map_range(&obj, ..) {
         let ValueRef::Scalar(value) = &item.value else {

@@ -1,0 +1,200 @@
+//! Calls that wait on the node for something to arrive: a new post by
+//! someone, or a network probe. A program learns of an arrival the moment the
+//! service thread sees it instead of polling, which is also what makes the
+//! latency benchmarks exact. Bounded: a few hundred waiting calls at most,
+//! each for at most a minute.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use kith_core::{IdentityId, PostId};
+use tokio::sync::oneshot;
+
+use crate::call::Reply;
+use crate::service::ActionError;
+
+/// Most calls waiting at once; more are refused.
+pub const MAX_WAITERS: usize = 256;
+/// Longest a call may wait.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Probes remembered after arrival, for a wait that comes in late.
+const PROBES_KEPT: usize = 1024;
+
+/// What a call waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Awaited {
+    /// `author`'s newest post (as the feed shows it) to be other than `after`.
+    Feed {
+        author: IdentityId,
+        after: Option<PostId>,
+    },
+    /// The probe with this nonce to arrive.
+    Probe(u64),
+}
+
+type ReplyTx = oneshot::Sender<Result<Reply, ActionError>>;
+
+#[derive(Debug)]
+struct Waiter {
+    what: Awaited,
+    deadline: Instant,
+    reply: ReplyTx,
+}
+
+/// The calls waiting, and the probes that arrived.
+#[derive(Debug, Default)]
+pub struct Waiters {
+    waiting: Vec<Waiter>,
+    probes: VecDeque<u64>,
+}
+
+impl Waiters {
+    /// How many calls are waiting.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Answers at once if `what` has happened (`newest` reads an author's
+    /// newest post), else parks the call until it does or `timeout` passes.
+    pub fn park(
+        &mut self,
+        what: Awaited,
+        timeout: Duration,
+        reply: ReplyTx,
+        newest: impl FnMut(&IdentityId) -> Option<PostId>,
+    ) {
+        if let Some(answer) = self.answer(&what, newest) {
+            let _ = reply.send(Ok(answer));
+        } else if self.waiting.len() >= MAX_WAITERS {
+            let _ = reply.send(Err(ActionError::Invalid(format!(
+                "{MAX_WAITERS} calls are already waiting; try again later"
+            ))));
+        } else {
+            self.waiting.push(Waiter {
+                what,
+                deadline: Instant::now() + timeout.min(MAX_WAIT),
+                reply,
+            });
+        }
+    }
+
+    /// Records a probe's arrival.
+    pub fn probe_arrived(&mut self, nonce: u64) {
+        if self.probes.len() >= PROBES_KEPT {
+            self.probes.pop_front();
+        }
+        self.probes.push_back(nonce);
+    }
+
+    /// Answers every waiting call whose event has happened.
+    pub fn wake(&mut self, mut newest: impl FnMut(&IdentityId) -> Option<PostId>) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let mut still = Vec::with_capacity(self.waiting.len());
+        for w in std::mem::take(&mut self.waiting) {
+            match self.answer(&w.what, &mut newest) {
+                Some(answer) => {
+                    let _ = w.reply.send(Ok(answer));
+                }
+                None => still.push(w),
+            }
+        }
+        self.waiting = still;
+    }
+
+    /// Fails the calls whose time is up (and forgets those whose caller left).
+    pub fn expire(&mut self, now: Instant) {
+        let (late, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .filter(|w| !w.reply.is_closed())
+            .partition(|w| w.deadline <= now);
+        self.waiting = still;
+        for w in late {
+            let _ = w.reply.send(Err(ActionError::Invalid(format!(
+                "timed out waiting for {:?}",
+                w.what
+            ))));
+        }
+    }
+
+    fn answer(
+        &self,
+        what: &Awaited,
+        mut newest: impl FnMut(&IdentityId) -> Option<PostId>,
+    ) -> Option<Reply> {
+        match what {
+            Awaited::Feed { author, after } => {
+                let now = newest(author);
+                (now.is_some() && now != *after).then(|| Reply::Post(now.expect("checked")))
+            }
+            Awaited::Probe(nonce) => self.probes.contains(nonce).then_some(Reply::Done),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(b: u8) -> PostId {
+        PostId([b; 16])
+    }
+
+    #[test]
+    fn a_wait_is_answered_when_its_event_happens_and_not_before() {
+        let author = IdentityId([1; 32]);
+        let mut w = Waiters::default();
+        let (tx, mut rx) = oneshot::channel();
+        let what = Awaited::Feed {
+            author,
+            after: Some(id(1)),
+        };
+        w.park(what, MAX_WAIT, tx, |_| Some(id(1)));
+        assert_eq!(w.len(), 1);
+        w.wake(|_| Some(id(1)));
+        assert!(rx.try_recv().is_err(), "nothing new yet");
+        w.wake(|_| Some(id(2)));
+        assert!(matches!(rx.try_recv(), Ok(Ok(Reply::Post(p))) if p == id(2)));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn probes_answer_waits_that_come_before_or_after_them() {
+        let mut w = Waiters::default();
+        let (early, mut early_rx) = oneshot::channel();
+        w.park(Awaited::Probe(7), MAX_WAIT, early, |_| None);
+        w.probe_arrived(7);
+        w.wake(|_| None);
+        assert!(matches!(early_rx.try_recv(), Ok(Ok(Reply::Done))));
+        let (late, mut late_rx) = oneshot::channel();
+        w.park(Awaited::Probe(7), MAX_WAIT, late, |_| None);
+        assert!(matches!(late_rx.try_recv(), Ok(Ok(Reply::Done))));
+    }
+
+    #[test]
+    fn waits_time_out_and_are_bounded() {
+        let mut w = Waiters::default();
+        let mut receivers = Vec::new();
+        for i in 0..MAX_WAITERS as u64 + 1 {
+            let (tx, rx) = oneshot::channel();
+            w.park(Awaited::Probe(i), Duration::from_millis(1), tx, |_| None);
+            receivers.push(rx);
+        }
+        assert_eq!(w.len(), MAX_WAITERS);
+        assert!(matches!(
+            receivers.last_mut().unwrap().try_recv(),
+            Ok(Err(ActionError::Invalid(_)))
+        ));
+        w.expire(Instant::now() + Duration::from_secs(1));
+        assert!(w.is_empty());
+        assert!(matches!(
+            receivers[0].try_recv(),
+            Ok(Err(ActionError::Invalid(_)))
+        ));
+    }
+}
