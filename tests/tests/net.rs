@@ -219,3 +219,45 @@ fn partitioned_sides_write_concurrently_and_converge_after_healing() {
     });
     drop(bob);
 }
+
+#[test]
+fn private_labels_never_travel_by_gossip() {
+    // alice -- bob (bob follows alice; alice labels bob privately)
+    let alice = TestHome::init("alice");
+    let bob = TestHome::init("bob");
+    let alice_node = alice.node(LOOPBACK);
+    let mut args = LOOPBACK.to_vec();
+    let addr = alice_node.addr();
+    args.extend(["--peer", &addr]);
+    let _bob_node = bob.node(&args);
+    bob.run(&["follow", &alice.id()]).out();
+    let first = alice.run(&["post", "before the label"]).out().to_owned();
+    converge(30, "alice's first post reaches bob", || {
+        ids_in(&bob.run(&["feed", "--json"]).json())
+            .contains(&first)
+            .then_some(())
+    });
+    let documents =
+        |home: &TestHome| home.run(&["status", "--json"]).json()["counts"]["documents"].clone();
+    let before = documents(&bob);
+    alice.run(&["label", &bob.id(), "customer"]).out();
+    // Published after the label: once it arrives, the label would have too.
+    let second = alice.run(&["post", "after the label"]).out().to_owned();
+    converge(30, "alice's second post reaches bob", || {
+        ids_in(&bob.run(&["feed", "--json"]).json())
+            .contains(&second)
+            .then_some(())
+    });
+    assert_eq!(
+        documents(&bob),
+        before,
+        "bob received a document of alice's beyond her feed and profile"
+    );
+    let labelled = alice
+        .run(&["people", "--label", "customer", "--json"])
+        .json();
+    assert!(
+        labelled.to_string().contains(&bob.id()),
+        "alice's own label is there: {labelled}"
+    );
+}

@@ -85,7 +85,6 @@ pub async fn run(
             "the last node on this home did not stop cleanly; new changes use a new actor id"
         );
     }
-    service.store_mut().begin_session()?;
     let token = crate::token::load_or_create(&home.path(TOKEN_FILE))?;
     let mut swarm = kith_net::build_swarm(kith_net::keypair(&service.keys().device), config.mdns)?;
     if config.listen.is_empty() {
@@ -116,6 +115,9 @@ pub async fn run(
     let (evt_tx, mut evt_rx) = mpsc::channel(EVENT_CAPACITY);
     let (in_tx, in_rx) = mpsc::channel(SERVICE_INPUT_CAPACITY);
 
+    // Last before the service starts: a start that fails earlier must not
+    // look like a crash to the next one.
+    service.store_mut().begin_session()?;
     let service_loop = ServiceLoop::new(service, cmd_tx.clone(), api_addr.to_string(), home);
     let thread = std::thread::Builder::new()
         .name("kith-service".into())

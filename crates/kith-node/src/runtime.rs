@@ -269,7 +269,10 @@ impl ServiceLoop {
                 .engine
                 .peers()
                 .any(|(_, id)| id == Some(change.doc.owner));
-        let wanted = interests.contains(&change.doc.owner) || met;
+        // Private documents never travel by gossip (a peer sending one is
+        // relaying what it should not have); they come by sync, to the owner.
+        let private = change.doc.kind == kith_core::DocKind::Private;
+        let wanted = (interests.contains(&change.doc.owner) || met) && !private;
         if !wanted {
             // Check it so the mesh only carries valid changes, but do not keep it.
             // The store's certificate for the device wins; else the one that
@@ -337,15 +340,23 @@ impl ServiceLoop {
     }
 
     /// Publishes the changes made by the last local action.
-    fn publish_outbox(&mut self) {
+    /// Private documents are never gossiped: they reach the owner's other
+    /// devices by sync, which checks who asks. Returns how many changes the
+    /// action made.
+    fn publish_outbox(&mut self) -> usize {
         let cert = self.service.keys().cert.to_proto();
-        for change in self.service.take_outbox() {
+        let outbox = self.service.take_outbox();
+        for change in outbox
+            .iter()
+            .filter(|c| c.doc().kind != kith_core::DocKind::Private)
+        {
             let msg = proto::GossipChange {
                 change: Some(change.signed().to_proto()),
                 certificate: Some(cert.clone()),
             };
             self.command(Command::Publish(msg.encode_to_vec()));
         }
+        outbox.len()
     }
 
     fn call(&mut self, call: Call) -> Result<Reply, ActionError> {
@@ -377,10 +388,13 @@ impl ServiceLoop {
             }
             other => execute(&mut self.service, other)?,
         };
-        // Peers hear of the change while it is written; the caller hears back
-        // only once it is durable.
-        self.publish_outbox();
-        self.service.store_mut().flush()?;
+        // Peers hear of a change while it is written; the caller hears back
+        // once it is durable. Should that write fail, the change is out
+        // already: an error would invite a retry and a second post, so the
+        // failure is logged and the next tick writes again.
+        if self.publish_outbox() > 0 {
+            self.flush();
+        }
         if interests_change {
             self.sync(SyncInput::InterestsChanged);
         }

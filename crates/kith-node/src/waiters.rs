@@ -95,6 +95,9 @@ impl Waiters {
         if self.waiting.is_empty() {
             return;
         }
+        // Each author's newest post is read once, however many wait on it.
+        let mut read: std::collections::HashMap<IdentityId, Option<PostId>> = Default::default();
+        let mut newest = |a: &IdentityId| *read.entry(*a).or_insert_with(|| newest(a));
         let mut still = Vec::with_capacity(self.waiting.len());
         for w in std::mem::take(&mut self.waiting) {
             match self.answer(&w.what, &mut newest) {

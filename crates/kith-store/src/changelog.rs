@@ -7,15 +7,17 @@
 //! packs [`SEAL_RUN`] consecutive changes of one actor into a DEFLATE block
 //! in `SEALED`, split into pieces that fit redb's 4 KiB pages two to a page
 //! (a single large value would get a power-of-two page of its own and waste
-//! up to half of it). Only changes at or below the actor's clock are sealed,
-//! so a sealed run has no gaps and nothing waiting is ever sealed.
+//! up to half of it). Only changes at or below the actor's clock and below
+//! its first change still waiting for dependencies are sealed: a sealed run
+//! has no gaps, and everything in it has been applied and indexed.
 //!
 //! Inside a block, a change whose only dependency is the change before it
 //! (a device writing one change after another: nearly always) is stored
 //! without that 32-byte hash, which is incompressible; reading the block
-//! recomputes it from the previous change. Block layout, before DEFLATE:
-//! per change, `u32 length || u8 elided || row`, where `row` is the
-//! signature and the chunk, less the dependency hash when `elided` is 1.
+//! recomputes it from the previous change. Block layout, before DEFLATE: a
+//! format byte ([`BLOCK_FORMAT`]), then per change `u32 length || u8 elided
+//! || row`, where `row` is the signature and the chunk, less the dependency
+//! hash when `elided` is 1.
 //!
 //! Every reader goes through [`Rows`], which looks in both places.
 
@@ -33,6 +35,11 @@ use crate::tx::Writer;
 pub const SEAL_RUN: u32 = 64;
 /// Largest piece of a block stored as one value: two fit in a 4 KiB page.
 const PIECE_BYTES: usize = 2000;
+/// The layout of a block's contents; another layout gets another number.
+const BLOCK_FORMAT: u8 = 1;
+/// Most pieces a block is split into (the piece number is one byte); a
+/// block of very large changes gets larger pieces.
+const MAX_PIECES: usize = 256;
 /// Decoded blocks a [`BlockCache`] keeps: a page of a feed reads a few.
 const CACHED_BLOCKS: usize = 8;
 
@@ -85,6 +92,8 @@ fn chunk_hash(row: &[u8]) -> Option<[u8; 32]> {
 
 fn encode_block(rows: &[Vec<u8>]) -> Vec<u8> {
     let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&[BLOCK_FORMAT])
+        .expect("compressing into memory");
     let mut previous: Option<[u8; 32]> = None;
     for row in rows {
         let elide =
@@ -111,8 +120,13 @@ fn decode_block(first: u32, compressed: &[u8]) -> Result<Block, StoreError> {
         .read_to_end(&mut raw)
         .map_err(|_| corrupt())?;
     let mut rows: Vec<Vec<u8>> = Vec::new();
-    let mut rest = raw.as_slice();
+    let Some((&BLOCK_FORMAT, mut rest)) = raw.split_first() else {
+        return Err(corrupt());
+    };
     while !rest.is_empty() {
+        if rows.len() == SEAL_RUN as usize {
+            return Err(corrupt());
+        }
         let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
         let len = u32::from_be_bytes(*len) as usize;
         let (&elided, tail) = tail.split_first().ok_or_else(corrupt)?;
@@ -309,6 +323,17 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
         let clock = clock.value();
         let doc_no = u32::from_be_bytes(k[..4].try_into().expect("4 bytes"));
         let actor_no = u32::from_be_bytes(k[4..].try_into().expect("4 bytes"));
+        // Changes from the first one waiting for dependencies on are not
+        // applied yet: they stay where the ingest path looks for them.
+        let waiting = w
+            .pending
+            .range::<&[u8; 12]>(
+                &change_key(doc_no, actor_no, 0)..=&change_key(doc_no, actor_no, clock),
+            )?
+            .next()
+            .transpose()?
+            .map(|(k, _)| split_change_key(k.value()).2);
+        let clock = waiting.map_or(clock, |w| w.min(clock.saturating_add(1)).saturating_sub(1));
         let oldest = w
             .changes
             .range::<&[u8; 12]>(
@@ -319,7 +344,10 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
             .map(|(k, _)| split_change_key(k.value()).2);
         if let Some(oldest) = oldest {
             let mut first = oldest;
-            while clock - first + 1 >= SEAL_RUN && runs.len() < limit {
+            while clock.saturating_sub(first).saturating_add(1) >= SEAL_RUN
+                && first <= clock
+                && runs.len() < limit
+            {
                 runs.push((doc_no, actor_no, first));
                 first += SEAL_RUN;
             }
@@ -343,7 +371,7 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
         }
         let compressed = encode_block(&rows);
         // Pieces of equal size, so that two always share a page.
-        let pieces = compressed.len().div_ceil(PIECE_BYTES).max(1);
+        let pieces = compressed.len().div_ceil(PIECE_BYTES).clamp(1, MAX_PIECES);
         let per = compressed.len().div_ceil(pieces).max(1);
         for (i, piece) in compressed.chunks(per).enumerate() {
             let i = u8::try_from(i)
@@ -405,7 +433,7 @@ mod tests {
     fn a_chain_is_stored_without_its_dependency_hashes() {
         let rows = chain(5);
         let encoded = encode_block(&rows);
-        let plain: usize = rows.iter().map(|r| 4 + 1 + r.len()).sum();
+        let plain: usize = 1 + rows.iter().map(|r| 4 + 1 + r.len()).sum::<usize>();
         assert_eq!(inflated_len(&encoded), plain - 4 * 32, "four hashes elided");
         let block = decode_block(1, &encoded).unwrap();
         assert_eq!(block.rows, rows);

@@ -103,12 +103,18 @@ impl Store {
                         .try_into()
                         .map(u32::from_be_bytes)
                         .unwrap_or(u32::MAX);
-                    if found != SCHEMA_VERSION {
+                    if found > SCHEMA_VERSION || found == 0 {
                         return Err(OpenError::Schema {
                             path: shown,
                             found,
                             expected: SCHEMA_VERSION,
                         });
+                    }
+                    if found < SCHEMA_VERSION {
+                        // Layout 1 reads as it is (see `tables`); marking
+                        // the upgrade keeps older kith from misreading it.
+                        meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())
+                            .map_err(StoreError::from)?;
                     }
                 }
                 None => {
@@ -634,7 +640,7 @@ impl Store {
             .iter()
             .any(|(_, _, _, c)| doc.get_change_meta_by_hash(&c.hash()).is_some());
         for key in waiting.into_iter().filter(|_| progressed) {
-            let row = w.changes.get(&key)?.map(|r| r.value().to_vec());
+            let row = w.rows().get(&key)?;
             let Some(row) = row else { continue };
             let c = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
             candidates.push((None, key, split_change_key(&key).1, c));

@@ -18,7 +18,9 @@ pub const META_ACTOR_SUFFIX: &str = "actor_suffix";
 pub const META_SESSION: &str = "session";
 /// Layout version of the tables, for migrations.
 pub const META_SCHEMA: &str = "schema";
-pub const SCHEMA_VERSION: u32 = 1;
+/// Layout 2 added `sealed_v1`, post rows' `first` text and edits-only
+/// versions; a layout-1 store is read as it is and marked 2 when opened.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `doc_no → DocId (69 bytes)`.
 pub const DOCS: TableDefinition<u32, &[u8]> = TableDefinition::new("docs_v1");

@@ -148,3 +148,37 @@ fn compaction_seals_and_shrinks() {
     );
     assert_eq!(observe(&mut s, &alice, 2000), seen);
 }
+
+#[test]
+fn changes_waiting_for_dependencies_are_not_sealed() {
+    // Device B of alice writes 70 posts on top of one from device A; B's
+    // changes arrive first and wait, with B's clock already at 70.
+    let (_dir, mut s) = store();
+    let mut a = Author::new(3);
+    let mut b = Author::device_of(kith_core::IdentityKey::from_secret_bytes(&[3; 32]), 33);
+    s.add_certificate(&a.cert).unwrap();
+    s.add_certificate(&b.cert).unwrap();
+    let doc = DocId::feed(a.id(), SpaceId::PUBLIC, 0);
+    let first = a.post("a0", "from device A");
+    let parsed = automerge::Change::from_bytes(first.change.clone()).unwrap();
+    b.doc(doc).apply_changes(vec![parsed]).unwrap();
+    let later: Vec<_> = (0..70)
+        .map(|i| b.post(&format!("b{i}"), &format!("from device B, {i}")))
+        .collect();
+    let report = s.ingest(later).unwrap();
+    assert_eq!((report.applied, report.pending), (0, 70));
+    assert_eq!(s.seal(10).unwrap(), 0, "waiting changes stay unsealed");
+
+    let report = s.ingest(vec![first]).unwrap();
+    assert_eq!(report.applied, 71, "{report:?}");
+    assert_eq!(s.counts().unwrap().pending, 0);
+    assert_eq!(s.seal(10).unwrap(), 1, "now applied, B's first 64 are sealed");
+    let feed = s
+        .feed(&FeedQuery {
+            limit: 100,
+            ..FeedQuery::default()
+        })
+        .unwrap();
+    assert_eq!(feed.len(), 71);
+    assert!(feed.iter().all(|p| p.text.is_some()));
+}
