@@ -24,6 +24,8 @@ pub const PORT_FILE: &str = "port";
 pub const NODE_FILE: &str = "node.json";
 /// The API bearer token (mode 0600).
 pub const TOKEN_FILE: &str = "api-token";
+/// A store file smaller than this is not worth compacting at start.
+const TIDY_MIN_FILE_BYTES: u64 = 16 << 20;
 /// The port a node listens on when its home has none recorded.
 pub const DEFAULT_PORT: u16 = 4610;
 /// How often the sync engine's clock ticks.
@@ -78,6 +80,17 @@ pub async fn run(
         config.api
     );
     let mut service = open_service(home)?;
+    let tidy_from = std::time::Instant::now();
+    match service.store_mut().tidy(TIDY_MIN_FILE_BYTES) {
+        Ok(Some((before, after))) => tracing::info!(
+            before_mib = before >> 20,
+            after_mib = after >> 20,
+            seconds = tidy_from.elapsed().as_secs_f32(),
+            "sealed and compacted the store"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not tidy the store"),
+    }
     // Local changes are published while their write is flushed (see
     // `Store::begin_session`); a call is answered once it is durable.
     if service.store().recovered_from_crash() {

@@ -781,6 +781,25 @@ impl Store {
         Ok(self.db.compact()?)
     }
 
+    /// Seals everything, then compacts if more than half of a file of at
+    /// least `min_file_bytes` is free space (redb reuses freed pages but
+    /// never gives them back). A node does this when it starts. Returns the
+    /// file's size before and after, if it compacted.
+    pub fn tidy(&mut self, min_file_bytes: u64) -> Result<Option<(u64, u64)>, StoreError> {
+        while self.seal(1024)? > 0 {}
+        let file_len = || std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let before = file_len();
+        let used = {
+            let stats = self.db.begin_write()?.stats()?;
+            stats.allocated_pages() * stats.page_size() as u64
+        };
+        if before < min_file_bytes || used * 2 > before {
+            return Ok(None);
+        }
+        self.db.compact()?;
+        Ok(Some((before, file_len())))
+    }
+
     /// The path of the redb file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -172,7 +172,11 @@ fn changes_waiting_for_dependencies_are_not_sealed() {
     let report = s.ingest(vec![first]).unwrap();
     assert_eq!(report.applied, 71, "{report:?}");
     assert_eq!(s.counts().unwrap().pending, 0);
-    assert_eq!(s.seal(10).unwrap(), 1, "now applied, B's first 64 are sealed");
+    assert_eq!(
+        s.seal(10).unwrap(),
+        1,
+        "now applied, B's first 64 are sealed"
+    );
     let feed = s
         .feed(&FeedQuery {
             limit: 100,
@@ -181,4 +185,26 @@ fn changes_waiting_for_dependencies_are_not_sealed() {
         .unwrap();
     assert_eq!(feed.len(), 71);
     assert!(feed.iter().all(|p| p.text.is_some()));
+}
+
+#[test]
+fn tidying_seals_and_gives_free_space_back_once() {
+    let (_dir, mut s) = store();
+    let mut alice = Author::new(4);
+    s.add_certificate(&alice.cert).unwrap();
+    s.ingest(alice_changes(&mut alice, 2000)).unwrap();
+    let seen = observe(&mut s, &alice, 2000);
+    let (before, after) = s
+        .tidy(0)
+        .unwrap()
+        .expect("a freshly sealed store is worth compacting");
+    assert!(after < before, "{before} B before, {after} B after");
+    assert_eq!(s.seal(1).unwrap(), 0, "everything was sealed");
+    assert_eq!(s.tidy(0).unwrap(), None, "nothing more to give back");
+    assert_eq!(
+        s.tidy(u64::MAX).unwrap(),
+        None,
+        "below the size worth compacting"
+    );
+    assert_eq!(observe(&mut s, &alice, 2000), seen);
 }
