@@ -17,6 +17,7 @@ pub mod cert;
 pub mod chunk;
 pub mod doc;
 pub mod id;
+pub mod invite;
 pub mod keys;
 pub mod schema;
 pub mod signed;
@@ -32,6 +33,7 @@ pub use cert::{CertError, DeviceCert};
 pub use chunk::{ChangeHeader, ChunkError};
 pub use doc::{DocId, DocKind, SpaceId};
 pub use id::{DeviceId, IdentityId, ParseIdError, PostId};
+pub use invite::{InviteError, InviteKey};
 pub use keys::{DeviceKey, IdentityKey, RandomError};
 pub use signed::{
     Certificates, SignedChange, Verified, VerifyError, verify_batch, verify_batch_parallel,
