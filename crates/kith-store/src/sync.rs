@@ -30,27 +30,40 @@ impl Store {
         asker: Option<IdentityId>,
     ) -> Result<Vec<(DocId, VersionVector)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let docs = txn.open_table(DOCS)?;
+        let nos = txn.open_table(DOC_NOS)?;
         let clocks = txn.open_table(CLOCKS)?;
         let actors = txn.open_table(ACTORS)?;
+        // Document ids start with kind and owner, so each wanted (kind,
+        // owner) is one range of `DOC_NOS`: the cost follows the interests,
+        // not the number of documents stored.
+        const KINDS: [DocKind; 3] = [DocKind::Feed, DocKind::Profile, DocKind::Private];
+        let wanted: BTreeSet<(u8, IdentityId)> = owners
+            .iter()
+            .flat_map(|o| KINDS.iter().map(move |k| (*k as u8, *o)))
+            .chain(profiles.iter().map(|o| (DocKind::Profile as u8, *o)))
+            .collect();
         let mut out = Vec::new();
-        for entry in docs.iter()? {
-            let (k, v) = entry?;
-            let Ok(doc) = DocId::from_bytes(v.value()) else {
-                continue;
-            };
-            let wanted = owners.contains(&doc.owner)
-                || (doc.kind == DocKind::Profile && profiles.contains(&doc.owner));
-            if !wanted || !may_receive(&doc, asker) {
-                continue;
-            }
-            let doc_no = k.value();
-            let vv: VersionVector = clock_entries(&clocks, &actors, doc_no)?
-                .into_iter()
-                .map(|(_, actor, seq)| (actor, seq))
-                .collect();
-            if !vv.is_empty() {
-                out.push((doc, vv));
+        for (kind, owner) in wanted {
+            let mut lo = [0u8; kith_core::doc::DOC_ID_LEN];
+            lo[0] = kind;
+            lo[1..33].copy_from_slice(&owner.0);
+            let mut hi = lo;
+            hi[33..].fill(0xff);
+            for entry in nos.range::<&[u8]>(&lo[..]..=&hi[..])? {
+                let (k, doc_no) = entry?;
+                let Ok(doc) = DocId::from_bytes(k.value()) else {
+                    continue;
+                };
+                if !may_receive(&doc, asker) {
+                    continue;
+                }
+                let vv: VersionVector = clock_entries(&clocks, &actors, doc_no.value())?
+                    .into_iter()
+                    .map(|(_, actor, seq)| (actor, seq))
+                    .collect();
+                if !vv.is_empty() {
+                    out.push((doc, vv));
+                }
             }
         }
         Ok(out)
