@@ -89,6 +89,32 @@ impl Sim {
         }
     }
 
+    /// A new node: another device of node `i`'s identity.
+    fn add_device_of(&mut self, i: usize, name: &'static str) -> usize {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home {
+            dir: tmp.path().join("home"),
+            source: HomeSource::Flag,
+        };
+        std::fs::create_dir(&home.dir).unwrap();
+        let from = self.nodes[i]._home.path().join("home");
+        let key = kith_node::home::IDENTITY_KEY_FILE;
+        std::fs::copy(from.join(key), home.dir.join(key)).unwrap();
+        let (service, _) = Service::open(&home).unwrap();
+        assert_eq!(service.identity(), self.id(i), "same identity");
+        let device = service.keys().device.id();
+        assert_ne!(device, self.nodes[i].device, "another device");
+        self.nodes.push(Node {
+            name,
+            service,
+            engine: Engine::new(EngineConfig::default()),
+            device,
+            hostile: false,
+            _home: tmp,
+        });
+        self.nodes.len() - 1
+    }
+
     fn id(&self, i: usize) -> IdentityId {
         self.nodes[i].service.identity()
     }
@@ -416,6 +442,14 @@ fn a_peer_sending_forged_changes_is_disconnected_and_honest_sync_goes_on() {
         assert!(
             !sim.links.contains(&link(mallory, bob)),
             "seed {seed}: banned peer reconnected"
+        );
+        // Nor does another device of hers: the ban covers her identity.
+        let laptop = sim.add_device_of(mallory, "mallory's laptop");
+        sim.connect(laptop, bob);
+        sim.run_until(sim.now + 1_000);
+        assert!(
+            sim.disconnects.contains(&(bob, laptop)),
+            "seed {seed}: a device of a banned identity was kept"
         );
         // Honest sync still works.
         sim.connect(alice, bob);

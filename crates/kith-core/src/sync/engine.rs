@@ -227,6 +227,9 @@ pub struct Engine {
     config: EngineConfig,
     peers: BTreeMap<DeviceId, Peer>,
     banned: BTreeMap<DeviceId, u64>,
+    /// Identities banned with their device: an identity can certify any
+    /// number of devices, so a new one must not start with a clean slate.
+    banned_identities: BTreeMap<IdentityId, u64>,
     next_id: u64,
 }
 
@@ -296,6 +299,7 @@ impl Engine {
             }
             Input::Tick => {
                 self.banned.retain(|_, until| *until > now_ms);
+                self.banned_identities.retain(|_, until| *until > now_ms);
                 let timeout = self.config.request_timeout_ms;
                 for p in self.peers.values_mut() {
                     let expired: Vec<u64> = p
@@ -414,6 +418,19 @@ impl Engine {
                         out,
                     );
                 }
+                if self
+                    .banned_identities
+                    .get(&cert.identity)
+                    .is_some_and(|until| *until > now_ms)
+                {
+                    self.peers.remove(&peer);
+                    self.banned.insert(peer, now_ms + self.config.ban_ms);
+                    out.push(Output::Disconnect {
+                        peer,
+                        reason: "a device of an identity banned for earlier offences".into(),
+                    });
+                    return;
+                }
                 if replica.add_certificate(&cert).is_err() {
                     return;
                 }
@@ -511,8 +528,12 @@ impl Engine {
         };
         p.offences += 1;
         if p.offences >= self.config.max_offences {
+            let until = now_ms + self.config.ban_ms;
+            if let Some(identity) = p.identity {
+                self.banned_identities.insert(identity, until);
+            }
             self.peers.remove(&peer);
-            self.banned.insert(peer, now_ms + self.config.ban_ms);
+            self.banned.insert(peer, until);
             out.push(Output::Disconnect { peer, reason });
         }
     }
