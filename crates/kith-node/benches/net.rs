@@ -96,14 +96,19 @@ impl Node {
     }
 
     fn call(&self, call: &Call) -> Reply {
-        self.agent
+        let mut response = self
+            .agent
             .post(&format!("http://{}/api/call", self.api))
             .header("Authorization", &format!("Bearer {}", self.token))
+            .config()
+            .http_status_as_error(false)
+            .build()
             .send_json(call)
-            .expect("api call")
-            .body_mut()
-            .read_json()
-            .expect("api reply")
+            .expect("api call");
+        let status = response.status();
+        let text = response.body_mut().read_to_string().expect("api reply");
+        assert!(status.is_success(), "{call:?}: {status}: {text}");
+        serde_json::from_str(&text).expect("api reply")
     }
 
     fn peak_rss_kib(&self) -> u64 {
@@ -206,11 +211,13 @@ fn propagation(bin: &Path, dir: &Path) {
     // and bare gossipsub probes alternate, so both travel between the same
     // processes, through the same API, under the same load.
     let (mut post_delays, mut probe_delays) = (Vec::new(), Vec::new());
-    let mut latest = warm;
+    // The author's latest few posts: posts made in one millisecond sort in
+    // any order, so "new" means "not among these".
+    let mut recent = std::collections::VecDeque::from([warm]);
     for i in 0..posts as u64 {
         let wait = Call::WaitFeed {
             author: author_id,
-            after: Some(latest),
+            seen: recent.iter().copied().collect(),
             timeout_ms: 30_000,
         };
         let mut posted = None;
@@ -220,10 +227,11 @@ fn propagation(bin: &Path, dir: &Path) {
                 reply_to: None,
             }));
         }));
-        latest = match posted {
-            Some(Reply::Post(id)) => id,
+        match posted {
+            Some(Reply::Post(id)) => recent.push_front(id),
             other => panic!("{other:?}"),
-        };
+        }
+        recent.truncate(8);
         let nonce = 1_000_000 + i;
         let wait = Call::WaitProbe {
             nonce,
@@ -410,6 +418,88 @@ fn wire_bytes() {
     }
 }
 
+/// Bytes sent and received over the TCP connections whose local port is
+/// `port`, from the kernel's counters (`ss -ti`): what really crossed the
+/// wire, noise, yamux and gossipsub framing included (TCP/IP headers not).
+fn tcp_bytes(port: u16) -> (u64, u64) {
+    let out = Command::new("ss")
+        .args([
+            "-tinH",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
+        .output()
+        .expect("ss (iproute2) is needed for the wire measurement");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> u64 {
+        text.split_whitespace()
+            .filter_map(|t| t.strip_prefix(name))
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum()
+    };
+    (field("bytes_acked:"), field("bytes_received:"))
+}
+
+/// Live posts between two nodes on loopback: the bytes on the author's
+/// connection per post, less what the same connection carries while idle
+/// for as long.
+fn wire_on_loopback(bin: &Path, dir: &Path) {
+    const POSTS: usize = 100;
+    let (a_home, b_home) = (dir.join("wire-a"), dir.join("wire-b"));
+    kith(bin, &a_home, &["init", "--name", "author"]);
+    kith(bin, &b_home, &["init", "--name", "follower"]);
+    let author = identity(bin, &a_home);
+    kith(bin, &b_home, &["follow", &author]);
+    let a = Node::start(bin, &a_home, &[]);
+    let b = Node::start(bin, &b_home, std::slice::from_ref(&a.addr));
+    let author: kith_core::IdentityId = author.parse().unwrap();
+    let port: u16 = a.addr.rsplit('/').next().unwrap().parse().unwrap();
+    let text: String = "kith is one identity for every relationship, with no owner. "
+        .chars()
+        .cycle()
+        .take(280)
+        .collect();
+    let mut recent = std::collections::VecDeque::new();
+    let post_and_wait = |recent: &mut std::collections::VecDeque<kith_core::PostId>| {
+        let Reply::Post(id) = a.call(&Call::Post {
+            text: text.clone(),
+            reply_to: None,
+        }) else {
+            panic!("post refused")
+        };
+        let seen = b.call(&Call::WaitFeed {
+            author,
+            seen: recent.iter().copied().collect(),
+            timeout_ms: 30_000,
+        });
+        assert_eq!(seen, Reply::Post(id));
+        recent.push_front(id);
+        recent.truncate(8);
+    };
+    post_and_wait(&mut recent); // The mesh has formed once one post got through.
+    let before = tcp_bytes(port);
+    let started = Instant::now();
+    for _ in 0..POSTS {
+        post_and_wait(&mut recent);
+    }
+    let took = started.elapsed();
+    let after = tcp_bytes(port);
+    // Not a wait for anything: the idle stretch that is subtracted.
+    std::thread::sleep(took);
+    let idle = tcp_bytes(port);
+    let per_post = |pick: fn((u64, u64)) -> u64| {
+        let busy = pick(after).saturating_sub(pick(before));
+        let quiet = pick(idle).saturating_sub(pick(after));
+        busy.saturating_sub(quiet) as f64 / POSTS as f64
+    };
+    println!(
+        "wire: live on loopback, {POSTS} posts of 280 characters to one follower: {:.0} bytes sent and {:.0} received by the author's node per post (noise, yamux and gossipsub framing included; idle traffic subtracted)",
+        per_post(|c| c.0),
+        per_post(|c| c.1),
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -417,6 +507,7 @@ fn main() {
     let bin = kith_bin();
     let dir = tempfile::tempdir().unwrap();
     wire_bytes();
+    wire_on_loopback(&bin, dir.path());
     propagation(&bin, dir.path());
     catch_up(&bin, dir.path());
 }

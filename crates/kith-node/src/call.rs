@@ -90,11 +90,12 @@ pub enum Call {
     AddPeer {
         address: String,
     },
-    /// Node only: answers (with the post) once `author`'s newest post is
-    /// other than `after`, or fails after `timeout_ms` (at most a minute).
+    /// Node only: answers with a post by `author` that is not in `seen`
+    /// (their latest few, at most 16) once one has arrived, or fails after
+    /// `timeout_ms` (at most a minute).
     WaitFeed {
         author: IdentityId,
-        after: Option<PostId>,
+        seen: Vec<PostId>,
         timeout_ms: u64,
     },
     /// Node only, `--probe`: publishes a probe on the probe topic.

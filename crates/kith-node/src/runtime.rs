@@ -99,17 +99,17 @@ impl ServiceLoop {
                 ServiceInput::Api(
                     Call::WaitFeed {
                         author,
-                        after,
+                        seen,
                         timeout_ms,
                     },
                     reply,
                 ) => {
                     let service = &self.service;
                     self.waiters.park(
-                        Awaited::Feed { author, after },
+                        Awaited::Feed { author, seen },
                         Duration::from_millis(timeout_ms),
                         reply,
-                        |a| newest_post(service, a),
+                        &mut |a, n| newest_posts(service, a, n),
                     );
                 }
                 ServiceInput::Api(Call::WaitProbe { nonce, timeout_ms }, reply) => {
@@ -117,7 +117,7 @@ impl ServiceLoop {
                         Awaited::Probe(nonce),
                         Duration::from_millis(timeout_ms),
                         reply,
-                        |_| None,
+                        &mut |_, _| Vec::new(),
                     );
                 }
                 ServiceInput::Api(call, reply) => {
@@ -149,7 +149,7 @@ impl ServiceLoop {
     /// Answers the waiting calls whose arrival has happened.
     fn wake_waiters(&mut self) {
         let service = &self.service;
-        self.waiters.wake(|a| newest_post(service, a));
+        self.waiters.wake(&mut |a, n| newest_posts(service, a, n));
     }
 
     /// Packs a little of the stored history into compressed blocks each
@@ -449,12 +449,12 @@ impl ServiceLoop {
     }
 }
 
-/// `author`'s newest post as the feed shows it.
-fn newest_post(service: &Service, author: &IdentityId) -> Option<kith_core::PostId> {
+/// `author`'s newest posts as the feed shows them, at most `n`.
+fn newest_posts(service: &Service, author: &IdentityId, n: usize) -> Vec<kith_core::PostId> {
     service
-        .feed(Some(*author), 1)
-        .ok()
-        .and_then(|posts| posts.first().map(|p| p.id))
+        .feed(Some(*author), n)
+        .map(|posts| posts.into_iter().map(|p| p.id).collect())
+        .unwrap_or_default()
 }
 
 fn tcp_port(addr: &Multiaddr) -> Option<u16> {

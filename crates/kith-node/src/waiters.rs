@@ -13,6 +13,8 @@ use tokio::sync::oneshot;
 use crate::call::Reply;
 use crate::service::ActionError;
 
+/// Most posts a feed wait may name as already seen.
+pub const MAX_SEEN: usize = 16;
 /// Most calls waiting at once; more are refused.
 pub const MAX_WAITERS: usize = 256;
 /// Longest a call may wait.
@@ -23,10 +25,13 @@ const PROBES_KEPT: usize = 1024;
 /// What a call waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Awaited {
-    /// `author`'s newest post (as the feed shows it) to be other than `after`.
+    /// A post by `author` that is not in `seen`, among their newest
+    /// `seen.len()` (at least one). `seen` is the caller's latest few posts
+    /// (at most [`MAX_SEEN`]): a new post sorts among them even when it was
+    /// made in the same millisecond as some, whose order is arbitrary.
     Feed {
         author: IdentityId,
-        after: Option<PostId>,
+        seen: Vec<PostId>,
     },
     /// The probe with this nonce to arrive.
     Probe(u64),
@@ -48,6 +53,9 @@ pub struct Waiters {
     probes: VecDeque<u64>,
 }
 
+/// Reads an author's newest posts, at most the given number, newest first.
+pub type Newest<'a> = dyn FnMut(&IdentityId, usize) -> Vec<PostId> + 'a;
+
 impl Waiters {
     /// How many calls are waiting.
     pub fn len(&self) -> usize {
@@ -65,8 +73,16 @@ impl Waiters {
         what: Awaited,
         timeout: Duration,
         reply: ReplyTx,
-        newest: impl FnMut(&IdentityId) -> Option<PostId>,
+        newest: &mut Newest<'_>,
     ) {
+        if let Awaited::Feed { seen, .. } = &what
+            && seen.len() > MAX_SEEN
+        {
+            let _ = reply.send(Err(ActionError::Invalid(format!(
+                "a wait may name at most {MAX_SEEN} posts as seen"
+            ))));
+            return;
+        }
         if let Some(answer) = self.answer(&what, newest) {
             let _ = reply.send(Ok(answer));
         } else if self.waiting.len() >= MAX_WAITERS {
@@ -91,13 +107,21 @@ impl Waiters {
     }
 
     /// Answers every waiting call whose event has happened.
-    pub fn wake(&mut self, mut newest: impl FnMut(&IdentityId) -> Option<PostId>) {
+    pub fn wake(&mut self, newest: &mut Newest<'_>) {
         if self.waiting.is_empty() {
             return;
         }
-        // Each author's newest post is read once, however many wait on it.
-        let mut read: std::collections::HashMap<IdentityId, Option<PostId>> = Default::default();
-        let mut newest = |a: &IdentityId| *read.entry(*a).or_insert_with(|| newest(a));
+        // Each author's newest posts are read once, however many wait on them.
+        let mut read: std::collections::HashMap<IdentityId, Vec<PostId>> = Default::default();
+        let mut newest = |a: &IdentityId, n: usize| -> Vec<PostId> {
+            read.entry(*a)
+                .or_insert_with(|| newest(a, MAX_SEEN))
+                .clone()[..]
+                .iter()
+                .take(n)
+                .copied()
+                .collect()
+        };
         let mut still = Vec::with_capacity(self.waiting.len());
         for w in std::mem::take(&mut self.waiting) {
             match self.answer(&w.what, &mut newest) {
@@ -128,13 +152,13 @@ impl Waiters {
     fn answer(
         &self,
         what: &Awaited,
-        mut newest: impl FnMut(&IdentityId) -> Option<PostId>,
+        newest: &mut dyn FnMut(&IdentityId, usize) -> Vec<PostId>,
     ) -> Option<Reply> {
         match what {
-            Awaited::Feed { author, after } => {
-                let now = newest(author);
-                (now.is_some() && now != *after).then(|| Reply::Post(now.expect("checked")))
-            }
+            Awaited::Feed { author, seen } => newest(author, seen.len().max(1))
+                .into_iter()
+                .find(|p| !seen.contains(p))
+                .map(Reply::Post),
             Awaited::Probe(nonce) => self.probes.contains(nonce).then_some(Reply::Done),
         }
     }
@@ -155,13 +179,15 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         let what = Awaited::Feed {
             author,
-            after: Some(id(1)),
+            seen: vec![id(1), id(0)],
         };
-        w.park(what, MAX_WAIT, tx, |_| Some(id(1)));
+        let before = |n: usize| [id(1), id(0)].into_iter().take(n).collect::<Vec<_>>();
+        w.park(what, MAX_WAIT, tx, &mut |_, n| before(n));
         assert_eq!(w.len(), 1);
-        w.wake(|_| Some(id(1)));
+        w.wake(&mut |_, n| before(n));
         assert!(rx.try_recv().is_err(), "nothing new yet");
-        w.wake(|_| Some(id(2)));
+        // Made in the same millisecond as post 1, the new one sorts second.
+        w.wake(&mut |_, n| [id(1), id(2), id(0)].into_iter().take(n).collect());
         assert!(matches!(rx.try_recv(), Ok(Ok(Reply::Post(p))) if p == id(2)));
         assert!(w.is_empty());
     }
@@ -170,12 +196,12 @@ mod tests {
     fn probes_answer_waits_that_come_before_or_after_them() {
         let mut w = Waiters::default();
         let (early, mut early_rx) = oneshot::channel();
-        w.park(Awaited::Probe(7), MAX_WAIT, early, |_| None);
+        w.park(Awaited::Probe(7), MAX_WAIT, early, &mut |_, _| vec![]);
         w.probe_arrived(7);
-        w.wake(|_| None);
+        w.wake(&mut |_, _| vec![]);
         assert!(matches!(early_rx.try_recv(), Ok(Ok(Reply::Done))));
         let (late, mut late_rx) = oneshot::channel();
-        w.park(Awaited::Probe(7), MAX_WAIT, late, |_| None);
+        w.park(Awaited::Probe(7), MAX_WAIT, late, &mut |_, _| vec![]);
         assert!(matches!(late_rx.try_recv(), Ok(Ok(Reply::Done))));
     }
 
@@ -185,7 +211,12 @@ mod tests {
         let mut receivers = Vec::new();
         for i in 0..MAX_WAITERS as u64 + 1 {
             let (tx, rx) = oneshot::channel();
-            w.park(Awaited::Probe(i), Duration::from_millis(1), tx, |_| None);
+            w.park(
+                Awaited::Probe(i),
+                Duration::from_millis(1),
+                tx,
+                &mut |_, _| vec![],
+            );
             receivers.push(rx);
         }
         assert_eq!(w.len(), MAX_WAITERS);
