@@ -2,7 +2,8 @@
 //! oversized, malformed and equivocating changes: none of them is applied,
 //! each counts against the device that relayed it (a gossipsub `Reject` and an
 //! offence in the sync engine), the third offence gets that device
-//! disconnected and banned, and honest traffic keeps flowing.
+//! disconnected and banned, with every other device of its identity, and
+//! honest traffic keeps flowing.
 //!
 //! Mallory is not a kith node: each of her devices is kith-net's swarm run
 //! inside this test process with nothing behind it (no store, no checks), so
@@ -249,7 +250,7 @@ async fn answer(
 
 #[test]
 fn a_hostile_peer_gets_nothing_applied_and_is_disconnected_while_honest_traffic_flows() {
-    // alice -- bob -- mallory (one device, then another)
+    // alice -- bob -- mallory (one device, then another), then trent
     let alice = TestHome::init("alice");
     let bob = TestHome::init("bob");
     let alice_node = alice.node(LOOPBACK);
@@ -270,6 +271,10 @@ fn a_hostile_peer_gets_nothing_applied_and_is_disconnected_while_honest_traffic_
     // bob wants both feeds, so mallory's changes go all the way to his store.
     bob.run(&["follow", &alice_id]).out();
     bob.run(&["follow", &mallory_id]).out();
+    // trent, mallory's accomplice, takes over once she is banned.
+    let trent = IdentityKey::generate().expect("random bytes");
+    let trent_id = trent.id().to_string();
+    bob.run(&["follow", &trent_id]).out();
     let before = "written before the attack";
     alice.run(&["post", before]).out();
     converge(DEADLINE_SECS, "alice's post reaches bob", || {
@@ -289,7 +294,9 @@ fn a_hostile_peer_gets_nothing_applied_and_is_disconnected_while_honest_traffic_
     assert_eq!(alice_cert.device, alice_key.id());
     let alice_feed = DocId::feed(alice_cert.identity, SpaceId::PUBLIC, 0);
     let mallory_feed = DocId::feed(mallory.id(), SpaceId::PUBLIC, 0);
+    let trent_feed = DocId::feed(trent.id(), SpaceId::PUBLIC, 0);
     let mut honest = Vec::new();
+    let mut honest_trent = Vec::new();
 
     // The laptop: three bad changes, each of which would be applied if its one
     // defect went unnoticed.
@@ -356,17 +363,31 @@ fn a_hostile_peer_gets_nothing_applied_and_is_disconnected_while_honest_traffic_
     laptop.wait_for(Seen::Connected, "the laptop reconnects to bob");
     laptop.wait_for(Seen::Disconnected, "bob drops the banned laptop again");
     drop(laptop);
+    // So is her identity: a fresh device of hers is dropped at hello.
+    let tablet = Device::connect(&mallory, &bob_addr);
+    tablet.wait_for(Seen::Connected, "mallory's tablet reaches bob");
+    tablet.wait_for(
+        Seen::Disconnected,
+        "bob drops a device of the banned identity",
+    );
+    assert!(!lists_device(&bob, &tablet.key.id()));
+    drop(tablet);
 
-    // The phone, a second device of mallory's: three more, each caught.
-    let phone = Device::connect(&mallory, &bob_addr);
-    converge(DEADLINE_SECS, "bob lists mallory's phone", || {
+    // trent's phone: three more, each caught.
+    let phone = Device::connect(&trent, &bob_addr);
+    converge(DEADLINE_SECS, "bob lists trent's phone", || {
         lists_device(&bob, &phone.key.id()).then_some(())
     });
+    let mut say = |device: &Device, doc: &mut AutoCommit, text: &str| {
+        let change = sign(&device.key, trent_feed, post(doc, text));
+        device.deliver(&bob, &trent_id, &change, text);
+        honest_trent.push(text.to_owned());
+    };
     let phone_actor = kith_core::actor_id(&phone.key.id(), b"phone");
-    let mut mine = mine.fork().with_actor(phone_actor.clone());
+    let mut mine = doc_of(&phone.key.id(), b"phone");
     // The same history, the same actor: its next change has the same number.
     let mut twin = mine.fork().with_actor(phone_actor);
-    say(&phone, &mut mine, "mallory: the first version");
+    say(&phone, &mut mine, "trent: the first version");
     let first = mine.get_last_local_change().expect("just made");
     let first = kith_core::chunk::parse_header(first.raw_bytes()).expect("a well-formed change");
 
@@ -378,7 +399,7 @@ fn a_hostile_peer_gets_nothing_applied_and_is_disconnected_while_honest_traffic_
     say(
         &phone,
         &mut mine,
-        "mallory: sorry, my cat walked on the keyboard",
+        "trent: sorry, my cat walked on the keyboard",
     );
 
     // 5. A change over the size limit, otherwise valid (and still small
@@ -400,22 +421,22 @@ fn a_hostile_peer_gets_nothing_applied_and_is_disconnected_while_honest_traffic_
     big.put(&obj, feed::TEXT, format!("{FORGED} {filler}"))
         .unwrap();
     big.put(&obj, "at", at as i64).unwrap();
-    let oversized = sign(&phone.key, mallory_feed, commit(&mut big, at));
+    let oversized = sign(&phone.key, trent_feed, commit(&mut big, at));
     assert!(oversized.change.len() > MAX_CHANGE_BYTES);
     let data = gossip(&oversized, &phone.cert);
     assert!(data.len() + 1024 < MAX_GOSSIP_BYTES, "{} bytes", data.len());
     phone.publish(data);
-    say(&phone, &mut mine, "mallory: that was too long anyway");
+    say(&phone, &mut mine, "trent: that was too long anyway");
 
     // 6. Equivocation: another change with the number of "the first version".
     let text = format!("{FORGED} the first version, told differently");
-    let equivocation = sign(&phone.key, mallory_feed, post(&mut twin, &text));
+    let equivocation = sign(&phone.key, trent_feed, post(&mut twin, &text));
     let twin = kith_core::chunk::parse_header(&equivocation.change).expect("a change");
     assert_eq!((&twin.actor, twin.seq), (&first.actor, first.seq));
     assert_ne!(twin.hash, first.hash);
     assert_eq!(verdict(&equivocation, &[&phone.cert]), Ok(()));
     phone.publish(gossip(&equivocation, &phone.cert));
-    phone.wait_for(Seen::Disconnected, "bob disconnects mallory's phone");
+    phone.wait_for(Seen::Disconnected, "bob disconnects trent's phone");
     converge(DEADLINE_SECS, "bob no longer lists the phone", || {
         (!lists_device(&bob, &phone.key.id())).then_some(())
     });
@@ -454,5 +475,13 @@ fn a_hostile_peer_gets_nothing_applied_and_is_disconnected_while_honest_traffic_
     shown.sort();
     honest.sort();
     assert_eq!(shown, honest);
+    assert!(!shown.iter().any(|t| t.starts_with(FORGED)));
+    let mut shown: Vec<String> = texts(&bob, &trent_id)
+        .into_iter()
+        .map(|t| t.expect("no post of trent's is deleted"))
+        .collect();
+    shown.sort();
+    honest_trent.sort();
+    assert_eq!(shown, honest_trent);
     assert!(!shown.iter().any(|t| t.starts_with(FORGED)));
 }
