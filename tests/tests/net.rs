@@ -196,6 +196,11 @@ fn partitioned_sides_write_concurrently_and_converge_after_healing() {
         .unwrap()
         .to_owned();
     // Concurrent reactions to the same post from both sides of the partition.
+    converge(30, "alice's newest post reaches bob", || {
+        ids_in(&h[1].run(&["feed", "--limit", "1000", "--json"]).json())
+            .contains(&first_of_alice)
+            .then_some(())
+    });
     h[1].run(&["react", &first_of_alice, "👍"]).out();
     assert!(
         !ids_in(&h[2].run(&["feed", "--limit", "1000", "--json"]).json()).contains(&first_of_alice),

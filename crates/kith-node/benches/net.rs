@@ -431,12 +431,19 @@ fn tcp_bytes(port: u16) -> (u64, u64) {
         ])
         .output()
         .expect("ss (iproute2) is needed for the wire measurement");
+    assert!(out.status.success(), "ss failed: {out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |name: &str| -> u64 {
-        text.split_whitespace()
+        let values: Vec<u64> = text
+            .split_whitespace()
             .filter_map(|t| t.strip_prefix(name))
             .filter_map(|v| v.parse::<u64>().ok())
-            .sum()
+            .collect();
+        assert!(
+            !values.is_empty(),
+            "no connection on port {port} reports {name}: {text}"
+        );
+        values.iter().sum()
     };
     (field("bytes_acked:"), field("bytes_received:"))
 }
@@ -485,13 +492,17 @@ fn wire_on_loopback(bin: &Path, dir: &Path) {
     }
     let took = started.elapsed();
     let after = tcp_bytes(port);
-    // Not a wait for anything: the idle stretch that is subtracted.
-    std::thread::sleep(took);
+    // Not a wait for anything: the idle stretch whose traffic (pings, the
+    // versions exchange every 10 s) is subtracted, long enough to hold a
+    // few of each, and scaled to the time the posts took.
+    let quiet_for = took.max(Duration::from_secs(25));
+    std::thread::sleep(quiet_for);
     let idle = tcp_bytes(port);
     let per_post = |pick: fn((u64, u64)) -> u64| {
-        let busy = pick(after).saturating_sub(pick(before));
-        let quiet = pick(idle).saturating_sub(pick(after));
-        busy.saturating_sub(quiet) as f64 / POSTS as f64
+        let busy = pick(after).saturating_sub(pick(before)) as f64;
+        let quiet = pick(idle).saturating_sub(pick(after)) as f64 * took.as_secs_f64()
+            / quiet_for.as_secs_f64();
+        (busy - quiet).max(0.0) / POSTS as f64
     };
     println!(
         "wire: live on loopback, {POSTS} posts of 280 characters to one follower: {:.0} bytes sent and {:.0} received by the author's node per post (noise, yamux and gossipsub framing included; idle traffic subtracted)",

@@ -76,6 +76,12 @@ impl Replica for Service {
         for (i, e) in &report.rejected {
             tracing::debug!(index = i, error = %e, "refused a synced change");
         }
-        Ok(report.rejected.len())
+        // Equivocation is its signer's doing, not the relay's: an honest peer
+        // may hold one of two conflicting changes (kept as evidence here).
+        Ok(report
+            .rejected
+            .iter()
+            .filter(|(_, e)| !matches!(e, kith_store::IngestError::Equivocation { .. }))
+            .count())
     }
 }

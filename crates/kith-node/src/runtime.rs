@@ -297,11 +297,23 @@ impl ServiceLoop {
                 }
             };
         }
+        let signer = change.device;
         match self
             .service
             .store_mut()
             .ingest_buffered(&[cert], vec![change])
         {
+            Ok(report)
+                if matches!(
+                    report.rejected.first(),
+                    Some((_, kith_store::IngestError::Equivocation { .. }))
+                ) && signer != relay =>
+            {
+                // Its signer equivocated; the relay may hold the other
+                // version honestly. Kept as evidence, not forwarded, and not
+                // held against the relay.
+                None
+            }
             Ok(report) if !report.rejected.is_empty() => {
                 let reason = format!("gossiped an invalid change: {}", report.rejected[0].1);
                 self.sync(SyncInput::Offence {
@@ -449,11 +461,12 @@ impl ServiceLoop {
     }
 }
 
-/// `author`'s newest posts as the feed shows them, at most `n`.
-fn newest_posts(service: &Service, author: &IdentityId, n: usize) -> Vec<kith_core::PostId> {
+/// `author`'s newest posts as the feed shows them, at most `n`, with
+/// their creation times.
+fn newest_posts(service: &Service, author: &IdentityId, n: usize) -> Vec<(kith_core::PostId, u64)> {
     service
         .feed(Some(*author), n)
-        .map(|posts| posts.into_iter().map(|p| p.id).collect())
+        .map(|posts| posts.into_iter().map(|p| (p.id, p.created_at_ms)).collect())
         .unwrap_or_default()
 }
 

@@ -25,10 +25,11 @@ const PROBES_KEPT: usize = 1024;
 /// What a call waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Awaited {
-    /// A post by `author` that is not in `seen`, among their newest
-    /// `seen.len()` (at least one). `seen` is the caller's latest few posts
-    /// (at most [`MAX_SEEN`]): a new post sorts among them even when it was
-    /// made in the same millisecond as some, whose order is arbitrary.
+    /// A post by `author` that is not in `seen` and no older than any of
+    /// them, among their newest `seen.len()` (at least one). `seen` is the
+    /// caller's latest few posts (at most [`MAX_SEEN`]): a new post sorts
+    /// among them even when it was made in the same millisecond as some,
+    /// whose order is arbitrary.
     Feed {
         author: IdentityId,
         seen: Vec<PostId>,
@@ -53,8 +54,9 @@ pub struct Waiters {
     probes: VecDeque<u64>,
 }
 
-/// Reads an author's newest posts, at most the given number, newest first.
-pub type Newest<'a> = dyn FnMut(&IdentityId, usize) -> Vec<PostId> + 'a;
+/// Reads an author's newest posts (with their creation times), at most the
+/// given number, newest first.
+pub type Newest<'a> = dyn FnMut(&IdentityId, usize) -> Vec<(PostId, u64)> + 'a;
 
 impl Waiters {
     /// How many calls are waiting.
@@ -112,15 +114,11 @@ impl Waiters {
             return;
         }
         // Each author's newest posts are read once, however many wait on them.
-        let mut read: std::collections::HashMap<IdentityId, Vec<PostId>> = Default::default();
-        let mut newest = |a: &IdentityId, n: usize| -> Vec<PostId> {
-            read.entry(*a)
-                .or_insert_with(|| newest(a, MAX_SEEN))
-                .clone()[..]
-                .iter()
-                .take(n)
-                .copied()
-                .collect()
+        let mut read: std::collections::HashMap<IdentityId, Vec<(PostId, u64)>> =
+            Default::default();
+        let mut newest = |a: &IdentityId, n: usize| -> Vec<(PostId, u64)> {
+            let posts = read.entry(*a).or_insert_with(|| newest(a, MAX_SEEN));
+            posts.iter().take(n).copied().collect()
         };
         let mut still = Vec::with_capacity(self.waiting.len());
         for w in std::mem::take(&mut self.waiting) {
@@ -149,16 +147,21 @@ impl Waiters {
         }
     }
 
-    fn answer(
-        &self,
-        what: &Awaited,
-        newest: &mut dyn FnMut(&IdentityId, usize) -> Vec<PostId>,
-    ) -> Option<Reply> {
+    fn answer(&self, what: &Awaited, newest: &mut Newest<'_>) -> Option<Reply> {
         match what {
-            Awaited::Feed { author, seen } => newest(author, seen.len().max(1))
-                .into_iter()
-                .find(|p| !seen.contains(p))
-                .map(Reply::Post),
+            Awaited::Feed { author, seen } => {
+                let posts = newest(author, seen.len().max(1));
+                let floor = posts
+                    .iter()
+                    .filter(|(p, _)| seen.contains(p))
+                    .map(|(_, at)| *at)
+                    .max()
+                    .unwrap_or(0);
+                posts
+                    .into_iter()
+                    .find(|(p, at)| !seen.contains(p) && *at >= floor)
+                    .map(|(p, _)| Reply::Post(p))
+            }
             Awaited::Probe(nonce) => self.probes.contains(nonce).then_some(Reply::Done),
         }
     }
@@ -181,15 +184,33 @@ mod tests {
             author,
             seen: vec![id(1), id(0)],
         };
-        let before = |n: usize| [id(1), id(0)].into_iter().take(n).collect::<Vec<_>>();
+        let before = |n: usize| {
+            [(id(1), 5), (id(0), 4)]
+                .into_iter()
+                .take(n)
+                .collect::<Vec<_>>()
+        };
         w.park(what, MAX_WAIT, tx, &mut |_, n| before(n));
         assert_eq!(w.len(), 1);
         w.wake(&mut |_, n| before(n));
         assert!(rx.try_recv().is_err(), "nothing new yet");
         // Made in the same millisecond as post 1, the new one sorts second.
-        w.wake(&mut |_, n| [id(1), id(2), id(0)].into_iter().take(n).collect());
+        w.wake(&mut |_, n| {
+            [(id(1), 5), (id(2), 5), (id(0), 4)]
+                .into_iter()
+                .take(n)
+                .collect()
+        });
         assert!(matches!(rx.try_recv(), Ok(Ok(Reply::Post(p))) if p == id(2)));
         assert!(w.is_empty());
+        // An older post the caller had not listed is not news.
+        let (tx, mut rx) = oneshot::channel();
+        let what = Awaited::Feed {
+            author,
+            seen: vec![id(2), id(1)],
+        };
+        w.park(what, MAX_WAIT, tx, &mut |_, _| vec![(id(2), 5), (id(9), 3)]);
+        assert!(rx.try_recv().is_err(), "post 9 is older than what was seen");
     }
 
     #[test]

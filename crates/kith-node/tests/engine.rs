@@ -409,6 +409,9 @@ fn a_peer_sending_forged_changes_is_disconnected_and_honest_sync_goes_on() {
         let mut sim = Sim::new(&["alice", "bob", "mallory"], seed, 0.0);
         let (alice, bob, mallory) = (0, 1, 2);
         sim.nodes[mallory].hostile = true;
+        // A second device of mallory's, honest and already connected to bob.
+        let phone = sim.add_device_of(mallory, "mallory's phone");
+        sim.connect(phone, bob);
         sim.follow(bob, alice);
         sim.follow(mallory, alice);
         for i in 0..20 {
@@ -429,6 +432,10 @@ fn a_peer_sending_forged_changes_is_disconnected_and_honest_sync_goes_on() {
             sim.disconnects
         );
         assert!(
+            sim.disconnects.contains(&(bob, phone)),
+            "seed {seed}: bob kept another device of the banned identity"
+        );
+        assert!(
             sim.nodes[bob]
                 .service
                 .feed(Some(sim.id(alice)), 100)
@@ -443,7 +450,7 @@ fn a_peer_sending_forged_changes_is_disconnected_and_honest_sync_goes_on() {
             !sim.links.contains(&link(mallory, bob)),
             "seed {seed}: banned peer reconnected"
         );
-        // Nor does another device of hers: the ban covers her identity.
+        // Nor does a new device of hers: the ban covers her identity.
         let laptop = sim.add_device_of(mallory, "mallory's laptop");
         sim.connect(laptop, bob);
         sim.run_until(sim.now + 1_000);

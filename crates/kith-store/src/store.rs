@@ -90,7 +90,8 @@ impl Store {
         })?;
         let txn = db.begin_write().map_err(StoreError::from)?;
         let (suffix, recovered) = {
-            Writer::open(&txn)?;
+            // The layout is checked before any other table is opened: a newer
+            // layout may have changed their types.
             let mut meta = txn.open_table(META).map_err(StoreError::from)?;
             let schema = meta
                 .get(META_SCHEMA)
@@ -141,6 +142,9 @@ impl Store {
                     s
                 }
             };
+            drop(meta);
+            // Creates every table a fresh store lacks.
+            Writer::open(&txn)?;
             (suffix, crashed)
         };
         txn.commit().map_err(StoreError::from)?;

@@ -432,7 +432,12 @@ impl Engine {
                     return;
                 }
                 if replica.add_certificate(&cert).is_err() {
-                    return;
+                    return self.offence(
+                        peer,
+                        "hello with a certificate that does not verify".into(),
+                        now_ms,
+                        out,
+                    );
                 }
                 p.identity = Some(cert.identity);
                 p.versions_wanted = true;
@@ -497,6 +502,16 @@ impl Engine {
                     self.offence(peer, reason, now_ms, out);
                 }
             }
+            (Asked::Hello, Response::Refused(_)) => {
+                // Every peer must say who it is: a peer that will not is
+                // neither served by identity nor held to account by it.
+                self.peers.remove(&peer);
+                self.banned.insert(peer, now_ms + self.config.ban_ms);
+                out.push(Output::Disconnect {
+                    peer,
+                    reason: "refused to say who it is".into(),
+                });
+            }
             (asked, Response::Refused(_)) => {
                 // Not an offence (the peer may lack the document or be busy), but
                 // forget the fetch so a later versions exchange can queue it again.
@@ -531,6 +546,21 @@ impl Engine {
             let until = now_ms + self.config.ban_ms;
             if let Some(identity) = p.identity {
                 self.banned_identities.insert(identity, until);
+                // Its other devices connected now go too.
+                let others: Vec<DeviceId> = self
+                    .peers
+                    .iter()
+                    .filter(|(d, q)| **d != peer && q.identity == Some(identity))
+                    .map(|(d, _)| *d)
+                    .collect();
+                for other in others {
+                    self.peers.remove(&other);
+                    self.banned.insert(other, until);
+                    out.push(Output::Disconnect {
+                        peer: other,
+                        reason: "another device of its identity was banned".into(),
+                    });
+                }
             }
             self.peers.remove(&peer);
             self.banned.insert(peer, until);
