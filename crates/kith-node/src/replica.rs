@@ -85,3 +85,82 @@ impl Replica for Service {
             .count())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use automerge::AutoCommit;
+    use automerge::transaction::CommitOptions;
+    use kith_core::schema::feed;
+    use kith_core::{DeviceKey, IdentityKey, SpaceId};
+
+    use super::*;
+    use crate::{Home, HomeSource};
+
+    /// One change of `author`'s feed: a post with `text`, made on `doc`.
+    fn post(
+        doc: &mut AutoCommit,
+        key: &str,
+        text: &str,
+        device: &DeviceKey,
+        author: IdentityId,
+    ) -> SignedChange {
+        feed::create_post(doc, key, text, 1, None).unwrap();
+        doc.commit_with(CommitOptions::default().with_time(1));
+        let raw = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let doc_id = DocId::feed(author, SpaceId::PUBLIC, 0);
+        SignedChange::sign(doc_id, raw, device, author)
+            .unwrap()
+            .signed()
+            .clone()
+    }
+
+    #[test]
+    fn an_equivocation_relayed_by_sync_is_not_held_against_the_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home {
+            dir: dir.path().join("home"),
+            source: HomeSource::Flag,
+        };
+        let (mut service, _) = Service::open(&home).unwrap();
+        let mallory = IdentityKey::from_secret_bytes(&[7; 32]);
+        let device = DeviceKey::from_secret_bytes(&[8; 32]);
+        let cert = DeviceCert::issue(&mallory, &device, 1);
+        let actor = kith_core::actor_id(&device.id(), &[1; 8]);
+        // Two conflicting first changes of one actor: what mallory tells
+        // two different peers.
+        let told_us = post(
+            &mut AutoCommit::new().with_actor(actor.clone()),
+            "a",
+            "one story",
+            &device,
+            mallory.id(),
+        );
+        let told_them = post(
+            &mut AutoCommit::new().with_actor(actor),
+            "a",
+            "another",
+            &device,
+            mallory.id(),
+        );
+        assert_eq!(
+            service.ingest(vec![cert.clone()], vec![told_us]).unwrap(),
+            0
+        );
+        // An honest peer relays the other version: not its fault.
+        assert_eq!(
+            service
+                .ingest(vec![cert.clone()], vec![told_them.clone()])
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            service.store().counts().unwrap().quarantined,
+            1,
+            "kept as evidence"
+        );
+        // A change that fails verification is.
+        let mut forged = told_them;
+        forged.signature[3] ^= 1;
+        assert_eq!(service.ingest(vec![cert], vec![forged]).unwrap(), 1);
+    }
+}
