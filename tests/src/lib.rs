@@ -225,6 +225,24 @@ impl TestHome {
     }
 }
 
+/// The post ids in a `--json` feed, newest first.
+pub fn ids_in(feed: &serde_json::Value) -> Vec<String> {
+    feed.as_array()
+        .expect("a feed is a JSON array")
+        .iter()
+        .map(|p| p["id"].as_str().expect("every post has an id").to_owned())
+        .collect()
+}
+
+/// The ids of `author`'s posts in `home`'s feed (up to 5000), newest first.
+pub fn feed_ids(home: &TestHome, author: &str) -> Vec<String> {
+    ids_in(
+        &home
+            .run(&["feed", "--author", author, "--limit", "5000", "--json"])
+            .json(),
+    )
+}
+
 /// Waits until `check` returns `Some`, polling, or panics after `secs`
 /// seconds with `what` in the message.
 #[track_caller]

@@ -3,7 +3,7 @@
 //! configuration at all. Needs root, as CI has.
 
 use kith_tests::lan::Lan;
-use kith_tests::{NodeProc, TestHome, converge};
+use kith_tests::{NodeProc, TestHome, converge, feed_ids};
 
 /// Starts a node on host `i` of the LAN, listening on its LAN address.
 fn start(lan: &Lan, home: &TestHome, i: usize) -> NodeProc {
@@ -31,17 +31,6 @@ fn peer_identities(home: &TestHome) -> Vec<String> {
         .unwrap()
         .iter()
         .filter_map(|p| p["identity"].as_str().map(str::to_owned))
-        .collect()
-}
-
-fn feed_ids(home: &TestHome, author: &str) -> Vec<String> {
-    let feed = home
-        .run(&["feed", "--author", author, "--limit", "5000", "--json"])
-        .json();
-    feed.as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
         .collect()
 }
 

@@ -1,17 +1,9 @@
 //! Real nodes on loopback (127.0.0.1, mDNS off): live gossip, catch-up after
 //! being offline, and the CLI going through a running node.
 
-use kith_tests::{TestHome, converge};
+use kith_tests::{TestHome, converge, ids_in};
 
 const LOOPBACK: &[&str] = &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
-
-fn ids_in(feed: &serde_json::Value) -> Vec<String> {
-    feed.as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[test]
 fn a_post_reaches_a_connected_follower_live() {
