@@ -19,8 +19,9 @@ use sha2::{Digest, Sha256};
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 /// The chunk type of an uncompressed change.
 const CHUNK_CHANGE: u8 = 1;
-/// The chunk type of a DEFLATE-compressed change; kith stores these but never
-/// accepts them from others, because checking one would mean inflating it first.
+/// The chunk type of a DEFLATE-compressed change; never accepted from others,
+/// because checking one would mean inflating it first. (Stores written by
+/// earlier versions of kith may hold some; they are read, never sent.)
 const CHUNK_COMPRESSED: u8 = 2;
 
 /// Most dependencies one change may declare.
