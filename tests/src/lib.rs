@@ -243,6 +243,17 @@ pub fn feed_ids(home: &TestHome, author: &str) -> Vec<String> {
     )
 }
 
+/// Waits (up to 30 s) until `post` is in `home`'s feed.
+#[track_caller]
+pub fn wait_for_post(home: &TestHome, post: &str, what: &str) {
+    converge(30, what, || {
+        ids_in(&home.run(&["feed", "--limit", "1000", "--json"]).json())
+            .iter()
+            .any(|id| id == post)
+            .then_some(())
+    });
+}
+
 /// Waits until `check` returns `Some`, polling, or panics after `secs`
 /// seconds with `what` in the message.
 #[track_caller]

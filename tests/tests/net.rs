@@ -1,21 +1,24 @@
 //! Real nodes on loopback (127.0.0.1, mDNS off): live gossip, catch-up after
 //! being offline, and the CLI going through a running node.
 
-use kith_tests::{TestHome, converge, ids_in};
+use kith_tests::{NodeProc, TestHome, converge, ids_in, wait_for_post};
 
 const LOOPBACK: &[&str] = &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
+
+/// alice's node, and bob's connected to it; bob follows alice.
+fn bob_follows_alice() -> (TestHome, TestHome, [NodeProc; 2]) {
+    let alice = TestHome::init("alice");
+    let bob = TestHome::init("bob");
+    let alice_node = alice.node(LOOPBACK);
+    let bob_node = bob.node(&[LOOPBACK, &["--peer", &alice_node.addr()]].concat());
+    bob.run(&["follow", &alice.id()]).out();
+    (alice, bob, [alice_node, bob_node])
+}
 
 #[test]
 fn a_post_reaches_a_connected_follower_live() {
     // alice -- bob
-    let alice = TestHome::init("alice");
-    let bob = TestHome::init("bob");
-    let alice_node = alice.node(LOOPBACK);
-    let mut args = LOOPBACK.to_vec();
-    let addr = alice_node.addr();
-    args.extend(["--peer", &addr]);
-    let _bob_node = bob.node(&args);
-    bob.run(&["follow", &alice.id()]).out();
+    let (alice, bob, _nodes) = bob_follows_alice();
     converge(30, "bob sees alice as a peer", || {
         let peers = bob.run(&["peers", "--json"]).json();
         peers
@@ -27,11 +30,7 @@ fn a_post_reaches_a_connected_follower_live() {
     });
     // The CLI goes through the running node: the post is live on the network.
     let post = alice.run(&["post", "hello over the wire"]).out().to_owned();
-    converge(30, "alice's post reaches bob", || {
-        ids_in(&bob.run(&["feed", "--json"]).json())
-            .contains(&post)
-            .then_some(())
-    });
+    wait_for_post(&bob, &post, "alice's post reaches bob");
     alice
         .run(&["edit", &post, "hello over the wire, edited"])
         .out();
@@ -121,21 +120,13 @@ fn changes_relay_through_a_node_in_the_middle_with_signatures_intact() {
     let b = bob.node(&[LOOPBACK, &["--peer", &a_addr]].concat());
     let b_addr = b.addr();
     let _c = carol.node(&[LOOPBACK, &["--peer", &b_addr]].concat());
-    converge(
-        30,
+    wait_for_post(
+        &carol,
+        &early,
         "carol catches up alice's early post through bob",
-        || {
-            ids_in(&carol.run(&["feed", "--json"]).json())
-                .contains(&early)
-                .then_some(())
-        },
     );
     let live = alice.run(&["post", "relayed live"]).out().to_owned();
-    converge(30, "carol gets alice's live post through bob", || {
-        ids_in(&carol.run(&["feed", "--json"]).json())
-            .contains(&live)
-            .then_some(())
-    });
+    wait_for_post(&carol, &live, "carol gets alice's live post through bob");
     let carol_peers = carol.run(&["peers", "--json"]).json();
     assert!(
         carol_peers
@@ -188,11 +179,7 @@ fn partitioned_sides_write_concurrently_and_converge_after_healing() {
         .unwrap()
         .to_owned();
     // Concurrent reactions to the same post from both sides of the partition.
-    converge(30, "alice's newest post reaches bob", || {
-        ids_in(&h[1].run(&["feed", "--limit", "1000", "--json"]).json())
-            .contains(&first_of_alice)
-            .then_some(())
-    });
+    wait_for_post(&h[1], &first_of_alice, "alice's newest post reaches bob");
     h[1].run(&["react", &first_of_alice, "👍"]).out();
     assert!(
         !ids_in(&h[2].run(&["feed", "--limit", "1000", "--json"]).json()).contains(&first_of_alice),
@@ -220,31 +207,16 @@ fn partitioned_sides_write_concurrently_and_converge_after_healing() {
 #[test]
 fn private_labels_never_travel_by_gossip() {
     // alice -- bob (bob follows alice; alice labels bob privately)
-    let alice = TestHome::init("alice");
-    let bob = TestHome::init("bob");
-    let alice_node = alice.node(LOOPBACK);
-    let mut args = LOOPBACK.to_vec();
-    let addr = alice_node.addr();
-    args.extend(["--peer", &addr]);
-    let _bob_node = bob.node(&args);
-    bob.run(&["follow", &alice.id()]).out();
+    let (alice, bob, _nodes) = bob_follows_alice();
     let first = alice.run(&["post", "before the label"]).out().to_owned();
-    converge(30, "alice's first post reaches bob", || {
-        ids_in(&bob.run(&["feed", "--json"]).json())
-            .contains(&first)
-            .then_some(())
-    });
+    wait_for_post(&bob, &first, "alice's first post reaches bob");
     let documents =
         |home: &TestHome| home.run(&["status", "--json"]).json()["counts"]["documents"].clone();
     let before = documents(&bob);
     alice.run(&["label", &bob.id(), "customer"]).out();
     // Published after the label: once it arrives, the label would have too.
     let second = alice.run(&["post", "after the label"]).out().to_owned();
-    converge(30, "alice's second post reaches bob", || {
-        ids_in(&bob.run(&["feed", "--json"]).json())
-            .contains(&second)
-            .then_some(())
-    });
+    wait_for_post(&bob, &second, "alice's second post reaches bob");
     assert_eq!(
         documents(&bob),
         before,
