@@ -30,6 +30,33 @@ struct Node {
     _home: tempfile::TempDir,
 }
 
+impl Node {
+    /// A node in a home of its own; with `identity_key`, a new device of
+    /// the identity that key belongs to, else a new identity.
+    fn open(name: &'static str, identity_key: Option<&std::path::Path>) -> Node {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home {
+            dir: tmp.path().join("home"),
+            source: HomeSource::Flag,
+        };
+        if let Some(key) = identity_key {
+            std::fs::create_dir(&home.dir).unwrap();
+            let file = kith_node::home::IDENTITY_KEY_FILE;
+            std::fs::copy(key, home.dir.join(file)).unwrap();
+        }
+        let (service, _) = Service::open(&home).unwrap();
+        let device = service.keys().device.id();
+        Node {
+            name,
+            service,
+            engine: Engine::new(EngineConfig::default()),
+            device,
+            hostile: false,
+            _home: tmp,
+        }
+    }
+}
+
 enum Msg {
     Input(Input),
 }
@@ -57,22 +84,9 @@ impl Sim {
         let nodes = names
             .iter()
             .map(|name| {
-                let tmp = tempfile::tempdir().unwrap();
-                let home = Home {
-                    dir: tmp.path().join("home"),
-                    source: HomeSource::Flag,
-                };
-                let (mut service, _) = Service::open(&home).unwrap();
-                service.set_profile(Some(name), None).unwrap();
-                let device = service.keys().device.id();
-                Node {
-                    name,
-                    service,
-                    engine: Engine::new(EngineConfig::default()),
-                    device,
-                    hostile: false,
-                    _home: tmp,
-                }
+                let mut node = Node::open(name, None);
+                node.service.set_profile(Some(name), None).unwrap();
+                node
             })
             .collect();
         Sim {
@@ -91,27 +105,15 @@ impl Sim {
 
     /// A new node: another device of node `i`'s identity.
     fn add_device_of(&mut self, i: usize, name: &'static str) -> usize {
-        let tmp = tempfile::tempdir().unwrap();
-        let home = Home {
-            dir: tmp.path().join("home"),
-            source: HomeSource::Flag,
-        };
-        std::fs::create_dir(&home.dir).unwrap();
-        let from = self.nodes[i]._home.path().join("home");
-        let key = kith_node::home::IDENTITY_KEY_FILE;
-        std::fs::copy(from.join(key), home.dir.join(key)).unwrap();
-        let (service, _) = Service::open(&home).unwrap();
-        assert_eq!(service.identity(), self.id(i), "same identity");
-        let device = service.keys().device.id();
-        assert_ne!(device, self.nodes[i].device, "another device");
-        self.nodes.push(Node {
-            name,
-            service,
-            engine: Engine::new(EngineConfig::default()),
-            device,
-            hostile: false,
-            _home: tmp,
-        });
+        let identity_key = self.nodes[i]
+            ._home
+            .path()
+            .join("home")
+            .join(kith_node::home::IDENTITY_KEY_FILE);
+        let node = Node::open(name, Some(&identity_key));
+        assert_eq!(node.service.identity(), self.id(i), "same identity");
+        assert_ne!(node.device, self.nodes[i].device, "another device");
+        self.nodes.push(node);
         self.nodes.len() - 1
     }
 

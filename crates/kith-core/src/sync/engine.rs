@@ -423,13 +423,12 @@ impl Engine {
                     .get(&cert.identity)
                     .is_some_and(|until| *until > now_ms)
                 {
-                    self.peers.remove(&peer);
-                    self.banned.insert(peer, now_ms + self.config.ban_ms);
-                    out.push(Output::Disconnect {
+                    return self.ban(
                         peer,
-                        reason: "a device of an identity banned for earlier offences".into(),
-                    });
-                    return;
+                        now_ms + self.config.ban_ms,
+                        "a device of an identity banned for earlier offences".into(),
+                        out,
+                    );
                 }
                 if replica.add_certificate(&cert).is_err() {
                     return self.offence(
@@ -505,12 +504,12 @@ impl Engine {
             (Asked::Hello, Response::Refused(_)) => {
                 // Every peer must say who it is: a peer that will not is
                 // neither served by identity nor held to account by it.
-                self.peers.remove(&peer);
-                self.banned.insert(peer, now_ms + self.config.ban_ms);
-                out.push(Output::Disconnect {
+                self.ban(
                     peer,
-                    reason: "refused to say who it is".into(),
-                });
+                    now_ms + self.config.ban_ms,
+                    "refused to say who it is".into(),
+                    out,
+                );
             }
             (asked, Response::Refused(_)) => {
                 // Not an offence (the peer may lack the document or be busy), but
@@ -554,18 +553,19 @@ impl Engine {
                     .map(|(d, _)| *d)
                     .collect();
                 for other in others {
-                    self.peers.remove(&other);
-                    self.banned.insert(other, until);
-                    out.push(Output::Disconnect {
-                        peer: other,
-                        reason: "another device of its identity was banned".into(),
-                    });
+                    let why = "another device of its identity was banned".into();
+                    self.ban(other, until, why, out);
                 }
             }
-            self.peers.remove(&peer);
-            self.banned.insert(peer, until);
-            out.push(Output::Disconnect { peer, reason });
+            self.ban(peer, until, reason, out);
         }
+    }
+
+    /// Drops `peer` and refuses it until `until`.
+    fn ban(&mut self, peer: DeviceId, until: u64, reason: String, out: &mut Vec<Output>) {
+        self.peers.remove(&peer);
+        self.banned.insert(peer, until);
+        out.push(Output::Disconnect { peer, reason });
     }
 
     /// Sends what is due: versions requests, then changes requests up to the
