@@ -28,7 +28,7 @@ use std::rc::Rc;
 use redb::ReadableTable;
 
 use crate::error::StoreError;
-use crate::rows::{change_key, split_change_key};
+use crate::rows::{change_key, split_change_key, split_pair_key};
 use crate::tx::Writer;
 
 /// Changes per sealed block.
@@ -312,6 +312,24 @@ where
     }
 }
 
+/// The lowest seq of `actor_no` in `doc_no` at or below `upto` that `table`
+/// (keyed like `CHANGES`) holds.
+fn first_seq<V: redb::Value + 'static>(
+    table: &impl ReadableTable<&'static [u8; 12], V>,
+    doc_no: u32,
+    actor_no: u32,
+    upto: u32,
+) -> Result<Option<u32>, StoreError> {
+    let (lo, hi) = (
+        change_key(doc_no, actor_no, 0),
+        change_key(doc_no, actor_no, upto),
+    );
+    let first = table.range::<&[u8; 12]>(&lo..=&hi)?.next();
+    Ok(first
+        .transpose()?
+        .map(|(k, _)| split_change_key(k.value()).2))
+}
+
 /// Seals at most `limit` runs of [`SEAL_RUN`] changes; returns how many.
 pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
     // Which (doc, actor) have a full run of unsealed changes at or below
@@ -319,38 +337,19 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
     let mut runs = Vec::new();
     for entry in w.clocks.iter()? {
         let (k, clock) = entry?;
-        let k = *k.value();
-        let clock = clock.value();
-        let doc_no = u32::from_be_bytes(k[..4].try_into().expect("4 bytes"));
-        let actor_no = u32::from_be_bytes(k[4..].try_into().expect("4 bytes"));
+        let (doc_no, actor_no) = split_pair_key(k.value());
         // Changes from the first one waiting for dependencies on are not
         // applied yet: they stay where the ingest path looks for them.
-        let waiting = w
-            .pending
-            .range::<&[u8; 12]>(
-                &change_key(doc_no, actor_no, 0)..=&change_key(doc_no, actor_no, clock),
-            )?
-            .next()
-            .transpose()?
-            .map(|(k, _)| split_change_key(k.value()).2);
-        let clock = waiting.map_or(clock, |w| w.min(clock.saturating_add(1)).saturating_sub(1));
-        let oldest = w
-            .changes
-            .range::<&[u8; 12]>(
-                &change_key(doc_no, actor_no, 0)..=&change_key(doc_no, actor_no, clock),
-            )?
-            .next()
-            .transpose()?
-            .map(|(k, _)| split_change_key(k.value()).2);
-        if let Some(oldest) = oldest {
-            let mut first = oldest;
-            while clock.saturating_sub(first).saturating_add(1) >= SEAL_RUN
-                && first <= clock
-                && runs.len() < limit
-            {
-                runs.push((doc_no, actor_no, first));
-                first += SEAL_RUN;
-            }
+        let top = match first_seq(&w.pending, doc_no, actor_no, clock.value())? {
+            Some(waiting) => waiting.saturating_sub(1),
+            None => clock.value(),
+        };
+        let Some(mut first) = first_seq(&w.changes, doc_no, actor_no, top)? else {
+            continue;
+        };
+        while top >= first && top - first + 1 >= SEAL_RUN && runs.len() < limit {
+            runs.push((doc_no, actor_no, first));
+            first += SEAL_RUN;
         }
         if runs.len() >= limit {
             break;
