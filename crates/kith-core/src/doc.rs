@@ -130,6 +130,18 @@ impl DocId {
         }
     }
 
+    /// The least and greatest encodings of the documents of one kind and
+    /// owner (every space and shard): encodings sort by kind, then owner, so
+    /// these bound a range of any table keyed by them.
+    pub fn bounds_of(kind: DocKind, owner: &IdentityId) -> ([u8; DOC_ID_LEN], [u8; DOC_ID_LEN]) {
+        let mut lo = [0u8; DOC_ID_LEN];
+        lo[0] = kind as u8;
+        lo[1..33].copy_from_slice(&owner.0);
+        let mut hi = lo;
+        hi[33..].fill(0xff);
+        (lo, hi)
+    }
+
     /// The 69-byte encoding that signatures cover.
     pub fn to_bytes(&self) -> [u8; DOC_ID_LEN] {
         let mut out = [0u8; DOC_ID_LEN];

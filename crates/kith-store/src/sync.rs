@@ -37,18 +37,14 @@ impl Store {
         // owner) is one range of `DOC_NOS`: the cost follows the interests,
         // not the number of documents stored.
         const KINDS: [DocKind; 3] = [DocKind::Feed, DocKind::Profile, DocKind::Private];
-        let wanted: BTreeSet<(u8, IdentityId)> = owners
+        let wanted: BTreeSet<(DocKind, IdentityId)> = owners
             .iter()
-            .flat_map(|o| KINDS.iter().map(move |k| (*k as u8, *o)))
-            .chain(profiles.iter().map(|o| (DocKind::Profile as u8, *o)))
+            .flat_map(|o| KINDS.iter().map(move |k| (*k, *o)))
+            .chain(profiles.iter().map(|o| (DocKind::Profile, *o)))
             .collect();
         let mut out = Vec::new();
         for (kind, owner) in wanted {
-            let mut lo = [0u8; kith_core::doc::DOC_ID_LEN];
-            lo[0] = kind;
-            lo[1..33].copy_from_slice(&owner.0);
-            let mut hi = lo;
-            hi[33..].fill(0xff);
+            let (lo, hi) = DocId::bounds_of(kind, &owner);
             for entry in nos.range::<&[u8]>(&lo[..]..=&hi[..])? {
                 let (k, doc_no) = entry?;
                 let Ok(doc) = DocId::from_bytes(k.value()) else {
