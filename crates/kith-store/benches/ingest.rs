@@ -115,7 +115,7 @@ fn per_post_times(corpus: &Corpus, runs: usize) -> (Duration, Duration) {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut store = Store::open(&dir.path().join("kith.redb")).expect("open");
         let (w0, c0) = (Instant::now(), thread_cpu_time());
-        corpus.catch_up_into(&mut store);
+        corpus.ingest_into(&mut store);
         wall = wall.min(w0.elapsed());
         cpu = cpu.min(thread_cpu_time() - c0);
     }

@@ -172,21 +172,9 @@ impl Corpus {
         }
     }
 
-    /// A fresh store at `path` that has caught up with all of the corpus.
+    /// Ingests every change as a node catching up does: non-durable
+    /// batches, then one durable flush.
     pub fn ingest_into(&self, store: &mut Store) {
-        store.add_certificate(&self.cert).expect("certificate");
-        for batch in self.changes.chunks(INGEST_BATCH) {
-            let report = store.ingest(batch.to_vec()).expect("ingest");
-            assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-            assert_eq!(report.pending, 0);
-        }
-    }
-}
-
-impl Corpus {
-    /// Ingests every change as a node catching up does: non-durable batches,
-    /// then one durable flush.
-    pub fn catch_up_into(&self, store: &mut Store) {
         store.add_certificate(&self.cert).expect("certificate");
         for batch in self.changes.chunks(INGEST_BATCH) {
             let report = store.ingest_buffered(&[], batch.to_vec()).expect("ingest");
