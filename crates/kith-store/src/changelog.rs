@@ -242,32 +242,13 @@ where
     pub fn for_each_in_doc(
         &self,
         doc_no: u32,
-        mut f: impl FnMut(u32, u32, &[u8]) -> Result<(), StoreError>,
+        f: impl FnMut(u32, u32, &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut block_starts = Vec::new();
-        for entry in self.sealed.range::<&[u8; 13]>(
-            &sealed_key(doc_no, 0, 0, 0)..=&sealed_key(doc_no, u32::MAX, u32::MAX, u8::MAX),
-        )? {
-            let (k, _) = entry?;
-            let k = k.value();
-            if k[12] == 0 {
-                block_starts.push(split_sealed_key(k));
-            }
-        }
-        for (_, actor_no, first) in block_starts {
-            let block = self.read_block(doc_no, actor_no, first)?;
-            for (i, row) in block.rows.iter().enumerate() {
-                f(actor_no, first + i as u32, row)?;
-            }
-        }
-        for entry in self.changes.range::<&[u8; 12]>(
-            &change_key(doc_no, 0, 0)..=&change_key(doc_no, u32::MAX, u32::MAX),
-        )? {
-            let (k, v) = entry?;
-            let (_, actor_no, seq) = split_change_key(k.value());
-            f(actor_no, seq, v.value())?;
-        }
-        Ok(())
+        self.visit(
+            change_key(doc_no, 0, 0),
+            change_key(doc_no, u32::MAX, u32::MAX),
+            f,
+        )
     }
 
     /// Calls `f(seq, row)` for the changes of one actor with seq in
@@ -280,33 +261,52 @@ where
         to: u32,
         mut f: impl FnMut(u32, &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        if from > to {
+        self.visit(
+            change_key(doc_no, actor_no, from),
+            change_key(doc_no, actor_no, to),
+            |_, seq, row| f(seq, row),
+        )
+    }
+
+    /// Calls `f(actor_no, seq, row)` for every stored change whose key is
+    /// in `lo..=hi`: sealed ones first (each actor's oldest), then the rest,
+    /// so that one actor's changes come in order.
+    fn visit(
+        &self,
+        lo: [u8; 12],
+        hi: [u8; 12],
+        mut f: impl FnMut(u32, u32, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        if lo > hi {
             return Ok(());
         }
-        let start = self.block_start(doc_no, actor_no, from)?.unwrap_or(from);
-        let mut block_starts = Vec::new();
+        let (doc_no, actor_no, seq) = split_change_key(&lo);
+        // A block that starts before `lo` may still hold it.
+        let start = self.block_start(doc_no, actor_no, seq)?.unwrap_or(seq);
+        let (_, hi_actor, hi_seq) = split_change_key(&hi);
+        let mut blocks = Vec::new();
         for entry in self.sealed.range::<&[u8; 13]>(
-            &sealed_key(doc_no, actor_no, start, 0)..=&sealed_key(doc_no, actor_no, to, u8::MAX),
+            &sealed_key(doc_no, actor_no, start, 0)
+                ..=&sealed_key(doc_no, hi_actor, hi_seq, u8::MAX),
         )? {
             let (k, _) = entry?;
             if k.value()[12] == 0 {
-                block_starts.push(split_sealed_key(k.value()).2);
+                blocks.push(split_sealed_key(k.value()));
             }
         }
-        for first in block_starts {
+        for (_, actor_no, first) in blocks {
             let block = self.read_block(doc_no, actor_no, first)?;
             for (i, row) in block.rows.iter().enumerate() {
                 let seq = first + i as u32;
-                if (from..=to).contains(&seq) {
-                    f(seq, row)?;
+                if (lo..=hi).contains(&change_key(doc_no, actor_no, seq)) {
+                    f(actor_no, seq, row)?;
                 }
             }
         }
-        for entry in self.changes.range::<&[u8; 12]>(
-            &change_key(doc_no, actor_no, from)..=&change_key(doc_no, actor_no, to),
-        )? {
+        for entry in self.changes.range::<&[u8; 12]>(&lo..=&hi)? {
             let (k, v) = entry?;
-            f(split_change_key(k.value()).2, v.value())?;
+            let (_, actor_no, seq) = split_change_key(k.value());
+            f(actor_no, seq, v.value())?;
         }
         Ok(())
     }
