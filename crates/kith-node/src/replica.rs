@@ -76,12 +76,10 @@ impl Replica for Service {
         for (i, e) in &report.rejected {
             tracing::debug!(index = i, error = %e, "refused a synced change");
         }
-        // Equivocation is its signer's doing, not the relay's: an honest peer
-        // may hold one of two conflicting changes (kept as evidence here).
         Ok(report
             .rejected
             .iter()
-            .filter(|(_, e)| !matches!(e, kith_store::IngestError::Equivocation { .. }))
+            .filter(|(_, e)| e.blames_relay())
             .count())
     }
 }

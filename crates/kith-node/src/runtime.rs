@@ -304,14 +304,13 @@ impl ServiceLoop {
             .ingest_buffered(&[cert], vec![change])
         {
             Ok(report)
-                if matches!(
-                    report.rejected.first(),
-                    Some((_, kith_store::IngestError::Equivocation { .. }))
-                ) && signer != relay =>
+                if report
+                    .rejected
+                    .first()
+                    .is_some_and(|(_, e)| !e.blames_relay())
+                    && signer != relay =>
             {
-                // Its signer equivocated; the relay may hold the other
-                // version honestly. Kept as evidence, not forwarded, and not
-                // held against the relay.
+                // Not forwarded, and not held against a relay that did not sign it.
                 None
             }
             Ok(report) if !report.rejected.is_empty() => {

@@ -101,6 +101,15 @@ pub enum IngestError {
     TooManyPending(usize),
 }
 
+impl IngestError {
+    /// Whether a peer that passed the change on is to blame. Not for
+    /// equivocation: that is its signer's doing, and an honest peer may hold
+    /// one of two conflicting versions (the other is kept as evidence).
+    pub fn blames_relay(&self) -> bool {
+        !matches!(self, IngestError::Equivocation { .. })
+    }
+}
+
 macro_rules! import_via_store_error {
     ($($t:ty),*) => {$(
         impl From<$t> for ImportError {
