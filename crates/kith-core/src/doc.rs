@@ -24,8 +24,8 @@ pub enum DocKind {
     Profile = 2,
     /// Labels and notes on people; replicated only among the owner's devices.
     Private = 3,
-    /// A group's name, members, roles, invites and key epochs; the owner field
-    /// holds the group id and admins write it. Accepted once groups exist.
+    /// A group's name, members, roles and invites; owner and space both hold
+    /// the group id. Written by members, each within its role.
     GroupControl = 4,
 }
 
@@ -97,6 +97,8 @@ pub enum DocIdError {
     Kind(u8),
     #[error("{kind} documents have no space or shard, found space or shard set")]
     NotSharded { kind: &'static str },
+    #[error("a group control document's owner and space must both be its group, with no shard")]
+    BadControl,
 }
 
 impl DocId {
@@ -126,6 +128,17 @@ impl DocId {
             kind: DocKind::Private,
             owner,
             space: SpaceId::PUBLIC,
+            shard: 0,
+        }
+    }
+
+    /// The control document of the group `group`. Its owner field holds the
+    /// group id too, so documents still sort by kind, then owner.
+    pub fn group_control(group: SpaceId) -> DocId {
+        DocId {
+            kind: DocKind::GroupControl,
+            owner: IdentityId(group.0),
+            space: group,
             shard: 0,
         }
     }
@@ -165,6 +178,10 @@ impl DocId {
         {
             return Err(DocIdError::NotSharded { kind: kind.name() });
         }
+        if kind == DocKind::GroupControl && (shard != 0 || space.0 != owner.0 || space.is_public())
+        {
+            return Err(DocIdError::BadControl);
+        }
         Ok(DocId {
             kind,
             owner,
@@ -174,8 +191,50 @@ impl DocId {
     }
 }
 
+const BASE32: data_encoding::Encoding = data_encoding::BASE32_NOPAD;
+
+/// A group id prints as 52 lower-case base32 characters; the public space
+/// as `public`.
+impl fmt::Display for SpaceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_public() {
+            f.write_str("public")
+        } else {
+            f.write_str(&BASE32.encode(&self.0).to_ascii_lowercase())
+        }
+    }
+}
+
+impl std::str::FromStr for SpaceId {
+    type Err = crate::ParseIdError;
+    fn from_str(s: &str) -> Result<SpaceId, Self::Err> {
+        let t = s.trim();
+        if t == "public" {
+            return Ok(SpaceId::PUBLIC);
+        }
+        let bad = || crate::ParseIdError::NotGroupId(s.to_owned());
+        if t.len() != 52 {
+            return Err(bad());
+        }
+        let bytes = BASE32
+            .decode(t.to_ascii_uppercase().as_bytes())
+            .map_err(|_| bad())?;
+        Ok(SpaceId(bytes.try_into().map_err(|_| bad())?))
+    }
+}
+
+impl serde::Serialize for SpaceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for DocId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == DocKind::GroupControl {
+            let g = self.space.to_string();
+            return write!(f, "group-control/{}", &g[..8]);
+        }
         write!(f, "{}/{}", self.kind.name(), self.owner.short())?;
         if self.kind == DocKind::Feed {
             if !self.space.is_public() {

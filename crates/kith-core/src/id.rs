@@ -27,6 +27,8 @@ pub enum ParseIdError {
     InvalidKey(String),
     #[error("`{0}` is not a post id: expected 26 base32 characters")]
     NotPostId(String),
+    #[error("`{0}` is not a group id: expected 52 base32 characters")]
+    NotGroupId(String),
 }
 
 fn parse_did_key(s: &str) -> Result<[u8; 32], ParseIdError> {

@@ -16,6 +16,7 @@ pub mod archive;
 pub mod cert;
 pub mod chunk;
 pub mod doc;
+pub mod group;
 pub mod id;
 pub mod invite;
 pub mod keys;
@@ -32,6 +33,7 @@ pub mod proto {
 pub use cert::{CertError, DeviceCert};
 pub use chunk::{ChangeHeader, ChunkError};
 pub use doc::{DocId, DocKind, SpaceId};
+pub use group::{GroupState, Role};
 pub use id::{DeviceId, IdentityId, ParseIdError, PostId};
 pub use invite::{InviteError, InviteKey};
 pub use keys::{DeviceKey, IdentityKey, RandomError};

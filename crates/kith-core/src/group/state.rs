@@ -1,0 +1,367 @@
+//! Who belongs to a group: the control log replayed in canonical order.
+//!
+//! The rules (proto/README.md, "Groups"), applied record by record in the
+//! order of [`History`], each with the author and the time of its change:
+//!
+//! - `Genesis` counts only as the first record, written by the creator it
+//!   names, whose hash with the nonce is the group id. The creator is the
+//!   first admin.
+//! - `Info`, `Invite`, `Revoke`, `Promote` and `Remove` need an admin; a
+//!   member may also `Remove` itself (leaving).
+//! - `Join` needs a member (any role) as author, and an invite that exists,
+//!   is not revoked, has uses left and had not expired at the change's time,
+//!   and a proof by the invite's secret for the joining identity. Joins of a
+//!   single-use invite made concurrently are decided by the canonical order:
+//!   the first one wins, everywhere.
+//! - Removal wins: every change by a removed identity made concurrently with
+//!   its removal (neither knew of the other) counts for nothing, wherever the
+//!   canonical order placed it. Replaying is repeated until no more changes
+//!   are voided; the voided set only grows, so this ends.
+//!
+//! Records that break a rule are ignored, not errors: the same log gives
+//! every member the same state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::Change;
+
+use super::history::History;
+use super::records::{Record, Role, records_of};
+use crate::invite::verify_proof;
+use crate::{IdentityId, SpaceId};
+
+/// A current member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub role: Role,
+    /// Who admitted the member (`None` for the creator).
+    pub admitted_by: Option<IdentityId>,
+    /// The admin who made the invite the member joined with.
+    pub invited_by: Option<IdentityId>,
+    pub since_ms: u64,
+}
+
+/// An invite as the log describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InviteState {
+    pub by: IdentityId,
+    pub created_ms: u64,
+    pub expires_at_ms: u64,
+    pub uses: u32,
+    pub used: u32,
+    pub role: Role,
+    pub revoked: bool,
+}
+
+impl InviteState {
+    /// Whether the invite could still admit someone at `now_ms`.
+    pub fn is_open(&self, now_ms: u64) -> bool {
+        !self.revoked && self.used < self.uses && now_ms <= self.expires_at_ms
+    }
+}
+
+/// A former member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    pub by: IdentityId,
+    pub at_ms: u64,
+    /// Per actor: the last change of its group feeds that still counts.
+    pub cutoff: BTreeMap<Vec<u8>, u32>,
+}
+
+/// Why a join cannot be admitted, as the joiner is told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefusal {
+    #[error("this node does not know the group (it is not a member)")]
+    UnknownGroup,
+    #[error("the group has no such invite (was it made in another group?)")]
+    UnknownInvite,
+    #[error("the invite has been revoked")]
+    Revoked,
+    #[error("the invite has expired")]
+    Expired,
+    #[error("the invite has been used up")]
+    UsedUp,
+    #[error("the proof was not made with this invite for this identity")]
+    BadProof,
+    #[error("already a member of the group")]
+    AlreadyMember,
+}
+
+/// A group's membership and settings at some point of its log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupState {
+    pub id: SpaceId,
+    /// `None` until the genesis record is known.
+    pub creator: Option<IdentityId>,
+    pub name: String,
+    pub about: String,
+    pub members: BTreeMap<IdentityId, Member>,
+    pub removed: BTreeMap<IdentityId, Removal>,
+    pub invites: BTreeMap<[u8; 32], InviteState>,
+}
+
+impl GroupState {
+    fn empty(id: SpaceId) -> GroupState {
+        GroupState {
+            id,
+            creator: None,
+            name: String::new(),
+            about: String::new(),
+            members: BTreeMap::new(),
+            removed: BTreeMap::new(),
+            invites: BTreeMap::new(),
+        }
+    }
+
+    /// Replays a control document's changes. `author_of` names the identity
+    /// behind a change's actor (from the device certificates); changes whose
+    /// author is unknown count for nothing.
+    pub fn replay(
+        id: SpaceId,
+        changes: Vec<Change>,
+        author_of: impl Fn(&[u8]) -> Option<IdentityId>,
+    ) -> GroupState {
+        let history = History::new(changes);
+        let everything = vec![true; history.changes().len()];
+        replay_history(id, &history, &everything, &author_of)
+    }
+
+    pub fn role(&self, who: &IdentityId) -> Option<Role> {
+        self.members.get(who).map(|m| m.role)
+    }
+
+    pub fn is_member(&self, who: &IdentityId) -> bool {
+        self.members.contains_key(who)
+    }
+
+    pub fn is_admin(&self, who: &IdentityId) -> bool {
+        self.role(who) == Some(Role::Admin)
+    }
+
+    /// Whether a change of a group feed, by `author` from `actor` with
+    /// sequence number `seq`, counts: members' changes do, and a former
+    /// member's up to the cutoff of its removal.
+    pub fn accepts_post(&self, author: &IdentityId, actor: &[u8], seq: u32) -> bool {
+        if self.is_member(author) {
+            return true;
+        }
+        self.removed
+            .get(author)
+            .and_then(|r| r.cutoff.get(actor))
+            .is_some_and(|last| seq <= *last)
+    }
+
+    /// Whether `joiner` may be admitted now with the invite whose public key
+    /// is `invite`, given its `proof`; the role it would get.
+    pub fn check_join(
+        &self,
+        invite: &[u8; 32],
+        joiner: &IdentityId,
+        proof: &[u8; 64],
+        now_ms: u64,
+    ) -> Result<Role, JoinRefusal> {
+        if self.creator.is_none() {
+            return Err(JoinRefusal::UnknownGroup);
+        }
+        let inv = self.invites.get(invite).ok_or(JoinRefusal::UnknownInvite)?;
+        if !verify_proof(&self.id, invite, joiner, proof) {
+            return Err(JoinRefusal::BadProof);
+        }
+        if inv.revoked {
+            return Err(JoinRefusal::Revoked);
+        }
+        if now_ms > inv.expires_at_ms {
+            return Err(JoinRefusal::Expired);
+        }
+        if inv.used >= inv.uses {
+            return Err(JoinRefusal::UsedUp);
+        }
+        if self.is_member(joiner) {
+            return Err(JoinRefusal::AlreadyMember);
+        }
+        Ok(inv.role)
+    }
+}
+
+/// Whether a new control change by `author` may be stored: its author must
+/// be a member in the state its dependencies describe (what the writer saw),
+/// or the change must be the group's genesis by its creator. Judged on the
+/// change's causal past alone, so every replica decides alike whenever the
+/// change arrives. `existing` must hold the change's dependencies.
+pub fn may_write_control(
+    id: SpaceId,
+    existing: &[Change],
+    change: &Change,
+    author: &IdentityId,
+    author_of: impl Fn(&[u8]) -> Option<IdentityId>,
+) -> bool {
+    if change.deps().is_empty() {
+        return records_of(change).iter().any(|r| match r {
+            Record::Genesis { creator, nonce } => {
+                creator == author && super::group_id(creator, nonce) == id
+            }
+            _ => false,
+        });
+    }
+    let history = History::new(existing.to_vec());
+    let Some(past) = history.causal_past(change.deps()) else {
+        return false;
+    };
+    replay_history(id, &history, &past, &author_of).is_member(author)
+}
+
+/// Replays the changes of `history` marked in `include`, voiding the
+/// concurrent changes of removed members until nothing more is voided.
+fn replay_history(
+    id: SpaceId,
+    history: &History,
+    include: &[bool],
+    author_of: &impl Fn(&[u8]) -> Option<IdentityId>,
+) -> GroupState {
+    let authors: Vec<Option<IdentityId>> = history
+        .changes()
+        .iter()
+        .map(|c| author_of(c.actor_id().to_bytes()))
+        .collect();
+    let records: Vec<Vec<Record>> = history.changes().iter().map(records_of).collect();
+    let mut void: BTreeSet<usize> = BTreeSet::new();
+    loop {
+        let (state, removals) = replay_once(id, history, include, &authors, &records, &void);
+        let before = void.len();
+        for (r, target) in removals {
+            for (c, author) in authors.iter().enumerate() {
+                if include[c] && *author == Some(target) && history.concurrent(c, r) {
+                    void.insert(c);
+                }
+            }
+        }
+        if void.len() == before {
+            return state;
+        }
+    }
+}
+
+/// One pass of the rules; also returns each applied removal (its change's
+/// position and whom it removed).
+fn replay_once(
+    id: SpaceId,
+    history: &History,
+    include: &[bool],
+    authors: &[Option<IdentityId>],
+    records: &[Vec<Record>],
+    void: &BTreeSet<usize>,
+) -> (GroupState, Vec<(usize, IdentityId)>) {
+    let mut s = GroupState::empty(id);
+    let mut removals = Vec::new();
+    for (i, change) in history.changes().iter().enumerate() {
+        if !include[i] || void.contains(&i) {
+            continue;
+        }
+        let Some(author) = authors[i] else { continue };
+        let at_ms = u64::try_from(change.timestamp()).unwrap_or(0);
+        for record in &records[i] {
+            if apply(&mut s, record, author, at_ms)
+                && let Record::Remove { identity, .. } = record
+            {
+                removals.push((i, *identity));
+            }
+        }
+    }
+    (s, removals)
+}
+
+/// Applies one record if the rules allow it; whether they did.
+fn apply(s: &mut GroupState, record: &Record, author: IdentityId, at_ms: u64) -> bool {
+    if let Record::Genesis { creator, nonce } = record {
+        if s.creator.is_some() || *creator != author || super::group_id(creator, nonce) != s.id {
+            return false;
+        }
+        s.creator = Some(author);
+        s.members.insert(
+            author,
+            Member {
+                role: Role::Admin,
+                admitted_by: None,
+                invited_by: None,
+                since_ms: at_ms,
+            },
+        );
+        return true;
+    }
+    let Some(role) = s.role(&author) else {
+        return false;
+    };
+    let admin = role == Role::Admin;
+    match record {
+        Record::Genesis { .. } => unreachable!("handled above"),
+        Record::Info { name, about } if admin => {
+            s.name = name.clone();
+            s.about = about.clone();
+        }
+        Record::Invite {
+            public_key,
+            expires_at_ms,
+            uses,
+            role,
+        } if admin && !s.invites.contains_key(public_key) => {
+            s.invites.insert(
+                *public_key,
+                InviteState {
+                    by: author,
+                    created_ms: at_ms,
+                    expires_at_ms: *expires_at_ms,
+                    uses: *uses,
+                    used: 0,
+                    role: *role,
+                    revoked: false,
+                },
+            );
+        }
+        Record::Revoke { public_key } if admin => match s.invites.get_mut(public_key) {
+            Some(inv) => inv.revoked = true,
+            None => return false,
+        },
+        Record::Join {
+            identity,
+            invite,
+            proof,
+        } => {
+            let Ok(role) = s.check_join(invite, identity, proof, at_ms) else {
+                return false;
+            };
+            let inv = s.invites.get_mut(invite).expect("check_join found it");
+            inv.used += 1;
+            let invited_by = Some(inv.by);
+            s.removed.remove(identity);
+            s.members.insert(
+                *identity,
+                Member {
+                    role,
+                    admitted_by: Some(author),
+                    invited_by,
+                    since_ms: at_ms,
+                },
+            );
+        }
+        Record::Promote { identity } if admin => match s.members.get_mut(identity) {
+            Some(m) => m.role = Role::Admin,
+            None => return false,
+        },
+        Record::Remove { identity, cutoff } if admin || *identity == author => {
+            if s.members.remove(identity).is_none() {
+                return false;
+            }
+            s.removed.insert(
+                *identity,
+                Removal {
+                    by: author,
+                    at_ms,
+                    cutoff: cutoff.iter().cloned().collect(),
+                },
+            );
+        }
+        _ => return false,
+    }
+    true
+}
