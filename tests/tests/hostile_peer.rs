@@ -222,6 +222,7 @@ async fn answer(
                     Request::Hello => Response::Hello(cert.clone()),
                     Request::Versions { .. } => Response::Versions(Vec::new()),
                     Request::Changes { .. } => Response::Refused("no such document".into()),
+                    Request::Join { .. } => Response::Refused("not a member".into()),
                 };
                 Command::Respond { id, response }
             }

@@ -66,6 +66,9 @@ enum Command {
     Label(people::LabelArgs),
     /// Everyone you follow or know, with your labels.
     People(people::PeopleArgs),
+    /// Groups: create, invite, join, members.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Connected peers (needs a running node).
     Peers,
     /// Manage remembered peers.
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Unblock(a) => people::relation(&ctx, a, people::Relation::Unblock),
         Command::Label(a) => people::label(&ctx, a),
         Command::People(a) => people::people(&ctx, a),
+        Command::Group(c) => group::run(&ctx, c),
         Command::Peers => net::peers(&ctx),
         Command::Peer(c) => net::peer(&ctx, c),
         Command::Status => net::status(&ctx),

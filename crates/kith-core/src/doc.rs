@@ -229,6 +229,13 @@ impl serde::Serialize for SpaceId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for SpaceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for DocId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.kind == DocKind::GroupControl {

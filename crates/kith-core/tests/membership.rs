@@ -66,8 +66,9 @@ impl World {
             .filter(|c| c.hash() != change.hash())
             .collect();
         let id = self.people[p].id;
-        assert!(
+        assert_eq!(
             may_write_control(self.group, &existing, &change, &id, self.author_of()),
+            Ok(()),
             "a change its author's own copy allowed is accepted"
         );
     }
@@ -479,13 +480,10 @@ fn removal_wins_over_the_removed_members_concurrent_acts() {
         .into_iter()
         .filter(|c| c.hash() != change.hash())
         .collect();
-    assert!(!may_write_control(
-        w.group,
-        &existing,
-        &change,
-        &bob,
-        w.author_of()
-    ));
+    assert_eq!(
+        may_write_control(w.group, &existing, &change, &bob, w.author_of()),
+        Err(group::WriteRefusal::NotMember)
+    );
 }
 
 #[test]
@@ -504,9 +502,10 @@ fn a_forged_genesis_does_not_make_a_creator() {
     .unwrap();
     doc.commit();
     let change = doc.get_last_local_change().unwrap();
-    assert!(!may_write_control(group, &[], &change, &mallory, |_| Some(
-        mallory
-    )));
+    assert_eq!(
+        may_write_control(group, &[], &change, &mallory, |_| Some(mallory)),
+        Err(group::WriteRefusal::NotMember)
+    );
     let s = GroupState::replay(group, vec![change], |_| Some(mallory));
     assert_eq!(s.creator, None);
     assert!(s.members.is_empty());

@@ -169,6 +169,7 @@ fn latest_of(node: &Node, author: kith_core::IdentityId) -> Option<kith_core::Po
     match node.call(&Call::Feed {
         author: Some(author),
         limit: 1,
+        group: None,
     }) {
         Reply::Posts(p) => p.first().map(|p| p.id),
         _ => None,
@@ -197,6 +198,7 @@ fn propagation(bin: &Path, dir: &Path) {
     let warm = match nodes[0].call(&Call::Post {
         text: "warm-up".into(),
         reply_to: None,
+        group: None,
     }) {
         Reply::Post(id) => id,
         other => panic!("{other:?}"),
@@ -225,6 +227,7 @@ fn propagation(bin: &Path, dir: &Path) {
             posted = Some(nodes[0].call(&Call::Post {
                 text: format!("propagation {i}"),
                 reply_to: None,
+                group: None,
             }));
         }));
         match posted {
@@ -472,6 +475,7 @@ fn wire_on_loopback(bin: &Path, dir: &Path) {
         let Reply::Post(id) = a.call(&Call::Post {
             text: text.clone(),
             reply_to: None,
+            group: None,
         }) else {
             panic!("post refused")
         };

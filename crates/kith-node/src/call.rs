@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
-use kith_core::{IdentityId, PostId};
+use kith_core::{IdentityId, PostId, Role, SpaceId};
 use kith_store::{PersonView, PostView, ThreadEntry, Version};
 use serde::{Deserialize, Serialize};
 
+use crate::groups::{GroupSummary, GroupView, InviteView, NewInvite};
 use crate::service::{ActionError, Service, WhoAmI};
 use crate::status::{PeerView, Status};
 
@@ -19,6 +20,10 @@ pub enum Call {
     Post {
         text: String,
         reply_to: Option<PostId>,
+        /// Post into this group (its id or name); a reply goes where its
+        /// parent is.
+        #[serde(default)]
+        group: Option<String>,
     },
     Edit {
         post: PostId,
@@ -38,6 +43,9 @@ pub enum Call {
     Feed {
         author: Option<IdentityId>,
         limit: usize,
+        /// A group's feed (its id or name) instead of the public one.
+        #[serde(default)]
+        group: Option<String>,
     },
     Thread {
         post: PostId,
@@ -86,6 +94,53 @@ pub enum Call {
     Status,
     /// Node only: connected peers.
     Peers,
+    GroupCreate {
+        name: String,
+        #[serde(default)]
+        about: String,
+    },
+    GroupList,
+    GroupShow {
+        group: String,
+    },
+    /// Makes an invite; a running node puts its addresses in the key.
+    GroupInvite {
+        group: String,
+        ttl_ms: u64,
+        uses: u32,
+        role: Role,
+    },
+    GroupInvites {
+        group: String,
+    },
+    GroupRevoke {
+        group: String,
+        invite: String,
+    },
+    GroupRemove {
+        group: String,
+        member: String,
+    },
+    GroupPromote {
+        group: String,
+        member: String,
+    },
+    GroupLeave {
+        group: String,
+    },
+    GroupRename {
+        group: String,
+        name: String,
+        about: Option<String>,
+    },
+    /// Node only: asks members (at the key's addresses and on the LAN) to
+    /// admit this identity; answers once admitted and, with `wait`, once
+    /// the group's history has arrived, or fails after `timeout_ms`.
+    GroupJoin {
+        key: String,
+        wait: bool,
+        timeout_ms: u64,
+    },
     /// Node only: dial an address now and keep redialling it.
     AddPeer {
         address: String,
@@ -132,13 +187,24 @@ pub enum Reply {
     },
     Status(Status),
     Peers(Vec<PeerView>),
+    Group(GroupView),
+    Groups(Vec<GroupSummary>),
+    Invite(NewInvite),
+    Invites(Vec<InviteView>),
 }
 
 /// Runs a call that needs only the store. Node-only calls are refused here.
 pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> {
     Ok(match call {
         Call::Whoami => Reply::Whoami(service.whoami()?),
-        Call::Post { text, reply_to } => Reply::Post(service.post(&text, reply_to)?),
+        Call::Post {
+            text,
+            reply_to,
+            group,
+        } => {
+            let space = group.map(|g| service.resolve_group(&g)).transpose()?;
+            Reply::Post(service.post_to(space, &text, reply_to)?)
+        }
         Call::Edit { post, text } => {
             service.edit(&post, &text)?;
             Reply::Done
@@ -149,7 +215,61 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
         }
         Call::React { post, emoji } => Reply::Changed(service.react(&post, &emoji)?),
         Call::Unreact { post, emoji } => Reply::Changed(service.unreact(&post, &emoji)?),
-        Call::Feed { author, limit } => Reply::Posts(service.feed(author, limit)?),
+        Call::Feed {
+            author,
+            limit,
+            group,
+        } => {
+            let space = match group {
+                Some(g) => service.resolve_group(&g)?,
+                None => SpaceId::PUBLIC,
+            };
+            Reply::Posts(service.feed_in(space, author, limit)?)
+        }
+        Call::GroupCreate { name, about } => Reply::Group(service.group_create(&name, &about)?),
+        Call::GroupList => Reply::Groups(service.group_list()?),
+        Call::GroupShow { group } => {
+            let g = service.resolve_group(&group)?;
+            Reply::Group(service.group_show(&g)?)
+        }
+        Call::GroupInvite {
+            group,
+            ttl_ms,
+            uses,
+            role,
+        } => {
+            let g = service.resolve_group(&group)?;
+            Reply::Invite(service.group_invite(&g, ttl_ms, uses, role, Vec::new())?)
+        }
+        Call::GroupInvites { group } => {
+            let g = service.resolve_group(&group)?;
+            Reply::Invites(service.group_invites(&g)?)
+        }
+        Call::GroupRevoke { group, invite } => {
+            let g = service.resolve_group(&group)?;
+            service.group_revoke(&g, &invite)?;
+            Reply::Group(service.group_show(&g)?)
+        }
+        Call::GroupRemove { group, member } => {
+            let g = service.resolve_group(&group)?;
+            service.group_remove(&g, &member)?;
+            Reply::Group(service.group_show(&g)?)
+        }
+        Call::GroupPromote { group, member } => {
+            let g = service.resolve_group(&group)?;
+            service.group_promote(&g, &member)?;
+            Reply::Group(service.group_show(&g)?)
+        }
+        Call::GroupLeave { group } => {
+            let g = service.resolve_group(&group)?;
+            service.group_leave(&g)?;
+            Reply::Group(service.group_show(&g)?)
+        }
+        Call::GroupRename { group, name, about } => {
+            let g = service.resolve_group(&group)?;
+            service.group_rename(&g, &name, about.as_deref())?;
+            Reply::Group(service.group_show(&g)?)
+        }
         Call::Thread { post } => Reply::Thread(service.thread(&post)?),
         Call::History { post } => Reply::History(service.history(&post)?),
         Call::SetProfile { name, bio } => {
@@ -198,7 +318,8 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
         | Call::AddPeer { .. }
         | Call::WaitFeed { .. }
         | Call::Probe { .. }
-        | Call::WaitProbe { .. } => {
+        | Call::WaitProbe { .. }
+        | Call::GroupJoin { .. } => {
             return Err(ActionError::NodeOnly);
         }
     })
@@ -221,6 +342,13 @@ impl Call {
                 | Call::Unblock { .. }
                 | Call::Label { .. }
                 | Call::Import { .. }
+                | Call::GroupCreate { .. }
+                | Call::GroupInvite { .. }
+                | Call::GroupRevoke { .. }
+                | Call::GroupRemove { .. }
+                | Call::GroupPromote { .. }
+                | Call::GroupLeave { .. }
+                | Call::GroupRename { .. }
         )
     }
 }

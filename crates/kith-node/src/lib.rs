@@ -12,7 +12,9 @@
 
 mod api;
 pub mod call;
+pub mod groups;
 pub mod home;
+mod joins;
 pub mod node;
 mod replica;
 pub mod runtime;

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use kith_core::sync::{ChangeBatch, Replica, ReplicaError, VersionVector};
-use kith_core::{DeviceCert, DeviceId, DocId, IdentityId, SignedChange};
+use kith_core::{DeviceCert, DeviceId, DocId, IdentityId, SignedChange, SpaceId};
 
 use crate::service::Service;
 
@@ -39,13 +39,34 @@ impl Replica for Service {
             .map_err(err)
     }
 
+    fn groups(&self) -> Result<BTreeSet<SpaceId>, ReplicaError> {
+        Ok(self
+            .my_groups()
+            .map_err(|e| ReplicaError(e.to_string()))?
+            .into_keys()
+            .collect())
+    }
+
     fn versions(
         &self,
         owners: &BTreeSet<IdentityId>,
         profiles: &BTreeSet<IdentityId>,
+        groups: &BTreeSet<SpaceId>,
         asker: Option<IdentityId>,
     ) -> Result<Vec<(DocId, VersionVector)>, ReplicaError> {
-        self.store().versions(owners, profiles, asker).map_err(err)
+        self.store()
+            .versions(owners, profiles, groups, asker)
+            .map_err(err)
+    }
+
+    fn admit(
+        &mut self,
+        group: &SpaceId,
+        invite: &[u8; 32],
+        proof: &[u8; 64],
+        joiner: IdentityId,
+    ) -> Result<(), String> {
+        Service::admit(self, group, invite, proof, joiner).map_err(|e| e.to_string())
     }
 
     fn version(&self, doc: &DocId) -> Result<VersionVector, ReplicaError> {

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::call::{Call, Reply, execute};
 use crate::home::now_ms;
+use crate::joins::Joins;
 use crate::service::{ActionError, Service};
 use crate::status::{PeerView, Status, SyncView};
 use crate::waiters::{Awaited, Waiters};
@@ -47,6 +48,7 @@ pub struct ServiceLoop {
     home_peers: std::path::PathBuf,
     port_file: std::path::PathBuf,
     waiters: Waiters,
+    joins: Joins,
     /// Certificates whose signatures were checked (bounded).
     verified_certs: std::collections::HashMap<DeviceId, DeviceCert>,
 }
@@ -81,6 +83,7 @@ impl ServiceLoop {
             home_peers: home.path(crate::node::PEERS_FILE),
             port_file: home.path(crate::node::PORT_FILE),
             waiters: Waiters::default(),
+            joins: Joins::default(),
             verified_certs: Default::default(),
         }
     }
@@ -95,6 +98,20 @@ impl ServiceLoop {
                     self.seal();
                     self.sync(SyncInput::Tick);
                     self.waiters.expire(std::time::Instant::now());
+                    for group in self.joins.expire(std::time::Instant::now()) {
+                        self.engine.stop_joining(&group);
+                    }
+                }
+                ServiceInput::Api(
+                    Call::GroupJoin {
+                        key,
+                        wait,
+                        timeout_ms,
+                    },
+                    reply,
+                ) => {
+                    self.join(&key, wait, Duration::from_millis(timeout_ms), reply);
+                    self.wake_waiters();
                 }
                 ServiceInput::Api(
                     Call::WaitFeed {
@@ -150,6 +167,55 @@ impl ServiceLoop {
     fn wake_waiters(&mut self) {
         let service = &self.service;
         self.waiters.wake(&mut |a, n| newest_posts(service, a, n));
+        let syncing = self.engine.is_syncing();
+        self.joins.wake(&mut |group, wait_history| {
+            let view = service.group_show(group).ok()?;
+            let member = view.role.is_some();
+            (member && !(wait_history && syncing)).then_some(view)
+        });
+    }
+
+    /// Starts joining the group of an invite key: dials the addresses it
+    /// carries and has the engine ask every peer to admit this identity.
+    fn join(
+        &mut self,
+        key: &str,
+        wait: bool,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Reply, ActionError>>,
+    ) {
+        let key = match kith_core::InviteKey::decode(key) {
+            Ok(k) => k,
+            Err(e) => {
+                let _ = reply.send(Err(ActionError::Invalid(e.to_string())));
+                return;
+            }
+        };
+        let me = self.service.identity();
+        if let Ok(view) = self.service.group_show(&key.group)
+            && view.role.is_some()
+        {
+            let _ = reply.send(Ok(Reply::Group(view)));
+            return;
+        }
+        if self.joins.is_joining(&key.group) {
+            let _ = reply.send(Err(ActionError::Invalid(
+                "this node is already joining that group".into(),
+            )));
+            return;
+        }
+        for address in &key.addresses {
+            match Multiaddr::try_from(address.clone()) {
+                Ok(addr) => self.command(Command::Dial(addr)),
+                Err(e) => tracing::warn!(error = %e, "an invite key carries an unreadable address"),
+            }
+        }
+        self.joins.start(key.group, wait, timeout, reply);
+        self.sync(SyncInput::Join {
+            group: key.group,
+            invite: key.public_key(),
+            proof: key.prove(&me),
+        });
     }
 
     /// Packs a little of the stored history into compressed blocks each
@@ -185,6 +251,14 @@ impl ServiceLoop {
                 }
                 SyncOutput::PeerIdentified { peer, identity } => {
                     tracing::info!(peer = %peer.short(), identity = %identity, "peer identified");
+                }
+                SyncOutput::JoinAnswer {
+                    group,
+                    peer,
+                    answer,
+                } => {
+                    tracing::info!(peer = %peer.short(), ?answer, "join answered");
+                    self.joins.answer(group, &peer.short(), answer);
                 }
             }
         }
@@ -269,10 +343,10 @@ impl ServiceLoop {
                 .engine
                 .peers()
                 .any(|(_, id)| id == Some(change.doc.owner));
-        // Private documents never travel by gossip (a peer sending one is
-        // relaying what it should not have); they come by sync, to the owner.
-        let private = change.doc.kind == kith_core::DocKind::Private;
-        let wanted = (interests.contains(&change.doc.owner) || met) && !private;
+        // Private and group documents never travel on the public topic (a
+        // peer sending one relays what it should not have); they come by
+        // sync, to those entitled to them.
+        let wanted = (interests.contains(&change.doc.owner) || met) && is_public(&change.doc);
         if !wanted {
             // Check it so the mesh only carries valid changes, but do not keep it.
             // The store's certificate for the device wins; else the one that
@@ -351,16 +425,13 @@ impl ServiceLoop {
     }
 
     /// Publishes the changes made by the last local action.
-    /// Private documents are never gossiped: they reach the owner's other
-    /// devices by sync, which checks who asks. Returns how many changes the
+    /// Private and group documents never go on the public topic: they
+    /// travel by sync, which checks who asks. Returns how many changes the
     /// action made.
     fn publish_outbox(&mut self) -> usize {
         let cert = self.service.keys().cert.to_proto();
         let outbox = self.service.take_outbox();
-        for change in outbox
-            .iter()
-            .filter(|c| c.doc().kind != kith_core::DocKind::Private)
-        {
+        for change in outbox.iter().filter(|c| is_public(&c.doc())) {
             let msg = proto::GossipChange {
                 change: Some(change.signed().to_proto()),
                 certificate: Some(cert.clone()),
@@ -397,6 +468,19 @@ impl ServiceLoop {
                 self.command(Command::Probe(nonce.to_be_bytes().to_vec()));
                 Reply::Done
             }
+            Call::GroupInvite {
+                group,
+                ttl_ms,
+                uses,
+                role,
+            } => {
+                let g = self.service.resolve_group(&group)?;
+                let addresses = self.invite_addresses();
+                Reply::Invite(
+                    self.service
+                        .group_invite(&g, ttl_ms, uses, role, addresses)?,
+                )
+            }
             other => execute(&mut self.service, other)?,
         };
         // Peers hear of a change while it is written; the caller hears back
@@ -410,6 +494,21 @@ impl ServiceLoop {
             self.sync(SyncInput::InterestsChanged);
         }
         Ok(reply)
+    }
+
+    /// Where a joiner can reach this node, for invite keys: LAN addresses
+    /// before loopback ones, which only help on this machine.
+    fn invite_addresses(&self) -> Vec<Vec<u8>> {
+        let loopback = |a: &Multiaddr| {
+            a.iter().any(|p| match p {
+                libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
+                libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
+                _ => false,
+            })
+        };
+        let mut addrs: Vec<&Multiaddr> = self.listen.iter().collect();
+        addrs.sort_by_key(|a| loopback(a));
+        addrs.into_iter().map(|a| a.to_vec()).collect()
     }
 
     fn peer_views(&mut self) -> Vec<PeerView> {
@@ -467,6 +566,15 @@ fn newest_posts(service: &Service, author: &IdentityId, n: usize) -> Vec<(kith_c
         .feed(Some(*author), n)
         .map(|posts| posts.into_iter().map(|p| (p.id, p.created_at_ms)).collect())
         .unwrap_or_default()
+}
+
+/// Whether a document may travel on the public gossip topic.
+fn is_public(doc: &kith_core::DocId) -> bool {
+    match doc.kind {
+        kith_core::DocKind::Profile => true,
+        kith_core::DocKind::Feed => doc.space.is_public(),
+        kith_core::DocKind::Private | kith_core::DocKind::GroupControl => false,
+    }
 }
 
 fn tcp_port(addr: &Multiaddr) -> Option<u16> {

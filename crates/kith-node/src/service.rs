@@ -143,7 +143,7 @@ impl Service {
     }
 
     /// Runs a local edit on `doc` and records the change.
-    fn commit<T, E: std::fmt::Display>(
+    pub(crate) fn commit<T, E: std::fmt::Display>(
         &mut self,
         doc: DocId,
         f: impl FnOnce(&mut automerge::AutoCommit) -> Result<T, E>,
@@ -181,9 +181,22 @@ impl Service {
         Ok(DocId::feed(me, space, shard))
     }
 
-    /// Publishes a post (or a reply) and returns its id.
+    /// Publishes a public post (or a reply, which goes where its parent is)
+    /// and returns its id.
     pub fn post(&mut self, text: &str, reply_to: Option<PostId>) -> Result<PostId, ActionError> {
+        self.post_to(None, text, reply_to)
+    }
+
+    /// Publishes a post in `group` (`None`: the public space, or for a
+    /// reply the parent's space) and returns its id.
+    pub fn post_to(
+        &mut self,
+        group: Option<SpaceId>,
+        text: &str,
+        reply_to: Option<PostId>,
+    ) -> Result<PostId, ActionError> {
         feed::check_text(text).map_err(|e| ActionError::Invalid(e.to_string()))?;
+        let mut space = group.unwrap_or(SpaceId::PUBLIC);
         if let Some(parent) = reply_to {
             match self.store.post(&parent)? {
                 None => return Err(ActionError::UnknownPost(parent)),
@@ -194,8 +207,18 @@ impl Service {
                 }
                 Some(_) => {}
             }
+            let (parent_doc, _, _) = self
+                .store
+                .post_location(&parent)?
+                .ok_or(ActionError::UnknownPost(parent))?;
+            if group.is_some_and(|g| g != parent_doc.space) {
+                return Err(ActionError::Invalid(format!(
+                    "post {parent} is in another space: a reply goes where its parent is"
+                )));
+            }
+            space = parent_doc.space;
         }
-        let doc = self.current_shard(SpaceId::PUBLIC)?;
+        let doc = self.current_shard(space)?;
         let key = data_encoding::BASE32_NOPAD
             .encode(&kith_core::keys::random_bytes::<8>().map_err(HomeError::from)?)
             .to_ascii_lowercase();
@@ -367,7 +390,18 @@ impl Service {
         author: Option<IdentityId>,
         limit: usize,
     ) -> Result<Vec<PostView>, ActionError> {
+        self.feed_in(SpaceId::PUBLIC, author, limit)
+    }
+
+    /// Newest posts first in `space` (public, or a group).
+    pub fn feed_in(
+        &self,
+        space: SpaceId,
+        author: Option<IdentityId>,
+        limit: usize,
+    ) -> Result<Vec<PostView>, ActionError> {
         let q = FeedQuery {
+            space,
             author,
             viewer: Some(self.identity()),
             limit,

@@ -230,7 +230,7 @@ impl Sim {
                 self.disconnects.push((from, to));
                 self.disconnect(from, to);
             }
-            Output::PeerIdentified { .. } => {}
+            Output::PeerIdentified { .. } | Output::JoinAnswer { .. } => {}
         }
     }
 
@@ -281,7 +281,7 @@ impl Sim {
         let docs = self.nodes[owner]
             .service
             .store()
-            .versions(&who, &BTreeSet::new(), None)
+            .versions(&who, &BTreeSet::new(), &BTreeSet::new(), None)
             .unwrap();
         for (doc, theirs) in docs {
             let ours = self.nodes[reader].service.store().version(&doc).unwrap();

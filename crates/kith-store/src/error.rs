@@ -99,14 +99,21 @@ pub enum IngestError {
         "{0} changes of this document already wait for missing dependencies; sync its history first"
     )]
     TooManyPending(usize),
+    #[error("refused by group {group}: {why}")]
+    Group { group: String, why: String },
 }
 
 impl IngestError {
     /// Whether a peer that passed the change on is to blame. Not for
     /// equivocation: that is its signer's doing, and an honest peer may hold
     /// one of two conflicting versions (the other is kept as evidence).
+    /// Nor for a group's refusal: a change can arrive before the record
+    /// that admitted its author.
     pub fn blames_relay(&self) -> bool {
-        !matches!(self, IngestError::Equivocation { .. })
+        !matches!(
+            self,
+            IngestError::Equivocation { .. } | IngestError::Group { .. }
+        )
     }
 }
 

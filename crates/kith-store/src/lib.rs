@@ -13,6 +13,7 @@
 mod changelog;
 mod docs;
 mod error;
+mod groups;
 mod index;
 mod query;
 mod rows;
@@ -27,4 +28,4 @@ pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
 pub use kith_core::sync::{ChangeBatch, VersionVector};
 pub use query::FeedQuery;
 pub use store::{ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, Store};
-pub use views::{PersonView, PostView, ThreadEntry, Version};
+pub use views::{PersonView, PostView, ThreadEntry, Version, from_rfc3339, rfc3339};

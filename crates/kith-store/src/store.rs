@@ -16,6 +16,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use crate::changelog::{self, Rows};
 use crate::docs::{self, DocCache, parse_change};
 use crate::error::{CommitError, ImportError, IngestError, OpenError, StoreError};
+use crate::groups::GroupCache;
 use crate::index::{Applied, index_change};
 use crate::rows::{change_key, split_change_key};
 use crate::tables::*;
@@ -25,6 +26,9 @@ use crate::tx::Writer;
 /// Beyond this a change is refused, so that no peer can grow the store with
 /// changes that never apply.
 pub const MAX_PENDING_PER_DOC: usize = 4096;
+
+/// `author_no` of changes to documents with no single author.
+const NO_PERSON: u32 = u32::MAX;
 
 /// Length of the random actor suffix chosen when a store is created.
 pub const ACTOR_SUFFIX_LEN: usize = 8;
@@ -53,7 +57,7 @@ pub struct IngestReport {
 /// The redb-backed store.
 pub struct Store {
     pub(crate) db: Database,
-    docs: DocCache,
+    pub(crate) docs: DocCache,
     suffix: Vec<u8>,
     path: PathBuf,
     /// A non-durable commit happened since the last durable one.
@@ -67,6 +71,8 @@ pub struct Store {
     /// Changes may have been stored since a seal last found nothing more to
     /// do: an idle node's tick then costs no scan.
     sealing_due: bool,
+    /// Replayed group memberships.
+    pub(crate) groups: GroupCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -161,6 +167,7 @@ impl Store {
             session: false,
             recovered,
             sealing_due: true,
+            groups: GroupCache::default(),
         })
     }
 
@@ -305,8 +312,21 @@ impl Store {
                 .map_err(|e| CommitError::Store(StoreError::Corrupt(e.to_string())))?;
             self.unflushed = true;
         }
+        // Set when a change was made but the group's rules refuse it: the
+        // cached document holds it and must be dropped.
+        let mut tainted = false;
         let result = (|| {
             let mut w = Writer::open(&txn)?;
+            if doc_id.kind == kith_core::DocKind::Feed && !doc_id.space.is_public() {
+                let member = self
+                    .group_in(&mut w, &doc_id.space)?
+                    .is_some_and(|g| g.is_member(&signer.author));
+                if !member {
+                    return Err(CommitError::Invalid(
+                        "you are not a member of this group".into(),
+                    ));
+                }
+            }
             let doc_no = w.intern_doc(&doc_id)?;
             let doc = self.docs.get(w.rows(), doc_no)?;
             doc.set_actor(actor.clone());
@@ -326,6 +346,27 @@ impl Store {
             let change = doc
                 .get_last_local_change()
                 .expect("a change was just committed");
+            if doc_id.kind == kith_core::DocKind::GroupControl {
+                let earlier: Vec<automerge::Change> = doc
+                    .get_changes(&[])
+                    .into_iter()
+                    .filter(|c| c.hash() != change.hash())
+                    .collect();
+                let author_of = crate::groups::author_of(&w.devices);
+                if let Err(why) = kith_core::group::may_write_control(
+                    doc_id.space,
+                    &earlier,
+                    &change,
+                    &signer.author,
+                    author_of,
+                ) {
+                    tainted = true;
+                    return Err(CommitError::Invalid(format!(
+                        "the group refuses this: {why}"
+                    )));
+                }
+                self.groups.forget(&doc_id.space);
+            }
             let verified = SignedChange::sign(
                 doc_id,
                 change.raw_bytes().to_vec(),
@@ -357,12 +398,20 @@ impl Store {
                 Ok(()) => Ok(v),
                 Err(e) => {
                     self.docs.clear();
+                    self.groups.clear();
                     Err(e.into())
                 }
             },
-            Err(CommitError::Invalid(msg)) => Err(CommitError::Invalid(msg)),
+            Err(CommitError::Invalid(msg)) => {
+                if tainted {
+                    self.docs.clear();
+                    self.groups.clear();
+                }
+                Err(CommitError::Invalid(msg))
+            }
             Err(e) => {
                 self.docs.clear();
+                self.groups.clear();
                 Err(e)
             }
         }
@@ -494,7 +543,12 @@ impl Store {
                     w.devices.insert(&cert.device.0, cert.encode().as_slice())?;
                 }
             }
-            for (doc_id, group) in by_doc {
+            // Control documents first: a batch can hold the record that
+            // admits a member together with that member's first posts.
+            let (control, rest): (Vec<_>, Vec<_>) = by_doc
+                .into_iter()
+                .partition(|(d, _)| d.kind == kith_core::DocKind::GroupControl);
+            for (doc_id, group) in control.into_iter().chain(rest) {
                 let rejected_before = report.rejected.len();
                 self.ingest_doc(&mut w, doc_id, group, &mut report)?;
                 if atomic && report.rejected.len() > rejected_before {
@@ -512,6 +566,7 @@ impl Store {
             Ok(()) => {
                 if let Err(e) = txn.commit() {
                     self.docs.clear();
+                    self.groups.clear();
                     return Err(StoreError::from(e).into());
                 }
                 report.rejected.sort_by_key(|(i, _)| *i);
@@ -520,6 +575,7 @@ impl Store {
             Err(e) => {
                 drop(txn);
                 self.docs.clear();
+                self.groups.clear();
                 Err(e)
             }
         }
@@ -533,7 +589,13 @@ impl Store {
         report: &mut IngestReport,
     ) -> Result<(), StoreError> {
         let doc_no = w.intern_doc(&doc_id)?;
-        let author_no = w.intern_person(&doc_id.owner)?;
+        // A control document has many authors and no row in the people
+        // index, which is all `author_no` serves.
+        let author_no = if doc_id.kind == kith_core::DocKind::GroupControl {
+            NO_PERSON
+        } else {
+            w.intern_person(&doc_id.owner)?
+        };
         // Checks against what is stored: duplicates and equivocation.
         let mut fresh = Vec::new();
         let mut seen: HashMap<[u8; 12], [u8; 32]> = HashMap::new();
@@ -595,7 +657,7 @@ impl Store {
                 None => match parse_change(&v.signed().change) {
                     Ok(c) if c.hash().0 == h.hash => {
                         seen.insert(key, h.hash);
-                        fresh.push((i, key, actor_no, c, v.signed().signature));
+                        fresh.push((i, key, actor_no, c, v.signed().signature, v.author()));
                     }
                     Ok(_) => report
                         .rejected
@@ -604,8 +666,23 @@ impl Store {
                 },
             }
         }
+        let in_group = doc_id.kind == kith_core::DocKind::GroupControl || !doc_id.space.is_public();
+        if in_group && !fresh.is_empty() {
+            let tagged = fresh
+                .into_iter()
+                .map(|(i, key, actor_no, c, sig, author)| (i, author, (key, actor_no, sig), c))
+                .collect();
+            fresh = self
+                .admit_group_changes(w, &doc_id, doc_no, tagged, &mut report.rejected)?
+                .into_iter()
+                .map(|(i, author, (key, actor_no, sig), c)| (i, key, actor_no, c, sig, author))
+                .collect();
+        }
         if fresh.is_empty() {
             return Ok(());
+        }
+        if doc_id.kind == kith_core::DocKind::GroupControl {
+            self.groups.forget(&doc_id.space);
         }
         let doc = self.docs.get(w.rows(), doc_no)?;
         if docs::apply(doc, fresh.iter().map(|f| f.3.clone()).collect()).is_err() {
@@ -634,7 +711,7 @@ impl Store {
         // Which of the new changes, and of those waiting from before, are now applied?
         let mut candidates: Vec<(Option<usize>, [u8; 12], u32, automerge::Change)> = fresh
             .into_iter()
-            .map(|(i, key, actor_no, c, _)| (Some(i), key, actor_no, c))
+            .map(|(i, key, actor_no, c, ..)| (Some(i), key, actor_no, c))
             .collect();
         let waiting: Vec<[u8; 12]> = w
             .pending

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use kith_core::sync::{ChangeBatch, VersionVector};
-use kith_core::{DeviceCert, DeviceId, DocId, DocKind, IdentityId, SignedChange};
+use kith_core::{DeviceCert, DeviceId, DocId, DocKind, IdentityId, SignedChange, SpaceId};
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::changelog::Rows;
@@ -20,10 +20,26 @@ use crate::store::Store;
 use crate::tables::*;
 
 impl Store {
-    /// The version vectors of the documents owned by `owners` (and of the
-    /// profile documents of `profiles`) that `asker` may receive: public kinds
-    /// to anyone, private documents only to their owner's own devices.
+    /// The version vectors of the documents owned by `owners`, of the
+    /// profile documents of `profiles` and of the documents of `groups`
+    /// (control and members' feeds) that `asker` may receive: public kinds
+    /// to anyone, private documents only to their owner's own devices, group
+    /// documents only to the group's members.
     pub fn versions(
+        &self,
+        owners: &BTreeSet<IdentityId>,
+        profiles: &BTreeSet<IdentityId>,
+        groups: &BTreeSet<SpaceId>,
+        asker: Option<IdentityId>,
+    ) -> Result<Vec<(DocId, VersionVector)>, StoreError> {
+        let mut out = self.versions_of_owners(owners, profiles, asker)?;
+        for group in groups {
+            out.extend(self.versions_of_group(group, asker)?);
+        }
+        Ok(out)
+    }
+
+    fn versions_of_owners(
         &self,
         owners: &BTreeSet<IdentityId>,
         profiles: &BTreeSet<IdentityId>,
@@ -50,7 +66,7 @@ impl Store {
                 let Ok(doc) = DocId::from_bytes(k.value()) else {
                     continue;
                 };
-                if !may_receive(&doc, asker) {
+                if !self.may_receive(&doc, asker)? {
                     continue;
                 }
                 let vv: VersionVector = clock_entries(&clocks, &actors, doc_no.value())?
@@ -76,7 +92,7 @@ impl Store {
         asker: Option<IdentityId>,
         max_bytes: usize,
     ) -> Result<ChangeBatch, StoreError> {
-        if !may_receive(doc, asker) {
+        if !self.may_receive(doc, asker)? {
             return Ok(ChangeBatch::default());
         }
         let txn = self.db.begin_read()?;
@@ -200,7 +216,7 @@ impl Store {
 }
 
 /// One document's clock entries: `(actor_no, actor id, highest gap-free seq)`.
-fn clock_entries(
+pub(crate) fn clock_entries(
     clocks: &impl ReadableTable<&'static [u8; 8], u32>,
     actors: &impl ReadableTable<u32, &'static [u8]>,
     doc_no: u32,
@@ -219,12 +235,62 @@ fn clock_entries(
     Ok(out)
 }
 
-/// Private documents go only to their owner's devices; everything else is public.
-fn may_receive(doc: &DocId, asker: Option<IdentityId>) -> bool {
-    match doc.kind {
-        DocKind::Private => asker == Some(doc.owner),
-        DocKind::Feed => doc.space.is_public(),
-        DocKind::Profile => true,
-        DocKind::GroupControl => false,
+impl Store {
+    /// Private documents go only to their owner's devices, group documents
+    /// only to members; the rest is public.
+    fn may_receive(&self, doc: &DocId, asker: Option<IdentityId>) -> Result<bool, StoreError> {
+        Ok(match doc.kind {
+            DocKind::Private => asker == Some(doc.owner),
+            DocKind::Profile => true,
+            DocKind::Feed if doc.space.is_public() => true,
+            DocKind::Feed | DocKind::GroupControl => self.is_group_member(doc, asker)?,
+        })
+    }
+
+    /// The control document and the feeds of every member, present or
+    /// former, of `group`, if `asker` is a member.
+    fn versions_of_group(
+        &self,
+        group: &SpaceId,
+        asker: Option<IdentityId>,
+    ) -> Result<Vec<(DocId, VersionVector)>, StoreError> {
+        let Some(state) = self.group(group)? else {
+            return Ok(Vec::new());
+        };
+        if !asker.is_some_and(|a| state.is_member(&a)) {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_read()?;
+        let nos = txn.open_table(DOC_NOS)?;
+        let clocks = txn.open_table(CLOCKS)?;
+        let actors = txn.open_table(ACTORS)?;
+        let vv_of = |doc_no: u32| -> Result<VersionVector, StoreError> {
+            Ok(clock_entries(&clocks, &actors, doc_no)?
+                .into_iter()
+                .map(|(_, actor, seq)| (actor, seq))
+                .collect())
+        };
+        let mut out = Vec::new();
+        let control = DocId::group_control(*group);
+        if let Some(no) = nos.get(&control.to_bytes()[..])? {
+            out.push((control, vv_of(no.value())?));
+        }
+        for person in state.members.keys().chain(state.removed.keys()) {
+            let (lo, hi) = DocId::bounds_of(DocKind::Feed, person);
+            for entry in nos.range::<&[u8]>(&lo[..]..=&hi[..])? {
+                let (k, doc_no) = entry?;
+                let Ok(doc) = DocId::from_bytes(k.value()) else {
+                    continue;
+                };
+                if doc.space != *group {
+                    continue;
+                }
+                let vv = vv_of(doc_no.value())?;
+                if !vv.is_empty() {
+                    out.push((doc, vv));
+                }
+            }
+        }
+        Ok(out)
     }
 }

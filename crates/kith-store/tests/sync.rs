@@ -20,10 +20,13 @@ fn pull(
     max_bytes: usize,
 ) -> usize {
     let mut moved = 0;
-    for (doc, _) in from.versions(owners, &BTreeSet::new(), asker).unwrap() {
+    for (doc, _) in from
+        .versions(owners, &BTreeSet::new(), &BTreeSet::new(), asker)
+        .unwrap()
+    {
         loop {
             let have: VersionVector = to
-                .versions(owners, &BTreeSet::new(), asker)
+                .versions(owners, &BTreeSet::new(), &BTreeSet::new(), asker)
                 .unwrap()
                 .into_iter()
                 .find(|(d, _)| *d == doc)
@@ -116,7 +119,7 @@ fn private_documents_reach_only_their_owners_devices() {
     let private = DocId::private(alice.id());
     let bob = Author::new(2);
     let to_bob = s
-        .versions(&owners, &BTreeSet::new(), Some(bob.id()))
+        .versions(&owners, &BTreeSet::new(), &BTreeSet::new(), Some(bob.id()))
         .unwrap();
     assert!(to_bob.iter().all(|(d, _)| *d != private));
     assert!(
@@ -126,7 +129,12 @@ fn private_documents_reach_only_their_owners_devices() {
             .is_empty()
     );
     let to_alice = s
-        .versions(&owners, &BTreeSet::new(), Some(alice.id()))
+        .versions(
+            &owners,
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+            Some(alice.id()),
+        )
         .unwrap();
     assert!(to_alice.iter().any(|(d, _)| *d == private));
     assert_eq!(
@@ -153,7 +161,8 @@ fn version_vectors_stop_at_the_first_gap() {
         .unwrap();
     let owners = BTreeSet::from([alice.id()]);
     let vv = |s: &Store| {
-        s.versions(&owners, &BTreeSet::new(), None).unwrap()[0]
+        s.versions(&owners, &BTreeSet::new(), &BTreeSet::new(), None)
+            .unwrap()[0]
             .1
             .values()
             .copied()

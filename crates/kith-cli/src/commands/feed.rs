@@ -17,6 +17,9 @@ pub struct FeedArgs {
     /// How many posts.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT))]
     limit: u64,
+    /// A group's posts (its id or name) instead of public ones.
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -31,6 +34,7 @@ pub fn feed(ctx: &Context, a: FeedArgs) -> anyhow::Result<()> {
     let Reply::Posts(posts) = ctx.call(Call::Feed {
         author: a.author,
         limit: a.limit as usize,
+        group: a.group,
     })?
     else {
         return Err(output::unexpected());

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod feed;
+pub mod group;
 pub mod init;
 pub mod net;
 pub mod node;

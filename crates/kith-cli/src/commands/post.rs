@@ -10,9 +10,12 @@ use crate::output;
 pub struct PostArgs {
     /// The text (at most 10,000 characters).
     text: String,
-    /// Reply to this post.
+    /// Reply to this post (the reply goes where the post is).
     #[arg(long, value_name = "POST")]
     reply_to: Option<PostId>,
+    /// Post in this group (its id or name) instead of publicly.
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +42,7 @@ pub fn post(ctx: &Context, a: PostArgs) -> anyhow::Result<()> {
     let Reply::Post(id) = ctx.call(Call::Post {
         text: a.text,
         reply_to: a.reply_to,
+        group: a.group,
     })?
     else {
         return Err(output::unexpected());

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::{DocId, IdentityId, SpaceId};
 
 pub use records::{Record, RecordError, Role};
-pub use state::{GroupState, InviteState, JoinRefusal, Member, Removal, may_write_control};
+pub use state::{
+    GroupState, InviteState, JoinRefusal, Member, Removal, WriteRefusal, may_write_control,
+};
 
 /// The id of the group `creator` made with `nonce`: anyone holding the
 /// genesis record can check who created the group.

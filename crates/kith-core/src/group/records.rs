@@ -23,7 +23,9 @@ pub const MAX_INVITE_USES: u32 = 10_000;
 pub const MAX_CUTOFF_ENTRIES: usize = 1024;
 
 /// A member's powers in a group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads and posts; may admit whoever holds a valid invite.

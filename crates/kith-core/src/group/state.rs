@@ -184,6 +184,15 @@ impl GroupState {
     }
 }
 
+/// Why a control change may not be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteRefusal {
+    #[error("the group's earlier changes it depends on have not arrived")]
+    MissingHistory,
+    #[error("its author was not a member of the group when it was written")]
+    NotMember,
+}
+
 /// Whether a new control change by `author` may be stored: its author must
 /// be a member in the state its dependencies describe (what the writer saw),
 /// or the change must be the group's genesis by its creator. Judged on the
@@ -195,20 +204,29 @@ pub fn may_write_control(
     change: &Change,
     author: &IdentityId,
     author_of: impl Fn(&[u8]) -> Option<IdentityId>,
-) -> bool {
+) -> Result<(), WriteRefusal> {
     if change.deps().is_empty() {
-        return records_of(change).iter().any(|r| match r {
+        let genesis = records_of(change).iter().any(|r| match r {
             Record::Genesis { creator, nonce } => {
                 creator == author && super::group_id(creator, nonce) == id
             }
             _ => false,
         });
+        return if genesis {
+            Ok(())
+        } else {
+            Err(WriteRefusal::NotMember)
+        };
     }
     let history = History::new(existing.to_vec());
-    let Some(past) = history.causal_past(change.deps()) else {
-        return false;
-    };
-    replay_history(id, &history, &past, &author_of).is_member(author)
+    let past = history
+        .causal_past(change.deps())
+        .ok_or(WriteRefusal::MissingHistory)?;
+    if replay_history(id, &history, &past, &author_of).is_member(author) {
+        Ok(())
+    } else {
+        Err(WriteRefusal::NotMember)
+    }
 }
 
 /// Replays the changes of `history` marked in `include`, voiding the

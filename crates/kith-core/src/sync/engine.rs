@@ -12,6 +12,11 @@
 //! - again every [`EngineConfig::resync_ms`], when interests change, and
 //!   when a gossiped change from that peer waits for dependencies.
 //!
+//! Versions requests also name the groups this node belongs to, whose
+//! documents only members receive. To join a group ([`Input::Join`]) the
+//! engine asks each identified peer in turn to admit it (`Join`), until one
+//! does; each answer is reported ([`Output::JoinAnswer`]).
+//!
 //! A peer whose responses carry changes the replica refuses, or that answer
 //! out of turn, collects offences; past [`EngineConfig::max_offences`] the
 //! engine asks for a disconnect and ignores the peer for a while.
@@ -19,7 +24,10 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::{ChangeBatch, Request, Response, VersionVector, missing};
-use crate::{DeviceCert, DeviceId, DocId, IdentityId, SignedChange};
+use crate::{DeviceCert, DeviceId, DocId, DocKind, IdentityId, SignedChange, SpaceId};
+
+/// Most groups being joined at once.
+pub const MAX_JOINING: usize = 16;
 
 /// Tunables, with the defaults a node uses.
 #[derive(Debug, Clone)]
@@ -71,6 +79,8 @@ pub trait Replica {
     fn certificate(&self) -> DeviceCert;
     /// Identities whose documents this node wants: itself and whom it follows.
     fn interests(&self) -> Result<BTreeSet<IdentityId>, ReplicaError>;
+    /// Groups this node's identity is a member of.
+    fn groups(&self) -> Result<BTreeSet<SpaceId>, ReplicaError>;
     /// The identity that certified `device`, if known.
     fn identity_of(&self, device: &DeviceId) -> Result<Option<IdentityId>, ReplicaError>;
     /// Records a verified certificate.
@@ -81,8 +91,18 @@ pub trait Replica {
         &self,
         owners: &BTreeSet<IdentityId>,
         profiles: &BTreeSet<IdentityId>,
+        groups: &BTreeSet<SpaceId>,
         asker: Option<IdentityId>,
     ) -> Result<Vec<(DocId, VersionVector)>, ReplicaError>;
+    /// Admits `joiner` to `group` if `proof` shows it holds the secret of an
+    /// open invite: records the join; or says why not.
+    fn admit(
+        &mut self,
+        group: &SpaceId,
+        invite: &[u8; 32],
+        proof: &[u8; 64],
+        joiner: IdentityId,
+    ) -> Result<(), String>;
     /// This replica's version vector of `doc`.
     fn version(&self, doc: &DocId) -> Result<VersionVector, ReplicaError>;
     /// The changes of `doc` beyond `have` that `asker` may receive.
@@ -137,8 +157,14 @@ pub enum Input {
         peer: DeviceId,
         reason: String,
     },
-    /// The set of followed identities changed.
+    /// The set of followed identities or of groups changed.
     InterestsChanged,
+    /// Join `group`: ask peers to admit this node with an invite's proof.
+    Join {
+        group: SpaceId,
+        invite: [u8; 32],
+        proof: [u8; 64],
+    },
     /// Time passed.
     Tick,
 }
@@ -169,6 +195,12 @@ pub enum Output {
         peer: DeviceId,
         identity: IdentityId,
     },
+    /// A peer answered a join request: admitted, or refused with a reason.
+    JoinAnswer {
+        group: SpaceId,
+        peer: DeviceId,
+        answer: Result<(), String>,
+    },
 }
 
 /// Catch-up progress with one peer.
@@ -187,6 +219,15 @@ enum Asked {
     Hello,
     Versions,
     Changes(DocId),
+    Join(SpaceId),
+}
+
+/// A group being joined: the proof, and the peers already asked.
+#[derive(Debug, Clone)]
+struct Joining {
+    invite: [u8; 32],
+    proof: [u8; 64],
+    asked: BTreeSet<DeviceId>,
 }
 
 #[derive(Debug, Default)]
@@ -216,7 +257,8 @@ impl Peer {
                 self.queued.remove(&doc);
                 self.versions_wanted = true;
             }
-            None => {}
+            // The peer counts as asked: it could not be reached.
+            Some(Asked::Join(_)) | None => {}
         }
     }
 }
@@ -231,6 +273,10 @@ pub struct Engine {
     /// number of devices, so a new one must not start with a clean slate.
     banned_identities: BTreeMap<IdentityId, u64>,
     next_id: u64,
+    joining: BTreeMap<SpaceId, Joining>,
+    /// Groups a peer admitted this node to, until the replica's own copy
+    /// of the group's log says so too.
+    joined: BTreeSet<SpaceId>,
 }
 
 impl Engine {
@@ -295,6 +341,22 @@ impl Engine {
             Input::InterestsChanged => {
                 for p in self.peers.values_mut() {
                     p.versions_wanted = true;
+                }
+            }
+            Input::Join {
+                group,
+                invite,
+                proof,
+            } => {
+                if self.joining.len() < MAX_JOINING || self.joining.contains_key(&group) {
+                    self.joining.insert(
+                        group,
+                        Joining {
+                            invite,
+                            proof,
+                            asked: BTreeSet::new(),
+                        },
+                    );
                 }
             }
             Input::Tick => {
@@ -364,10 +426,28 @@ impl Engine {
         let asker = replica.identity_of(&peer).ok().flatten();
         let result = match request {
             Request::Hello => return Response::Hello(replica.certificate()),
-            Request::Versions { owners, profiles } => replica
+            Request::Join {
+                group,
+                invite,
+                proof,
+            } => {
+                let Some(joiner) = asker else {
+                    return Response::Refused("say who you are (hello) first".into());
+                };
+                return match replica.admit(&group, &invite, &proof, joiner) {
+                    Ok(()) => Response::Joined,
+                    Err(why) => Response::Refused(why),
+                };
+            }
+            Request::Versions {
+                owners,
+                profiles,
+                groups,
+            } => replica
                 .versions(
                     &owners.into_iter().collect(),
                     &profiles.into_iter().collect(),
+                    &groups.into_iter().collect(),
                     asker,
                 )
                 .map(Response::Versions),
@@ -445,16 +525,47 @@ impl Engine {
                     identity: cert.identity,
                 });
             }
+            (Asked::Join(group), Response::Joined) => {
+                self.joining.remove(&group);
+                self.joined.insert(group);
+                for q in self.peers.values_mut() {
+                    q.versions_wanted = true;
+                }
+                out.push(Output::JoinAnswer {
+                    group,
+                    peer,
+                    answer: Ok(()),
+                });
+            }
+            (Asked::Join(group), Response::Refused(why)) => {
+                out.push(Output::JoinAnswer {
+                    group,
+                    peer,
+                    answer: Err(why),
+                });
+            }
             (Asked::Versions, Response::Versions(docs)) => {
                 let Ok(interests) = replica.interests() else {
                     return;
                 };
+                let Ok(mut groups) = replica.groups() else {
+                    return;
+                };
+                self.joined.retain(|g| !groups.contains(g));
+                groups.extend(self.joined.iter().copied());
                 p.progress = PeerProgress::default();
                 for (doc, theirs) in docs {
-                    // Followed identities' documents, and the peer's own profile (people
-                    // met); nothing else, whatever the peer offers.
-                    let wanted = interests.contains(&doc.owner)
-                        || (doc.kind == crate::DocKind::Profile && Some(doc.owner) == p.identity);
+                    // Followed identities' public documents, the peer's own
+                    // profile (people met) and the documents of our groups;
+                    // nothing else, whatever the peer offers.
+                    let wanted = match doc.kind {
+                        DocKind::GroupControl => groups.contains(&doc.space),
+                        DocKind::Feed if !doc.space.is_public() => groups.contains(&doc.space),
+                        _ => {
+                            interests.contains(&doc.owner)
+                                || (doc.kind == DocKind::Profile && Some(doc.owner) == p.identity)
+                        }
+                    };
                     if !wanted || p.queued.contains(&doc) || p.queue.len() >= self.config.max_queue
                     {
                         continue;
@@ -568,11 +679,53 @@ impl Engine {
         out.push(Output::Disconnect { peer, reason });
     }
 
+    /// Asks every identified peer not yet asked to admit this node to each
+    /// group being joined.
+    fn ask_to_join(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        let identified: Vec<DeviceId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.identity.is_some())
+            .map(|(d, _)| *d)
+            .collect();
+        let groups: Vec<SpaceId> = self.joining.keys().copied().collect();
+        for group in groups {
+            for peer in &identified {
+                let j = self.joining.get_mut(&group).expect("listed above");
+                if !j.asked.insert(*peer) {
+                    continue;
+                }
+                let request = Request::Join {
+                    group,
+                    invite: j.invite,
+                    proof: j.proof,
+                };
+                self.next_id += 1;
+                let id = self.next_id;
+                let p = self.peers.get_mut(peer).expect("listed above");
+                p.in_flight.insert(id, Asked::Join(group));
+                p.sent_at.insert(id, now_ms);
+                out.push(Output::Send(Sent {
+                    peer: *peer,
+                    id,
+                    request,
+                }));
+            }
+        }
+    }
+
+    /// Stops trying to join `group` (the caller gave up or was admitted).
+    pub fn stop_joining(&mut self, group: &SpaceId) {
+        self.joining.remove(group);
+    }
+
     /// Sends what is due: versions requests, then changes requests up to the
     /// in-flight limit.
     fn pump(&mut self, now_ms: u64, replica: &mut impl Replica, out: &mut Vec<Output>) {
         let peers: Vec<DeviceId> = self.peers.keys().copied().collect();
+        self.ask_to_join(now_ms, out);
         let mut interests: Option<Vec<IdentityId>> = None;
+        let mut groups: Option<Vec<SpaceId>> = None;
         for peer in peers {
             let gap = self.config.min_versions_gap_ms;
             let Some(p) = self.peers.get_mut(&peer) else {
@@ -608,6 +761,16 @@ impl Engine {
                         Err(_) => continue,
                     },
                 };
+                let groups = match &groups {
+                    Some(g) => g.clone(),
+                    None => match replica.groups() {
+                        Ok(mut g) => {
+                            g.extend(self.joined.iter().copied());
+                            groups.insert(g.into_iter().collect()).clone()
+                        }
+                        Err(_) => continue,
+                    },
+                };
                 let profiles: Vec<IdentityId> =
                     self.peers.values().filter_map(|q| q.identity).collect();
                 let id = self.next_id();
@@ -619,7 +782,11 @@ impl Engine {
                 out.push(Output::Send(Sent {
                     peer,
                     id,
-                    request: Request::Versions { owners, profiles },
+                    request: Request::Versions {
+                        owners,
+                        profiles,
+                        groups,
+                    },
                 }));
             }
             loop {

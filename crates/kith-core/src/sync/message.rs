@@ -5,7 +5,7 @@ use prost::Message;
 
 use super::{ChangeBatch, VersionVector};
 use crate::doc::DocId;
-use crate::{DeviceCert, IdentityId, SignedChange, proto};
+use crate::{DeviceCert, IdentityId, SignedChange, SpaceId, proto};
 
 /// Largest encoded request accepted.
 pub const MAX_REQUEST_BYTES: usize = 512 * 1024;
@@ -17,6 +17,8 @@ pub const MAX_OWNERS: usize = 8192;
 pub const MAX_CLOCK_ENTRIES: usize = 1024;
 /// Most documents one versions response may list.
 pub const MAX_DOCS: usize = 100_000;
+/// Most groups one versions request may name.
+pub const MAX_GROUPS: usize = 1024;
 
 /// A request of the sync protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +30,20 @@ pub enum Request {
     Versions {
         owners: Vec<IdentityId>,
         profiles: Vec<IdentityId>,
+        /// Groups whose documents the asker wants, as a member.
+        groups: Vec<SpaceId>,
     },
     /// The changes of `doc` beyond `have`, at most about `max_bytes`.
     Changes {
         doc: DocId,
         have: VersionVector,
         max_bytes: u32,
+    },
+    /// Admit me to `group`: `proof` shows I hold the secret of `invite`.
+    Join {
+        group: SpaceId,
+        invite: [u8; 32],
+        proof: [u8; 64],
     },
 }
 
@@ -44,6 +54,7 @@ pub enum Response {
     Versions(Vec<(DocId, VersionVector)>),
     Changes(ChangeBatch),
     Refused(String),
+    Joined,
 }
 
 /// Why bytes from a peer are not a sync message.
@@ -102,9 +113,23 @@ impl Request {
         use proto::sync_request::Request as R;
         let r = match self {
             Request::Hello => R::Hello(proto::Hello {}),
-            Request::Versions { owners, profiles } => R::Versions(proto::VersionsRequest {
+            Request::Versions {
+                owners,
+                profiles,
+                groups,
+            } => R::Versions(proto::VersionsRequest {
                 owners: owners.iter().map(|i| i.0.to_vec()).collect(),
                 profiles: profiles.iter().map(|i| i.0.to_vec()).collect(),
+                groups: groups.iter().map(|g| g.0.to_vec()).collect(),
+            }),
+            Request::Join {
+                group,
+                invite,
+                proof,
+            } => R::Join(proto::JoinRequest {
+                group: group.0.to_vec(),
+                invite: invite.to_vec(),
+                proof: proof.to_vec(),
             }),
             Request::Changes {
                 doc,
@@ -127,9 +152,39 @@ impl Request {
         let p = proto::SyncRequest::decode(bytes).map_err(|_| DecodeError::Protobuf)?;
         Ok(match p.request.ok_or(DecodeError::Empty)? {
             R::Hello(_) => Request::Hello,
-            R::Versions(v) => Request::Versions {
-                owners: ids(v.owners)?,
-                profiles: ids(v.profiles)?,
+            R::Versions(v) => {
+                if v.groups.len() > MAX_GROUPS {
+                    return Err(DecodeError::TooMany(v.groups.len()));
+                }
+                Request::Versions {
+                    owners: ids(v.owners)?,
+                    profiles: ids(v.profiles)?,
+                    groups: v
+                        .groups
+                        .into_iter()
+                        .map(|g| {
+                            Ok(SpaceId(
+                                g.try_into()
+                                    .map_err(|_| DecodeError::Field("group".into()))?,
+                            ))
+                        })
+                        .collect::<Result<_, DecodeError>>()?,
+                }
+            }
+            R::Join(j) => Request::Join {
+                group: SpaceId(
+                    j.group
+                        .try_into()
+                        .map_err(|_| DecodeError::Field("group".into()))?,
+                ),
+                invite: j
+                    .invite
+                    .try_into()
+                    .map_err(|_| DecodeError::Field("invite".into()))?,
+                proof: j
+                    .proof
+                    .try_into()
+                    .map_err(|_| DecodeError::Field("proof".into()))?,
             },
             R::Changes(c) => Request::Changes {
                 doc: doc(&c.doc_id)?,
@@ -164,6 +219,7 @@ impl Response {
                 more: batch.more,
             }),
             Response::Refused(reason) => R::Refused(reason.clone()),
+            Response::Joined => R::Joined(proto::Joined {}),
         };
         proto::SyncResponse { response: Some(r) }.encode_to_vec()
     }
@@ -209,6 +265,7 @@ impl Response {
                 more: c.more,
             }),
             R::Refused(reason) => Response::Refused(reason.chars().take(200).collect()),
+            R::Joined(_) => Response::Joined,
         })
     }
 }
@@ -229,6 +286,12 @@ mod tests {
             Request::Versions {
                 owners: vec![alice.id()],
                 profiles: vec![],
+                groups: vec![SpaceId([9; 32])],
+            },
+            Request::Join {
+                group: SpaceId([9; 32]),
+                invite: [3; 32],
+                proof: [4; 64],
             },
             Request::Changes {
                 doc,
@@ -248,6 +311,7 @@ mod tests {
                 more: true,
             }),
             Response::Refused("no".into()),
+            Response::Joined,
         ] {
             assert_eq!(Response::decode(&r.encode()).unwrap(), r);
         }
@@ -266,6 +330,7 @@ mod tests {
                 proto::VersionsRequest {
                     owners: vec![vec![1; 5]],
                     profiles: vec![],
+                    groups: vec![],
                 },
             )),
         };

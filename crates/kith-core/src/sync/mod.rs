@@ -22,7 +22,9 @@ pub mod message_limits {
 
 use std::collections::BTreeMap;
 
-pub use engine::{Engine, EngineConfig, Input, Output, PeerProgress, Replica, ReplicaError, Sent};
+pub use engine::{
+    Engine, EngineConfig, Input, MAX_JOINING, Output, PeerProgress, Replica, ReplicaError, Sent,
+};
 pub use message::{DecodeError, Request, Response};
 
 use crate::{DeviceCert, SignedChange};

@@ -1,0 +1,499 @@
+//! Groups, as a person acts on them: create, invite, admit, revoke, remove,
+//! promote, leave, rename, and the views the CLI and the API show.
+//!
+//! Every act is one record in the group's control document
+//! (`kith_core::group::records`), checked here against the group's current
+//! state so that the person hears why an act is refused, and checked again
+//! by the store on the very rules every other member applies.
+
+use std::collections::BTreeMap;
+
+use kith_core::group::{self, GroupState, JoinRefusal, Record, Role};
+use kith_core::{DocId, IdentityId, InviteKey, SpaceId};
+use serde::{Deserialize, Serialize};
+
+use crate::home::{HomeError, now_ms};
+use crate::service::{ActionError, Service};
+
+/// Default lifetime of an invite.
+pub const DEFAULT_INVITE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Longest lifetime of an invite.
+pub const MAX_INVITE_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
+
+/// A member, for people and programs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub id: IdentityId,
+    pub name: Option<String>,
+    pub role: Role,
+    /// The admin whose invite the member used (`None`: the creator).
+    pub invited_by: Option<IdentityId>,
+    /// The member who admitted them.
+    pub admitted_by: Option<IdentityId>,
+    #[serde(
+        rename = "since",
+        serialize_with = "kith_store::rfc3339",
+        deserialize_with = "kith_store::from_rfc3339"
+    )]
+    pub since_ms: u64,
+}
+
+/// An invite as its group's log records it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteView {
+    /// The first 16 hex digits of the invite's public key.
+    pub id: String,
+    pub by: IdentityId,
+    pub role: Role,
+    pub uses: u32,
+    pub used: u32,
+    #[serde(
+        rename = "expires_at",
+        serialize_with = "kith_store::rfc3339",
+        deserialize_with = "kith_store::from_rfc3339"
+    )]
+    pub expires_at_ms: u64,
+    pub revoked: bool,
+    /// Could still admit someone now.
+    pub open: bool,
+}
+
+/// A group, as `kith group show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupView {
+    pub id: SpaceId,
+    pub name: String,
+    pub about: String,
+    /// This identity's role; `None` if it is not (or no longer) a member.
+    pub role: Option<Role>,
+    pub members: Vec<MemberView>,
+    /// Open and past invites; shown to admins only.
+    pub invites: Vec<InviteView>,
+}
+
+/// A line of `kith group list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub id: SpaceId,
+    pub name: String,
+    pub role: Option<Role>,
+    pub members: usize,
+}
+
+/// A new invite: the key to hand over, and what the log says of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInvite {
+    pub key: String,
+    pub group: SpaceId,
+    pub invite: InviteView,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn invite_view(key: &[u8; 32], i: &group::InviteState, now: u64) -> InviteView {
+    InviteView {
+        id: hex(&key[..8]),
+        by: i.by,
+        role: i.role,
+        uses: i.uses,
+        used: i.used,
+        expires_at_ms: i.expires_at_ms,
+        revoked: i.revoked,
+        open: i.is_open(now),
+    }
+}
+
+impl Service {
+    /// The group `reference` names: its id, or the name of one of this
+    /// identity's groups (unique among them).
+    pub fn resolve_group(&self, reference: &str) -> Result<SpaceId, ActionError> {
+        if let Ok(id) = reference.parse::<SpaceId>()
+            && !id.is_public()
+        {
+            return Ok(id);
+        }
+        let me = self.identity();
+        let matches: Vec<SpaceId> = self
+            .store()
+            .groups()?
+            .iter()
+            .filter(|g| g.is_member(&me) && g.name == reference)
+            .map(|g| g.id)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ActionError::Invalid(format!(
+                "no group of yours is called or has the id `{reference}` (see `kith group list`)"
+            ))),
+            _ => Err(ActionError::Invalid(format!(
+                "{} of your groups are called `{reference}`: use the group's id",
+                matches.len()
+            ))),
+        }
+    }
+
+    /// The group's state, which must hold this identity as a member.
+    fn my_group(&self, group: &SpaceId) -> Result<std::sync::Arc<GroupState>, ActionError> {
+        let state = self
+            .store()
+            .group(group)?
+            .ok_or_else(|| ActionError::Invalid(format!("this node knows no group {group}")))?;
+        if !state.is_member(&self.identity()) {
+            return Err(ActionError::Invalid(format!(
+                "you are not a member of group {} ({group})",
+                state.name
+            )));
+        }
+        Ok(state)
+    }
+
+    fn my_admin_group(&self, group: &SpaceId) -> Result<std::sync::Arc<GroupState>, ActionError> {
+        let state = self.my_group(group)?;
+        if !state.is_admin(&self.identity()) {
+            return Err(ActionError::Invalid(format!(
+                "only admins of {} can do that; you are a member",
+                state.name
+            )));
+        }
+        Ok(state)
+    }
+
+    fn write_control(&mut self, group: &SpaceId, records: &[Record]) -> Result<(), ActionError> {
+        self.commit(DocId::group_control(*group), |d| {
+            records.iter().try_for_each(|r| r.write(d))
+        })
+    }
+
+    /// The member `reference` names in `state`: an identity, or a unique name.
+    fn resolve_member(
+        &self,
+        state: &GroupState,
+        reference: &str,
+    ) -> Result<IdentityId, ActionError> {
+        if let Ok(id) = reference.parse::<IdentityId>() {
+            return Ok(id);
+        }
+        let me = self.identity();
+        let named: Vec<IdentityId> = state
+            .members
+            .keys()
+            .filter(|id| {
+                self.store()
+                    .person(&me, id)
+                    .ok()
+                    .flatten()
+                    .and_then(|p| p.name)
+                    .is_some_and(|n| n == reference)
+            })
+            .copied()
+            .collect();
+        match named.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ActionError::Invalid(format!(
+                "no member of {} is called `{reference}`",
+                state.name
+            ))),
+            _ => Err(ActionError::Invalid(format!(
+                "several members of {} are called `{reference}`: use their id",
+                state.name
+            ))),
+        }
+    }
+
+    /// Creates a group with this identity as its first admin.
+    pub fn group_create(&mut self, name: &str, about: &str) -> Result<GroupView, ActionError> {
+        group::records::check_info(name, about).map_err(ActionError::Invalid)?;
+        let me = self.identity();
+        let nonce = kith_core::keys::random_bytes::<16>().map_err(HomeError::from)?;
+        let id = group::group_id(&me, &nonce);
+        self.write_control(
+            &id,
+            &[
+                Record::Genesis { creator: me, nonce },
+                Record::Info {
+                    name: name.to_owned(),
+                    about: about.to_owned(),
+                },
+            ],
+        )?;
+        self.group_show(&id)
+    }
+
+    /// This identity's groups (and those it was removed from or left).
+    pub fn group_list(&self) -> Result<Vec<GroupSummary>, ActionError> {
+        let me = self.identity();
+        Ok(self
+            .store()
+            .groups()?
+            .iter()
+            .filter(|g| g.is_member(&me) || g.removed.contains_key(&me))
+            .map(|g| GroupSummary {
+                id: g.id,
+                name: g.name.clone(),
+                role: g.role(&me),
+                members: g.members.len(),
+            })
+            .collect())
+    }
+
+    pub fn group_show(&self, group: &SpaceId) -> Result<GroupView, ActionError> {
+        let me = self.identity();
+        let state = self
+            .store()
+            .group(group)?
+            .ok_or_else(|| ActionError::Invalid(format!("this node knows no group {group}")))?;
+        let now = now_ms();
+        let members = state
+            .members
+            .iter()
+            .map(|(id, m)| MemberView {
+                id: *id,
+                name: self
+                    .store()
+                    .person(&me, id)
+                    .ok()
+                    .flatten()
+                    .and_then(|p| p.name),
+                role: m.role,
+                invited_by: m.invited_by,
+                admitted_by: m.admitted_by,
+                since_ms: m.since_ms,
+            })
+            .collect();
+        let invites = if state.is_admin(&me) {
+            state
+                .invites
+                .iter()
+                .map(|(k, i)| invite_view(k, i, now))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(GroupView {
+            id: state.id,
+            name: state.name.clone(),
+            about: state.about.clone(),
+            role: state.role(&me),
+            members,
+            invites,
+        })
+    }
+
+    /// Makes an invite and returns its key. `addresses` are where this node
+    /// can be reached (binary multiaddrs), best first.
+    pub fn group_invite(
+        &mut self,
+        group: &SpaceId,
+        ttl_ms: u64,
+        uses: u32,
+        role: Role,
+        addresses: Vec<Vec<u8>>,
+    ) -> Result<NewInvite, ActionError> {
+        self.my_admin_group(group)?;
+        if ttl_ms == 0 || ttl_ms > MAX_INVITE_TTL_MS {
+            return Err(ActionError::Invalid(
+                "an invite must expire after at least a millisecond and at most a year".into(),
+            ));
+        }
+        if uses == 0 || uses > group::records::MAX_INVITE_USES {
+            return Err(ActionError::Invalid(format!(
+                "an invite admits 1 to {} people",
+                group::records::MAX_INVITE_USES
+            )));
+        }
+        let secret = kith_core::keys::random_bytes::<32>().map_err(HomeError::from)?;
+        let key = InviteKey {
+            group: *group,
+            secret,
+            addresses,
+        };
+        let public_key = key.public_key();
+        self.write_control(
+            group,
+            &[Record::Invite {
+                public_key,
+                expires_at_ms: now_ms().saturating_add(ttl_ms),
+                uses,
+                role,
+            }],
+        )?;
+        let state = self.my_group(group)?;
+        let invite = state
+            .invites
+            .get(&public_key)
+            .map(|i| invite_view(&public_key, i, now_ms()))
+            .ok_or_else(|| ActionError::Invalid("the invite was not recorded".into()))?;
+        Ok(NewInvite {
+            key: key.encode(),
+            group: *group,
+            invite,
+        })
+    }
+
+    pub fn group_invites(&self, group: &SpaceId) -> Result<Vec<InviteView>, ActionError> {
+        let state = self.my_admin_group(group)?;
+        let now = now_ms();
+        Ok(state
+            .invites
+            .iter()
+            .map(|(k, i)| invite_view(k, i, now))
+            .collect())
+    }
+
+    /// Revokes the invite whose id starts with `invite` (at least 8 hex digits).
+    pub fn group_revoke(&mut self, group: &SpaceId, invite: &str) -> Result<(), ActionError> {
+        let state = self.my_admin_group(group)?;
+        let wanted = invite.trim().to_ascii_lowercase();
+        if wanted.len() < 8 {
+            return Err(ActionError::Invalid(
+                "name the invite by at least 8 digits of its id (see `kith group invites`)".into(),
+            ));
+        }
+        let found: Vec<[u8; 32]> = state
+            .invites
+            .keys()
+            .filter(|k| hex(&k[..]).starts_with(&wanted))
+            .copied()
+            .collect();
+        let public_key = match found.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(ActionError::Invalid(format!(
+                    "{} has no invite {invite}",
+                    state.name
+                )));
+            }
+            _ => {
+                return Err(ActionError::Invalid(format!(
+                    "several invites start with {invite}: give more digits"
+                )));
+            }
+        };
+        if state.invites[&public_key].revoked {
+            return Err(ActionError::Invalid(format!(
+                "invite {invite} is already revoked"
+            )));
+        }
+        self.write_control(group, &[Record::Revoke { public_key }])
+    }
+
+    /// Removes a member; what the remover has of its group feeds still
+    /// counts, anything later does not.
+    pub fn group_remove(&mut self, group: &SpaceId, member: &str) -> Result<(), ActionError> {
+        let state = self.my_admin_group(group)?;
+        let who = self.resolve_member(&state, member)?;
+        if who == self.identity() {
+            return Err(ActionError::Invalid(
+                "to remove yourself, use `kith group leave`".into(),
+            ));
+        }
+        if !state.is_member(&who) {
+            return Err(ActionError::Invalid(format!(
+                "{who} is not a member of {}",
+                state.name
+            )));
+        }
+        let cutoff = self.store().group_feed_clock(group, &who)?;
+        self.write_control(
+            group,
+            &[Record::Remove {
+                identity: who,
+                cutoff,
+            }],
+        )
+    }
+
+    pub fn group_promote(&mut self, group: &SpaceId, member: &str) -> Result<(), ActionError> {
+        let state = self.my_admin_group(group)?;
+        let who = self.resolve_member(&state, member)?;
+        match state.role(&who) {
+            None => Err(ActionError::Invalid(format!(
+                "{who} is not a member of {}",
+                state.name
+            ))),
+            Some(Role::Admin) => Err(ActionError::Invalid(format!(
+                "{who} is already an admin of {}",
+                state.name
+            ))),
+            Some(Role::Member) => self.write_control(group, &[Record::Promote { identity: who }]),
+        }
+    }
+
+    pub fn group_leave(&mut self, group: &SpaceId) -> Result<(), ActionError> {
+        self.my_group(group)?;
+        let me = self.identity();
+        let cutoff = self.store().group_feed_clock(group, &me)?;
+        self.write_control(
+            group,
+            &[Record::Remove {
+                identity: me,
+                cutoff,
+            }],
+        )
+    }
+
+    pub fn group_rename(
+        &mut self,
+        group: &SpaceId,
+        name: &str,
+        about: Option<&str>,
+    ) -> Result<(), ActionError> {
+        let state = self.my_admin_group(group)?;
+        let about = about.unwrap_or(&state.about).to_owned();
+        group::records::check_info(name, &about).map_err(ActionError::Invalid)?;
+        self.write_control(
+            group,
+            &[Record::Info {
+                name: name.to_owned(),
+                about,
+            }],
+        )
+    }
+
+    /// Admits `joiner` if its proof is good for an open invite: what a
+    /// member does when a peer asks to join.
+    pub fn admit(
+        &mut self,
+        group: &SpaceId,
+        invite: &[u8; 32],
+        proof: &[u8; 64],
+        joiner: IdentityId,
+    ) -> Result<(), JoinRefusal> {
+        let me = self.identity();
+        let state = match self.store().group(group) {
+            Ok(Some(s)) if s.is_member(&me) => s,
+            _ => return Err(JoinRefusal::UnknownGroup),
+        };
+        state.check_join(invite, &joiner, proof, now_ms())?;
+        self.write_control(
+            group,
+            &[Record::Join {
+                identity: joiner,
+                invite: *invite,
+                proof: *proof,
+            }],
+        )
+        .map_err(|e| {
+            tracing::warn!(error = %e, "could not record a join");
+            JoinRefusal::UnknownGroup
+        })
+    }
+
+    /// The groups this identity belongs to.
+    pub fn my_groups(&self) -> Result<BTreeMap<SpaceId, String>, ActionError> {
+        let me = self.identity();
+        Ok(self
+            .store()
+            .groups()?
+            .iter()
+            .filter(|g| g.is_member(&me))
+            .map(|g| (g.id, g.name.clone()))
+            .collect())
+    }
+}
