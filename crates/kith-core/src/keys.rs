@@ -70,3 +70,12 @@ secret_key!(
     DeviceKey,
     DeviceId
 );
+
+impl DeviceKey {
+    /// This key's secret in X25519 form (the scalar bytes of its ed25519
+    /// expansion, as libsodium's `crypto_sign_ed25519_sk_to_curve25519`
+    /// derives them), to open what was sealed to the device.
+    pub fn x25519_secret_bytes(&self) -> [u8; 32] {
+        self.0.to_scalar_bytes()
+    }
+}

@@ -510,3 +510,96 @@ fn a_forged_genesis_does_not_make_a_creator() {
     assert_eq!(s.creator, None);
     assert!(s.members.is_empty());
 }
+
+#[test]
+fn a_removed_members_device_cannot_open_the_next_epochs_key() {
+    use kith_core::DeviceKey;
+    use kith_core::group::EpochKey;
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut w = new_world(&mut rng);
+    // The devices behind persons 0 (alice), 1 (bob) and 2 (dave).
+    let device = |i: u8| DeviceKey::from_secret_bytes(&[i + 50; 32]);
+    for i in 0..3u8 {
+        w.devices.insert(device(i).id().0, w.people[i as usize].id);
+    }
+    let doc = w.people[0].doc.as_mut().unwrap();
+    doc.set_actor(actor_for(0, device(0).id().0));
+    let first = EpochKey::generate().unwrap();
+    let seal = |k: &EpochKey, i: u8| (device(i).id(), k.seal_for(&device(i).id()).unwrap());
+    w.write(
+        0,
+        &[Record::Keys {
+            epoch: 0,
+            seals: vec![seal(&first, 0)],
+        }],
+    );
+    let key = InviteKey {
+        group: w.group,
+        secret: [4; 32],
+        addresses: vec![],
+    };
+    w.write(
+        0,
+        &[Record::Invite {
+            public_key: key.public_key(),
+            expires_at_ms: u64::MAX,
+            uses: 2,
+            role: Role::Member,
+        }],
+    );
+    for i in [1u8, 2] {
+        let who = w.people[i as usize].id;
+        w.write(
+            0,
+            &[
+                Record::Join {
+                    identity: who,
+                    invite: key.public_key(),
+                    proof: key.prove(&who),
+                },
+                Record::Keys {
+                    epoch: 0,
+                    seals: vec![seal(&first, i)],
+                },
+            ],
+        );
+    }
+    let bob = w.people[1].id;
+    let second = EpochKey::generate().unwrap();
+    w.write(
+        0,
+        &[
+            Record::Remove {
+                identity: bob,
+                cutoff: vec![],
+            },
+            Record::Keys {
+                epoch: 1,
+                seals: vec![seal(&second, 0), seal(&second, 2)],
+            },
+        ],
+    );
+    let s = w.state_of(0).unwrap();
+    assert_eq!(s.epoch(), Some(1));
+    let ids = |d: u8| -> Vec<(u32, [u8; 8])> {
+        s.keys_for(&device(d))
+            .into_iter()
+            .map(|(e, k)| (e, k.id()))
+            .collect()
+    };
+    assert_eq!(ids(2), vec![(1, second.id()), (0, first.id())]);
+    assert_eq!(ids(1), vec![(0, first.id())], "bob keeps only what he had");
+    // A member (not an admin) cannot start an epoch.
+    let dave = 2;
+    merge_into(&mut w, 0, dave);
+    let third = EpochKey::generate().unwrap();
+    let d = w.people[dave].doc.as_mut().unwrap();
+    Record::Keys {
+        epoch: 2,
+        seals: vec![seal(&third, 2)],
+    }
+    .write(d)
+    .unwrap();
+    d.commit();
+    assert_eq!(w.state_of(dave).unwrap().epoch(), Some(1));
+}

@@ -15,6 +15,9 @@ use crate::codec::{SYNC_PROTOCOL, SyncCodec};
 /// The one public gossip topic. Topics are few and fixed (gossipsub refuses
 /// peers with more than 100): never a topic per person.
 pub const PUBLIC_TOPIC: &str = "kith/public/v1";
+/// Most group topics a node joins: gossipsub refuses peers with more than
+/// 100 topics, and two more are the public and probe topics.
+pub const MAX_GROUP_TOPICS: usize = 64;
 /// A topic for measuring the network itself: a node joins it only when run
 /// with `--probe` (benchmarks), and its messages are tiny opaque nonces.
 pub const PROBE_TOPIC: &str = "kith/probe/v1";

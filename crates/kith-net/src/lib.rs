@@ -17,7 +17,8 @@ mod codec;
 mod task;
 
 pub use behaviour::{
-    BuildError, MAX_GOSSIP_BYTES, MAX_PROBE_BYTES, PROBE_TOPIC, PUBLIC_TOPIC, build_swarm,
+    BuildError, MAX_GOSSIP_BYTES, MAX_GROUP_TOPICS, MAX_PROBE_BYTES, PROBE_TOPIC, PUBLIC_TOPIC,
+    build_swarm,
 };
 pub use codec::SYNC_PROTOCOL;
 pub use libp2p::gossipsub::MessageId;
@@ -42,6 +43,12 @@ pub enum Command {
     Remember(Multiaddr),
     /// Publish bytes on the public gossip topic.
     Publish(Vec<u8>),
+    /// Join a group's gossip topic (at most [`MAX_GROUP_TOPICS`] at once).
+    Subscribe(String),
+    /// Leave a group's gossip topic.
+    Unsubscribe(String),
+    /// Publish bytes on a group's topic.
+    PublishTo { topic: String, data: Vec<u8> },
     /// Join the probe topic (see [`PROBE_TOPIC`]).
     SubscribeProbe,
     /// Publish a probe (at most [`MAX_PROBE_BYTES`]).
@@ -107,11 +114,13 @@ pub enum Event {
     },
     /// A probe arrived (already validated and forwarded).
     Probe(Vec<u8>),
-    /// A gossip message to validate; `device` is the peer that relayed it.
+    /// A gossip message to validate; `device` is the peer that relayed it,
+    /// `topic` is `None` on the public topic, else the group topic's name.
     Gossip {
         message_id: MessageId,
         source: PeerId,
         device: DeviceId,
+        topic: Option<String>,
         data: Vec<u8>,
     },
 }

@@ -14,7 +14,9 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns};
 use tokio::sync::mpsc;
 
-use crate::behaviour::{Behaviour, BehaviourEvent, MAX_PROBE_BYTES, PROBE_TOPIC, PUBLIC_TOPIC};
+use crate::behaviour::{
+    Behaviour, BehaviourEvent, MAX_GROUP_TOPICS, MAX_PROBE_BYTES, PROBE_TOPIC, PUBLIC_TOPIC,
+};
 use crate::{Command, Event, NetSnapshot, PeerInfo, Via, device_of_peer};
 
 /// Sync requests from peers that wait for the node's answer, at most.
@@ -61,6 +63,7 @@ pub async fn run(
         tracing::error!(error = %e, "cannot subscribe to the public topic");
     }
     let probe_topic = gossipsub::IdentTopic::new(PROBE_TOPIC);
+    let mut groups: std::collections::HashSet<gossipsub::TopicHash> = Default::default();
     let mut outbound: HashMap<OutboundRequestId, (DeviceId, u64)> = HashMap::new();
     let mut inbound: HashMap<u64, ResponseChannel<kith_core::sync::Response>> = HashMap::new();
     let mut next_inbound = 0u64;
@@ -98,6 +101,31 @@ pub async fn run(
                                 tracing::debug!("no gossip peers yet; sync will deliver the change");
                             }
                             Err(e) => tracing::debug!(error = %e, "publish failed"),
+                        }
+                    }
+                    Command::Subscribe(name) => {
+                        let t = gossipsub::IdentTopic::new(name);
+                        if groups.len() >= MAX_GROUP_TOPICS && !groups.contains(&t.hash()) {
+                            tracing::warn!("too many group topics; not joining another");
+                        } else if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&t) {
+                            tracing::error!(error = %e, "cannot subscribe to a group topic");
+                        } else {
+                            groups.insert(t.hash());
+                        }
+                    }
+                    Command::Unsubscribe(name) => {
+                        let t = gossipsub::IdentTopic::new(name);
+                        swarm.behaviour_mut().gossipsub.unsubscribe(&t);
+                        groups.remove(&t.hash());
+                    }
+                    Command::PublishTo { topic: name, data } => {
+                        let t = gossipsub::IdentTopic::new(name);
+                        match swarm.behaviour_mut().gossipsub.publish(t, data) {
+                            Ok(_) => {}
+                            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                                tracing::debug!("no group peers on the topic; sync will deliver the change");
+                            }
+                            Err(e) => tracing::debug!(error = %e, "group publish failed"),
                         }
                     }
                     Command::SubscribeProbe => {
@@ -221,7 +249,8 @@ pub async fn run(
                         }
                         continue;
                     }
-                    if let Err(err) = events.try_send(Event::Gossip { message_id: message_id.clone(), source: propagation_source, device: source, data: message.data }) {
+                    let topic = (message.topic != topic.hash()).then(|| message.topic.to_string());
+                    if let Err(err) = events.try_send(Event::Gossip { message_id: message_id.clone(), source: propagation_source, device: source, topic, data: message.data }) {
                         tracing::warn!("node is not keeping up; ignoring a gossip message: {err}");
                         swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
                     }

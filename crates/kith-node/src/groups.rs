@@ -6,10 +6,10 @@
 //! state so that the person hears why an act is refused, and checked again
 //! by the store on the very rules every other member applies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use kith_core::group::{self, GroupState, JoinRefusal, Record, Role};
-use kith_core::{DocId, IdentityId, InviteKey, SpaceId};
+use kith_core::group::{self, EpochKey, GroupState, JoinRefusal, Record, Role};
+use kith_core::{DeviceId, DocId, IdentityId, InviteKey, SpaceId};
 use serde::{Deserialize, Serialize};
 
 use crate::home::{HomeError, now_ms};
@@ -212,6 +212,8 @@ impl Service {
         let me = self.identity();
         let nonce = kith_core::keys::random_bytes::<16>().map_err(HomeError::from)?;
         let id = group::group_id(&me, &nonce);
+        let key = EpochKey::generate().map_err(HomeError::from)?;
+        let seals = self.seal_to(&key, &BTreeSet::from([me]))?;
         self.write_control(
             &id,
             &[
@@ -220,6 +222,7 @@ impl Service {
                     name: name.to_owned(),
                     about: about.to_owned(),
                 },
+                Record::Keys { epoch: 0, seals },
             ],
         )?;
         self.group_show(&id)
@@ -400,13 +403,54 @@ impl Service {
             )));
         }
         let cutoff = self.store().group_feed_clock(group, &who)?;
+        // A new epoch whose key only the remaining members' devices get.
+        let key = EpochKey::generate().map_err(HomeError::from)?;
+        let remaining: BTreeSet<IdentityId> = state
+            .members
+            .keys()
+            .filter(|m| **m != who)
+            .copied()
+            .collect();
+        let seals = self.seal_to(&key, &remaining)?;
+        let epoch = state.epoch().map_or(0, |e| e + 1);
         self.write_control(
             group,
-            &[Record::Remove {
-                identity: who,
-                cutoff,
-            }],
+            &[
+                Record::Remove {
+                    identity: who,
+                    cutoff,
+                },
+                Record::Keys { epoch, seals },
+            ],
         )
+    }
+
+    /// Seals `key` to every device this store knows of `members` (this
+    /// device included).
+    fn seal_to(
+        &self,
+        key: &EpochKey,
+        members: &BTreeSet<IdentityId>,
+    ) -> Result<Vec<(DeviceId, Vec<u8>)>, ActionError> {
+        let mut devices: BTreeSet<DeviceId> = self
+            .store()
+            .devices_of(members)?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
+        if members.contains(&self.identity()) {
+            devices.insert(self.keys().device.id());
+        }
+        Ok(devices
+            .into_iter()
+            .filter_map(|d| key.seal_for(&d).map(|s| (d, s)))
+            .collect())
+    }
+
+    /// The newest key of `group` this device holds, with its epoch.
+    pub fn current_key(&self, group: &SpaceId) -> Option<(u32, EpochKey)> {
+        let state = self.store().group(group).ok()??;
+        state.keys_for(&self.keys().device).into_iter().next()
     }
 
     pub fn group_promote(&mut self, group: &SpaceId, member: &str) -> Result<(), ActionError> {
@@ -456,14 +500,16 @@ impl Service {
         )
     }
 
-    /// Admits `joiner` if its proof is good for an open invite: what a
-    /// member does when a peer asks to join.
+    /// Admits `joiner` (asking from `device`) if its proof is good for an
+    /// open invite, and seals the group's current key to that device: what
+    /// a member does when a peer asks to join.
     pub fn admit(
         &mut self,
         group: &SpaceId,
         invite: &[u8; 32],
         proof: &[u8; 64],
         joiner: IdentityId,
+        device: DeviceId,
     ) -> Result<(), JoinRefusal> {
         let me = self.identity();
         let state = match self.store().group(group) {
@@ -471,15 +517,20 @@ impl Service {
             _ => return Err(JoinRefusal::UnknownGroup),
         };
         state.check_join(invite, &joiner, proof, now_ms())?;
-        self.write_control(
-            group,
-            &[Record::Join {
-                identity: joiner,
-                invite: *invite,
-                proof: *proof,
-            }],
-        )
-        .map_err(|e| {
+        let mut records = vec![Record::Join {
+            identity: joiner,
+            invite: *invite,
+            proof: *proof,
+        }];
+        if let Some((epoch, key)) = self.current_key(group)
+            && let Some(sealed) = key.seal_for(&device)
+        {
+            records.push(Record::Keys {
+                epoch,
+                seals: vec![(device, sealed)],
+            });
+        }
+        self.write_control(group, &records).map_err(|e| {
             tracing::warn!(error = %e, "could not record a join");
             JoinRefusal::UnknownGroup
         })

@@ -58,10 +58,15 @@ impl Joins {
         self.pending.iter().any(|p| p.group == *group)
     }
 
-    /// A peer's answer. A refusal other than "not a member here" ends the
-    /// wait: every member would say the same of this invite.
+    /// A peer's answer. A refusal that another member could answer
+    /// differently (it is no member, or has not heard of the invite yet)
+    /// leaves the wait to others; any other ends it: every member would say
+    /// the same of this invite.
     pub fn answer(&mut self, group: SpaceId, peer: &str, answer: Result<(), String>) {
-        let not_here = JoinRefusal::UnknownGroup.to_string();
+        let maybe_elsewhere = [
+            JoinRefusal::UnknownGroup.to_string(),
+            JoinRefusal::UnknownInvite.to_string(),
+        ];
         let mut still = Vec::with_capacity(self.pending.len());
         for mut p in std::mem::take(&mut self.pending) {
             if p.group != group {
@@ -73,7 +78,7 @@ impl Joins {
                     p.admitted = true;
                     still.push(p);
                 }
-                Err(why) if *why == not_here || p.admitted => {
+                Err(why) if maybe_elsewhere.contains(why) || p.admitted => {
                     p.refusals.push(format!("{peer}: {why}"));
                     still.push(p);
                 }

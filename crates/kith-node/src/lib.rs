@@ -12,6 +12,7 @@
 
 mod api;
 pub mod call;
+pub mod group_gossip;
 pub mod groups;
 pub mod home;
 mod joins;

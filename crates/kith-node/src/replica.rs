@@ -65,8 +65,9 @@ impl Replica for Service {
         invite: &[u8; 32],
         proof: &[u8; 64],
         joiner: IdentityId,
+        device: DeviceId,
     ) -> Result<(), String> {
-        Service::admit(self, group, invite, proof, joiner).map_err(|e| e.to_string())
+        Service::admit(self, group, invite, proof, joiner, device).map_err(|e| e.to_string())
     }
 
     fn version(&self, doc: &DocId) -> Result<VersionVector, ReplicaError> {

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kith_core::sync::{Engine, EngineConfig, Input as SyncInput, Output as SyncOutput, Replica};
-use kith_core::{DeviceCert, DeviceId, IdentityId, SignedChange, proto};
+use kith_core::{DeviceCert, DeviceId, IdentityId, SignedChange, SpaceId, proto};
 use kith_net::{Command, Event, Multiaddr};
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::call::{Call, Reply, execute};
+use crate::group_gossip::GroupChannels;
 use crate::home::now_ms;
 use crate::joins::Joins;
 use crate::service::{ActionError, Service};
@@ -49,6 +50,7 @@ pub struct ServiceLoop {
     port_file: std::path::PathBuf,
     waiters: Waiters,
     joins: Joins,
+    channels: GroupChannels,
     /// Certificates whose signatures were checked (bounded).
     verified_certs: std::collections::HashMap<DeviceId, DeviceCert>,
 }
@@ -84,16 +86,19 @@ impl ServiceLoop {
             port_file: home.path(crate::node::PORT_FILE),
             waiters: Waiters::default(),
             joins: Joins::default(),
+            channels: GroupChannels::default(),
             verified_certs: Default::default(),
         }
     }
 
     /// Runs until `Shutdown` or until every sender is gone.
     pub fn run(mut self, mut inputs: mpsc::Receiver<ServiceInput>) {
+        self.refresh_groups();
         while let Some(input) = inputs.blocking_recv() {
             match input {
                 ServiceInput::Shutdown => break,
                 ServiceInput::Tick => {
+                    self.refresh_groups();
                     self.flush();
                     self.seal();
                     self.sync(SyncInput::Tick);
@@ -144,6 +149,9 @@ impl ServiceLoop {
                 }
                 ServiceInput::Net(event) => {
                     self.net_event(event);
+                    // Answering a peer can change the store (admitting a
+                    // joiner): members hear of it at once.
+                    self.publish_outbox();
                     self.wake_waiters();
                 }
             }
@@ -160,6 +168,17 @@ impl ServiceLoop {
     fn flush(&mut self) {
         if let Err(e) = self.service.store_mut().flush() {
             tracing::error!(error = %e, "could not flush the store");
+        }
+    }
+
+    /// Joins and leaves group topics as memberships and keys change.
+    fn refresh_groups(&mut self) {
+        let changes = self.channels.refresh(&self.service);
+        for topic in changes.leave {
+            self.command(Command::Unsubscribe(topic));
+        }
+        for topic in changes.join {
+            self.command(Command::Subscribe(topic));
         }
     }
 
@@ -287,7 +306,12 @@ impl ServiceLoop {
                 self.sync(SyncInput::RequestReceived { peer, id, request })
             }
             Event::Response { peer, id, response } => {
-                self.sync(SyncInput::ResponseReceived { peer, id, response })
+                let changes = matches!(response, kith_core::sync::Response::Changes(_));
+                self.sync(SyncInput::ResponseReceived { peer, id, response });
+                if changes {
+                    // A group's log may have changed: new members, new keys.
+                    self.refresh_groups();
+                }
             }
             Event::RequestFailed { peer, id } => self.sync(SyncInput::RequestFailed { peer, id }),
             Event::BadMessage { peer, reason } => self.sync(SyncInput::Offence { peer, reason }),
@@ -300,9 +324,13 @@ impl ServiceLoop {
                 message_id,
                 source,
                 device,
+                topic,
                 data,
             } => {
-                let accept = self.gossip(device, &data);
+                let accept = match topic {
+                    None => self.gossip(device, &data, None),
+                    Some(topic) => self.group_gossip(device, &topic, &data),
+                };
                 self.command(Command::Validate {
                     message_id,
                     source,
@@ -312,9 +340,33 @@ impl ServiceLoop {
         }
     }
 
-    /// Checks (and, if wanted, applies) a gossiped change. `Some(true)`:
-    /// valid, forward it; `Some(false)`: invalid, penalise the relay.
-    fn gossip(&mut self, relay: DeviceId, data: &[u8]) -> Option<bool> {
+    /// Opens a message of a group topic and handles the change inside.
+    /// Messages under a key this device lacks (a newer epoch not yet
+    /// arrived, or one it was removed before) are ignored, not held against
+    /// the relay; ones that do not decrypt under the key they name are.
+    fn group_gossip(&mut self, relay: DeviceId, topic: &str, data: &[u8]) -> Option<bool> {
+        let group = self.channels.group_of(topic)?;
+        match self.channels.open(&group, data) {
+            Ok(plain) => {
+                let accept = self.gossip(relay, &plain, Some(group));
+                self.refresh_groups();
+                accept
+            }
+            Err(kith_core::group::secrets::OpenError::UnknownKey) => None,
+            Err(e) => {
+                self.sync(SyncInput::Offence {
+                    peer: relay,
+                    reason: format!("group gossip: {e}"),
+                });
+                Some(false)
+            }
+        }
+    }
+
+    /// Checks (and, if wanted, applies) a gossiped change, from the public
+    /// topic (`group` is `None`) or a group's. `Some(true)`: valid, forward
+    /// it; `Some(false)`: invalid, penalise the relay.
+    fn gossip(&mut self, relay: DeviceId, data: &[u8], group: Option<SpaceId>) -> Option<bool> {
         let decoded = proto::GossipChange::decode(data).ok().and_then(|g| {
             let cert = self.certificate(&g.certificate?)?;
             let change = SignedChange::from_proto(g.change?).ok()?;
@@ -334,19 +386,34 @@ impl ServiceLoop {
             });
             return Some(false);
         }
-        let interests = self.service.interests().unwrap_or_default();
-        // Followed identities' documents, and the profiles of people met (the
-        // identities of connected peers): a stranger cannot fill the store
-        // with profiles of throwaway identities.
-        let met = change.doc.kind == kith_core::DocKind::Profile
-            && self
-                .engine
-                .peers()
-                .any(|(_, id)| id == Some(change.doc.owner));
-        // Private and group documents never travel on the public topic (a
-        // peer sending one relays what it should not have); they come by
-        // sync, to those entitled to them.
-        let wanted = (interests.contains(&change.doc.owner) || met) && is_public(&change.doc);
+        let wanted = match group {
+            // A group's topic carries that group's documents, and nothing else.
+            Some(g) => {
+                if change.doc.space != g || is_public(&change.doc) {
+                    self.sync(SyncInput::Offence {
+                        peer: relay,
+                        reason: "sent another space's change on a group topic".into(),
+                    });
+                    return Some(false);
+                }
+                true
+            }
+            None => {
+                let interests = self.service.interests().unwrap_or_default();
+                // Followed identities' documents, and the profiles of people
+                // met (the identities of connected peers): a stranger cannot
+                // fill the store with profiles of throwaway identities.
+                let met = change.doc.kind == kith_core::DocKind::Profile
+                    && self
+                        .engine
+                        .peers()
+                        .any(|(_, id)| id == Some(change.doc.owner));
+                // Private and group documents never travel on the public
+                // topic (a peer sending one relays what it should not have);
+                // they come by sync or on their group's topic.
+                (interests.contains(&change.doc.owner) || met) && is_public(&change.doc)
+            }
+        };
         if !wanted {
             // Check it so the mesh only carries valid changes, but do not keep it.
             // The store's certificate for the device wins; else the one that
@@ -431,12 +498,30 @@ impl ServiceLoop {
     fn publish_outbox(&mut self) -> usize {
         let cert = self.service.keys().cert.to_proto();
         let outbox = self.service.take_outbox();
-        for change in outbox.iter().filter(|c| is_public(&c.doc())) {
+        for change in &outbox {
+            let doc = change.doc();
+            if doc.kind == kith_core::DocKind::Private {
+                continue;
+            }
             let msg = proto::GossipChange {
                 change: Some(change.signed().to_proto()),
                 certificate: Some(cert.clone()),
-            };
-            self.command(Command::Publish(msg.encode_to_vec()));
+            }
+            .encode_to_vec();
+            if is_public(&doc) {
+                self.command(Command::Publish(msg));
+            } else if let Some((topic, data)) = self.channels.seal(&doc.space, &msg) {
+                // Under the key members hold now: a change that starts a new
+                // epoch goes out under the old one, which they can open.
+                self.command(Command::PublishTo { topic, data });
+            }
+        }
+        // Then take up what the changes made: a new group, new keys.
+        if outbox
+            .iter()
+            .any(|c| c.doc().kind == kith_core::DocKind::GroupControl)
+        {
+            self.refresh_groups();
         }
         outbox.len()
     }

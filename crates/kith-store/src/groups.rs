@@ -140,6 +140,25 @@ impl Store {
         Ok(out.into_iter().collect())
     }
 
+    /// The devices this store holds certificates of, for each of `who`.
+    pub fn devices_of(
+        &self,
+        who: &std::collections::BTreeSet<IdentityId>,
+    ) -> Result<Vec<(IdentityId, kith_core::DeviceId)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let devices = txn.open_table(DEVICES)?;
+        let mut out = Vec::new();
+        for entry in devices.iter()? {
+            let (_, cert) = entry?;
+            if let Ok(cert) = DeviceCert::decode(cert.value())
+                && who.contains(&cert.identity)
+            {
+                out.push((cert.identity, cert.device));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether `asker` may receive the group document `doc`: members only.
     pub(crate) fn is_group_member(
         &self,

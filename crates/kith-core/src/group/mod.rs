@@ -9,6 +9,7 @@
 
 pub mod history;
 pub mod records;
+pub mod secrets;
 pub mod state;
 
 use sha2::{Digest, Sha256};
@@ -16,8 +17,10 @@ use sha2::{Digest, Sha256};
 use crate::{DocId, IdentityId, SpaceId};
 
 pub use records::{Record, RecordError, Role};
+pub use secrets::EpochKey;
 pub use state::{
-    GroupState, InviteState, JoinRefusal, Member, Removal, WriteRefusal, may_write_control,
+    GroupState, InviteState, JoinRefusal, KeySeals, Member, Removal, WriteRefusal,
+    may_write_control,
 };
 
 /// The id of the group `creator` made with `nonce`: anyone holding the

@@ -11,7 +11,7 @@
 use automerge::{AutoCommit, Change, ScalarValue, legacy, transaction::Transactable};
 use prost::Message;
 
-use crate::{IdentityId, proto};
+use crate::{DeviceId, IdentityId, proto};
 
 /// Longest group name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -21,6 +21,10 @@ pub const MAX_ABOUT_CHARS: usize = 1000;
 pub const MAX_INVITE_USES: u32 = 10_000;
 /// Most actors one removal's cutoff may list.
 pub const MAX_CUTOFF_ENTRIES: usize = 1024;
+/// Most devices one key record may seal to.
+pub const MAX_SEALS: usize = 4096;
+/// Bytes of one sealed epoch key: ephemeral key, tag, key.
+pub const SEALED_KEY_LEN: usize = 80;
 
 /// A member's powers in a group.
 #[derive(
@@ -88,6 +92,11 @@ pub enum Record {
         /// sequence number the remover had seen.
         cutoff: Vec<(Vec<u8>, u32)>,
     },
+    Keys {
+        epoch: u32,
+        /// The epoch key sealed to each device.
+        seals: Vec<(DeviceId, Vec<u8>)>,
+    },
 }
 
 /// Why a root key and value are not a control record.
@@ -110,6 +119,7 @@ const REVOKE_PREFIX: &str = "v/";
 const JOIN_PREFIX: &str = "j/";
 const PROMOTE_PREFIX: &str = "a/";
 const REMOVE_PREFIX: &str = "x/";
+const KEYS_PREFIX: &str = "k/";
 
 /// Checks a group's name and description against the limits.
 pub fn check_info(name: &str, about: &str) -> Result<(), String> {
@@ -149,6 +159,7 @@ impl Record {
             Record::Join { identity, .. } => format!("{JOIN_PREFIX}{}", hex(&identity.0)),
             Record::Promote { identity } => format!("{PROMOTE_PREFIX}{}", hex(&identity.0)),
             Record::Remove { identity, .. } => format!("{REMOVE_PREFIX}{}", hex(&identity.0)),
+            Record::Keys { epoch, .. } => format!("{KEYS_PREFIX}{epoch}"),
         }
     }
 
@@ -202,6 +213,17 @@ impl Record {
                     .map(|(actor, seq)| proto::ActorSeq {
                         actor: actor.clone(),
                         seq: *seq,
+                    })
+                    .collect(),
+            }
+            .encode_to_vec(),
+            Record::Keys { epoch, seals } => proto::GroupKeys {
+                epoch: *epoch,
+                seals: seals
+                    .iter()
+                    .map(|(device, sealed)| proto::SealedKey {
+                        device: device.0.to_vec(),
+                        sealed: sealed.clone(),
                     })
                     .collect(),
             }
@@ -270,6 +292,26 @@ impl Record {
             Record::Remove {
                 identity: IdentityId::from_slice(&p.identity).ok_or_else(|| bad("identity"))?,
                 cutoff: p.cutoff.into_iter().map(|e| (e.actor, e.seq)).collect(),
+            }
+        } else if key.starts_with(KEYS_PREFIX) {
+            let p = proto::GroupKeys::decode(bytes).map_err(pb)?;
+            if p.seals.len() > MAX_SEALS {
+                return Err(bad("seals"));
+            }
+            Record::Keys {
+                epoch: p.epoch,
+                seals: p
+                    .seals
+                    .into_iter()
+                    .map(|s| {
+                        let device =
+                            DeviceId::from_slice(&s.device).ok_or_else(|| bad("device"))?;
+                        if s.sealed.len() != SEALED_KEY_LEN {
+                            return Err(bad("sealed"));
+                        }
+                        Ok((device, s.sealed))
+                    })
+                    .collect::<Result<_, _>>()?,
             }
         } else {
             return Err(RecordError::UnknownKey(key.to_owned()));
@@ -390,6 +432,10 @@ mod tests {
             Record::Remove {
                 identity: IdentityId([4; 32]),
                 cutoff: vec![(vec![6; 40], 7)],
+            },
+            Record::Keys {
+                epoch: 3,
+                seals: vec![(DeviceId([8; 32]), vec![9; SEALED_KEY_LEN])],
             },
         ];
         let mut doc = AutoCommit::new();

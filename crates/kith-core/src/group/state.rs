@@ -8,6 +8,9 @@
 //!   first admin.
 //! - `Info`, `Invite`, `Revoke`, `Promote` and `Remove` need an admin; a
 //!   member may also `Remove` itself (leaving).
+//! - `Keys` of a new epoch (one past the newest) needs an admin; seals of an
+//!   epoch that exists may come from any member (who admits someone seals
+//!   the key it holds to the joiner's device).
 //! - `Join` needs a member (any role) as author, and an invite that exists,
 //!   is not revoked, has uses left and had not expired at the change's time,
 //!   and a proof by the invite's secret for the joining identity. Joins of a
@@ -27,8 +30,9 @@ use automerge::Change;
 
 use super::history::History;
 use super::records::{Record, Role, records_of};
+use super::secrets::EpochKey;
 use crate::invite::verify_proof;
-use crate::{IdentityId, SpaceId};
+use crate::{DeviceId, DeviceKey, IdentityId, SpaceId};
 
 /// A current member.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +73,14 @@ pub struct Removal {
     pub cutoff: BTreeMap<Vec<u8>, u32>,
 }
 
+/// One key record: an epoch's key sealed to some devices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySeals {
+    pub epoch: u32,
+    pub by: IdentityId,
+    pub seals: BTreeMap<DeviceId, Vec<u8>>,
+}
+
 /// Why a join cannot be admitted, as the joiner is told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JoinRefusal {
@@ -99,6 +111,8 @@ pub struct GroupState {
     pub members: BTreeMap<IdentityId, Member>,
     pub removed: BTreeMap<IdentityId, Removal>,
     pub invites: BTreeMap<[u8; 32], InviteState>,
+    /// Key records, in log order.
+    pub keys: Vec<KeySeals>,
 }
 
 impl GroupState {
@@ -111,7 +125,29 @@ impl GroupState {
             members: BTreeMap::new(),
             removed: BTreeMap::new(),
             invites: BTreeMap::new(),
+            keys: Vec::new(),
         }
+    }
+
+    /// The newest key epoch, if any key was recorded.
+    pub fn epoch(&self) -> Option<u32> {
+        self.keys.iter().map(|k| k.epoch).max()
+    }
+
+    /// The keys sealed to `device`, newest epoch first (then in log order),
+    /// each once.
+    pub fn keys_for(&self, device: &DeviceKey) -> Vec<(u32, EpochKey)> {
+        let me = device.id();
+        let mut out: Vec<(u32, EpochKey)> = Vec::new();
+        for k in &self.keys {
+            if let Some(key) = k.seals.get(&me).and_then(|s| EpochKey::open(device, s))
+                && !out.iter().any(|(_, known)| known.id() == key.id())
+            {
+                out.push((k.epoch, key));
+            }
+        }
+        out.sort_by_key(|(epoch, _)| std::cmp::Reverse(*epoch));
+        out
     }
 
     /// Replays a control document's changes. `author_of` names the identity
@@ -366,6 +402,20 @@ fn apply(s: &mut GroupState, record: &Record, author: IdentityId, at_ms: u64) ->
             Some(m) => m.role = Role::Admin,
             None => return false,
         },
+        Record::Keys { epoch, seals } => {
+            let allowed = match s.epoch() {
+                None => admin,
+                Some(current) => *epoch <= current || (*epoch == current + 1 && admin),
+            };
+            if !allowed {
+                return false;
+            }
+            s.keys.push(KeySeals {
+                epoch: *epoch,
+                by: author,
+                seals: seals.iter().cloned().collect(),
+            });
+        }
         Record::Remove { identity, cutoff } if admin || *identity == author => {
             if s.members.remove(identity).is_none() {
                 return false;

@@ -94,14 +94,16 @@ pub trait Replica {
         groups: &BTreeSet<SpaceId>,
         asker: Option<IdentityId>,
     ) -> Result<Vec<(DocId, VersionVector)>, ReplicaError>;
-    /// Admits `joiner` to `group` if `proof` shows it holds the secret of an
-    /// open invite: records the join; or says why not.
+    /// Admits `joiner`, asking from `device`, to `group` if `proof` shows
+    /// it holds the secret of an open invite: records the join; or says why
+    /// not.
     fn admit(
         &mut self,
         group: &SpaceId,
         invite: &[u8; 32],
         proof: &[u8; 64],
         joiner: IdentityId,
+        device: DeviceId,
     ) -> Result<(), String>;
     /// This replica's version vector of `doc`.
     fn version(&self, doc: &DocId) -> Result<VersionVector, ReplicaError>;
@@ -434,7 +436,7 @@ impl Engine {
                 let Some(joiner) = asker else {
                     return Response::Refused("say who you are (hello) first".into());
                 };
-                return match replica.admit(&group, &invite, &proof, joiner) {
+                return match replica.admit(&group, &invite, &proof, joiner, peer) {
                     Ok(()) => Response::Joined,
                     Err(why) => Response::Refused(why),
                 };
@@ -576,7 +578,12 @@ impl Engine {
                     let lacking = missing(&ours, &theirs);
                     if lacking > 0 {
                         p.progress.expected += lacking;
-                        p.queue.push_back(doc);
+                        // A group's log first: it says whose posts count.
+                        if doc.kind == DocKind::GroupControl {
+                            p.queue.push_front(doc);
+                        } else {
+                            p.queue.push_back(doc);
+                        }
                         p.queued.insert(doc);
                     }
                 }
@@ -794,14 +801,26 @@ impl Engine {
                 if p.in_flight.len() >= self.config.max_in_flight {
                     break;
                 }
-                let Some(&doc) = p.queue.front() else { break };
+                // A group feed waits while its group's log is still being
+                // fetched: its authors' admissions may be in it.
+                let log_pending = |space: &SpaceId| {
+                    let control = DocId::group_control(*space);
+                    p.queued.contains(&control)
+                        || p.in_flight.values().any(|a| *a == Asked::Changes(control))
+                };
+                let Some(at) = p.queue.iter().position(|d| {
+                    d.kind != DocKind::Feed || d.space.is_public() || !log_pending(&d.space)
+                }) else {
+                    break;
+                };
+                let doc = p.queue[at];
                 let have = match replica.version(&doc) {
                     Ok(v) => v,
                     Err(_) => break,
                 };
                 let id = self.next_id();
                 let p = self.peers.get_mut(&peer).expect("peer exists");
-                p.queue.pop_front();
+                p.queue.remove(at);
                 p.in_flight.insert(id, Asked::Changes(doc));
                 p.sent_at.insert(id, now_ms);
                 let request = Request::Changes {

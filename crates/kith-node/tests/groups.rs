@@ -1,0 +1,186 @@
+//! Invites as a member answers them: every way a join can be wrong is
+//! refused with its reason, and a good one admits the joiner and hands its
+//! device the group's key.
+
+use kith_core::group::JoinRefusal;
+use kith_core::sync::Replica;
+use kith_core::{InviteKey, Role};
+use kith_node::home::{Home, HomeSource};
+use kith_node::service::Service;
+
+struct Person {
+    _dir: tempfile::TempDir,
+    service: Service,
+}
+
+fn person() -> Person {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home {
+        dir: dir.path().join("home"),
+        source: HomeSource::Flag,
+    };
+    let (service, _) = Service::open(&home).unwrap();
+    Person { _dir: dir, service }
+}
+
+/// Copies everything `from` holds of the group into `to`, as sync would.
+fn sync_group(from: &Person, to: &mut Person, group: &kith_core::SpaceId) {
+    let asker = Some(to.service.identity());
+    let groups = std::collections::BTreeSet::from([*group]);
+    let none = std::collections::BTreeSet::new();
+    for (doc, _) in from
+        .service
+        .store()
+        .versions(&none, &none, &groups, asker)
+        .unwrap()
+    {
+        let have = to.service.store().version(&doc).unwrap();
+        let batch = from
+            .service
+            .store()
+            .changes_since(&doc, &have, asker, 1 << 24)
+            .unwrap();
+        let refused = to
+            .service
+            .ingest(batch.certificates, batch.changes)
+            .unwrap();
+        assert_eq!(refused, 0);
+    }
+}
+
+fn invite(alice: &mut Person, group: &kith_core::SpaceId, ttl_ms: u64, uses: u32) -> InviteKey {
+    let made = alice
+        .service
+        .group_invite(group, ttl_ms, uses, Role::Member, vec![])
+        .unwrap();
+    InviteKey::decode(&made.key).unwrap()
+}
+
+fn ask(alice: &mut Person, who: &Person, key: &InviteKey) -> Result<(), JoinRefusal> {
+    let me = who.service.identity();
+    alice.service.admit(
+        &key.group,
+        &key.public_key(),
+        &key.prove(&me),
+        me,
+        who.service.keys().device.id(),
+    )
+}
+
+#[test]
+fn every_bad_join_is_refused_with_its_reason() {
+    let (mut alice, mut bob, dave, mut erin) = (person(), person(), person(), person());
+    let g = alice.service.group_create("climbing", "").unwrap().id;
+    let hour = 3_600_000;
+
+    // Single use: bob gets in, dave with the same key does not.
+    let once = invite(&mut alice, &g, hour, 1);
+    assert_eq!(ask(&mut alice, &bob, &once), Ok(()));
+    assert_eq!(ask(&mut alice, &dave, &once), Err(JoinRefusal::UsedUp));
+    let again = invite(&mut alice, &g, hour, 1);
+    assert_eq!(
+        ask(&mut alice, &bob, &again),
+        Err(JoinRefusal::AlreadyMember)
+    );
+
+    // A proof made for bob, replayed for dave.
+    let two = invite(&mut alice, &g, hour, 2);
+    let replayed = alice.service.admit(
+        &g,
+        &two.public_key(),
+        &two.prove(&bob.service.identity()),
+        dave.service.identity(),
+        dave.service.keys().device.id(),
+    );
+    assert_eq!(replayed, Err(JoinRefusal::BadProof));
+
+    // Revoked.
+    let revoked = invite(&mut alice, &g, hour, 1);
+    let id: String = revoked.public_key()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    alice.service.group_revoke(&g, &id).unwrap();
+    assert_eq!(ask(&mut alice, &dave, &revoked), Err(JoinRefusal::Revoked));
+
+    // Expired: made to last a millisecond; wait until that millisecond is over.
+    let brief = invite(&mut alice, &g, 1, 1);
+    let made_at = std::time::Instant::now();
+    while made_at.elapsed() < std::time::Duration::from_millis(2) {
+        std::hint::spin_loop();
+    }
+    assert_eq!(ask(&mut alice, &dave, &brief), Err(JoinRefusal::Expired));
+
+    // An invite of another group.
+    let other = alice.service.group_create("other", "").unwrap().id;
+    let elsewhere = invite(&mut alice, &other, hour, 1);
+    let misdirected = InviteKey {
+        group: g,
+        ..elsewhere
+    };
+    assert_eq!(
+        ask(&mut alice, &dave, &misdirected),
+        Err(JoinRefusal::UnknownInvite)
+    );
+
+    // Someone who is not a member cannot admit anyone.
+    let good = invite(&mut alice, &g, hour, 3);
+    assert_eq!(
+        ask(&mut erin, &dave, &good),
+        Err(JoinRefusal::UnknownGroup),
+        "erin holds nothing of the group"
+    );
+
+    // bob, admitted, got the group's key sealed to his device, and a
+    // member (not only an admin) can admit.
+    sync_group(&alice, &mut bob, &g);
+    let view = bob.service.group_show(&g).unwrap();
+    assert_eq!(view.role, Some(Role::Member));
+    assert!(view.invites.is_empty(), "invites are shown to admins only");
+    let alices_key = alice.service.current_key(&g).unwrap();
+    let bobs_key = bob.service.current_key(&g).unwrap();
+    assert_eq!(alices_key.1.id(), bobs_key.1.id());
+    assert_eq!(ask(&mut bob, &dave, &good), Ok(()));
+    assert_eq!(bob.service.groups().unwrap().len(), 1);
+}
+
+#[test]
+fn removing_a_member_starts_an_epoch_the_member_cannot_open() {
+    let (mut alice, mut bob, mut dave) = (person(), person(), person());
+    let g = alice.service.group_create("suppliers", "").unwrap().id;
+    let key = invite(&mut alice, &g, 3_600_000, 2);
+    ask(&mut alice, &bob, &key).unwrap();
+    ask(&mut alice, &dave, &key).unwrap();
+    for p in [&mut bob, &mut dave] {
+        sync_group(&alice, p, &g);
+    }
+    let before = alice.service.current_key(&g).unwrap();
+    assert_eq!(before.0, 0);
+    // The members' devices are known to alice through the certificates
+    // that came with their changes; here, hand them over as a hello would.
+    for p in [&bob, &dave] {
+        alice
+            .service
+            .store_mut()
+            .add_certificate(&p.service.keys().cert)
+            .unwrap();
+    }
+    let bob_id = bob.service.identity().to_string();
+    alice.service.group_remove(&g, &bob_id).unwrap();
+    sync_group(&alice, &mut dave, &g);
+    let after = alice.service.current_key(&g).unwrap();
+    assert_eq!(after.0, 1);
+    assert_eq!(dave.service.current_key(&g).unwrap().1.id(), after.1.id());
+    // bob can no longer even fetch the log; what he had holds only the old key.
+    let groups = std::collections::BTreeSet::from([g]);
+    let none = std::collections::BTreeSet::new();
+    assert!(
+        alice
+            .service
+            .store()
+            .versions(&none, &none, &groups, Some(bob.service.identity()))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(bob.service.current_key(&g).unwrap().1.id(), before.1.id());
+}
