@@ -404,3 +404,89 @@ fn commands_go_through_a_running_node_and_work_again_after_it_stops() {
         2
     );
 }
+
+#[test]
+fn group_commands_work_offline_and_explain_refusals() {
+    let ada = TestHome::init("Ada");
+    let g = ada
+        .run(&[
+            "group",
+            "create",
+            "engine works",
+            "--about",
+            "gears",
+            "--json",
+        ])
+        .json();
+    let id = g["id"].as_str().unwrap().to_owned();
+    assert_eq!(g["role"], "admin");
+    assert_eq!(g["members"].as_array().unwrap().len(), 1);
+    ada.run(&["group", "create", "  "])
+        .fails_with("needs a name");
+    ada.run(&["group", "create", &"x".repeat(101)])
+        .fails_with("the limit is 100");
+
+    // By name or id; a post in the group stays out of the public feed.
+    let post = ada
+        .run(&["post", "--group", "engine works", "first cog"])
+        .out()
+        .to_owned();
+    let in_group = ada.run(&["feed", "--group", &id, "--json"]).json();
+    assert_eq!(in_group[0]["id"], post.as_str());
+    assert_eq!(ada.run(&["feed", "--json"]).json(), serde_json::json!([]));
+    let reply = ada
+        .run(&["post", "--reply-to", &post, "second cog"])
+        .out()
+        .to_owned();
+    let thread = ada.run(&["feed", "--group", &id, "--json"]).json();
+    assert_eq!(
+        thread[0]["id"],
+        reply.as_str(),
+        "a reply goes where its parent is"
+    );
+    ada.run(&["post", "--group", "no such group", "hi"])
+        .fails_with("no group of yours");
+
+    // Invites: a key on one line, under 200 characters; QR only when asked.
+    let plain = ada.run(&["group", "invite", "engine works", "--no-qr"]);
+    let key = plain.out();
+    assert!(key.starts_with("kith-invite-") && key.len() <= 200, "{key}");
+    assert_eq!(key.lines().count(), 1);
+    let with_qr = ada.run(&[
+        "group",
+        "invite",
+        &id,
+        "--qr",
+        "--uses",
+        "3",
+        "--expires",
+        "1h",
+    ]);
+    assert!(with_qr.out().lines().count() > 10, "a QR code is printed");
+    ada.run(&["group", "invite", &id, "--uses", "0"])
+        .fails_with("admits 1 to");
+    ada.run(&["group", "invite", &id, "--role", "owner"])
+        .fails_with("not a role");
+    let invites = ada.run(&["group", "invites", &id, "--json"]).json();
+    assert_eq!(invites.as_array().unwrap().len(), 2);
+    let invite_id = invites[0]["id"].as_str().unwrap().to_owned();
+    ada.run(&["group", "revoke", &id, &invite_id]).out();
+    ada.run(&["group", "revoke", &id, &invite_id])
+        .fails_with("already revoked");
+    ada.run(&["group", "revoke", &id, "abc"])
+        .fails_with("at least 8 digits");
+
+    ada.run(&["group", "rename", &id, "difference engine works"])
+        .out();
+    let list = ada.run(&["group", "list", "--json"]).json();
+    assert_eq!(list[0]["name"], "difference engine works");
+
+    // Joining and naming strangers need a node or a member.
+    ada.run(&["group", "join", key])
+        .fails_with("no node is running");
+    ada.run(&["group", "remove", &id, "Charles"])
+        .fails_with("no member");
+    ada.run(&["group", "leave", &id]).out();
+    ada.run(&["post", "--group", &id, "still here?"])
+        .fails_with("not a member");
+}

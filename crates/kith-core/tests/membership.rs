@@ -58,7 +58,12 @@ impl World {
         for r in records {
             r.write(doc).unwrap();
         }
-        doc.commit_with(automerge::transaction::CommitOptions::default().with_time(now as i64));
+        let options = automerge::transaction::CommitOptions::default().with_time(now as i64);
+        if doc.commit_with(options).is_none() {
+            // Putting the value a key already holds (a rename to the same
+            // name) is no change at all.
+            return;
+        }
         let change = doc.get_last_local_change().unwrap();
         let existing: Vec<Change> = doc
             .get_changes(&[])

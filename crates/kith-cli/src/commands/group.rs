@@ -196,15 +196,20 @@ fn invite(ctx: &Context, a: InviteArgs) -> anyhow::Result<()> {
 
 fn join(ctx: &Context, a: JoinArgs) -> anyhow::Result<()> {
     let timeout_ms = u64::try_from(a.timeout.as_millis()).unwrap_or(u64::MAX);
-    if !ctx.json {
-        eprintln!("asking members of the group to admit you…");
-    }
-    let Reply::Group(g) = ctx.call(Call::GroupJoin {
-        key: a.key,
-        wait: !a.no_wait,
-        timeout_ms,
-    })?
-    else {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reply = std::thread::scope(|scope| {
+        if !ctx.json {
+            scope.spawn(|| show_progress(ctx, &done));
+        }
+        let reply = ctx.call(Call::GroupJoin {
+            key: a.key,
+            wait: !a.no_wait,
+            timeout_ms,
+        });
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        reply
+    })?;
+    let Reply::Group(g) = reply else {
         return Err(output::unexpected());
     };
     if ctx.json {
@@ -216,6 +221,29 @@ fn join(ctx: &Context, a: JoinArgs) -> anyhow::Result<()> {
         println!("joined {} ({})", g.name, g.id);
     }
     Ok(())
+}
+
+/// Shows, on stderr, what the node is doing while a join waits: asking
+/// members, then fetching the group's history (from the node's sync counts).
+fn show_progress(ctx: &Context, done: &std::sync::atomic::AtomicBool) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message("asking members of the group to admit you…");
+    bar.enable_steady_tick(Duration::from_millis(100));
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Ok(Reply::Status(s)) = ctx.call(Call::Status) {
+            let (received, expected) = s
+                .sync
+                .iter()
+                .fold((0, 0), |(r, e), p| (r + p.received, e + p.expected));
+            if expected > 0 {
+                bar.set_message(format!(
+                    "fetching the group's history: {received}/{expected} changes"
+                ));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bar.finish_and_clear();
 }
 
 fn print_group(g: &GroupView) {

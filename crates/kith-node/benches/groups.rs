@@ -1,0 +1,329 @@
+//! Group benchmarks (release):
+//!
+//! - re-key: an admin removes a member of a group of 100, which starts a new
+//!   epoch whose key is sealed to every remaining member's device: the time
+//!   of the whole action (checks, sealing, the durable commit) and the bytes
+//!   of the signed change that carries it;
+//! - join: on a namespace LAN (`scripts/lan`, mDNS on; needs root), from
+//!   `kith group join` until the group's history of 10,000 posts is complete
+//!   on the joiner's node (the command returns only then), for several
+//!   joiners in turn.
+//!
+//! Run with `scripts/bench`, or `KITH_BIN=target/release/kith cargo bench -p
+//! kith-node --bench groups`. Sizes: `KITH_BENCH_GROUP_MEMBERS` (100),
+//! `KITH_BENCH_GROUP_POSTS` (10000), `KITH_BENCH_JOINERS` (5).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use automerge::AutoCommit;
+use automerge::transaction::CommitOptions;
+use kith_core::archive::Archive;
+use kith_core::schema::feed;
+use kith_core::{
+    DeviceCert, DeviceKey, DocId, IdentityKey, InviteKey, Role, SignedChange, SpaceId,
+};
+use kith_node::home::{Home, HomeSource};
+use kith_node::service::{SHARD_MAX_CHANGES, Service};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn home(dir: &Path) -> Home {
+    Home {
+        dir: dir.to_owned(),
+        source: HomeSource::Flag,
+    }
+}
+
+/// A deterministic 32-byte secret for member `i`'s key of kind `tag`.
+fn seed(i: usize, tag: u8) -> [u8; 32] {
+    let mut s = [tag; 32];
+    s[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    s
+}
+
+fn rekey() {
+    let members = env("KITH_BENCH_GROUP_MEMBERS", 100);
+    let removals = 20.min(members - 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut alice, _) = Service::open(&home(&tmp.path().join("alice"))).unwrap();
+    let g = alice.group_create("bench", "").unwrap().id;
+    let made = alice
+        .group_invite(&g, 3_600_000, members as u32, Role::Member, vec![])
+        .unwrap();
+    let key = InviteKey::decode(&made.key).unwrap();
+    let mut ids = Vec::new();
+    for i in 1..members {
+        let identity = IdentityKey::from_secret_bytes(&seed(i, 1));
+        let device = DeviceKey::from_secret_bytes(&seed(i, 2));
+        let cert = DeviceCert::issue(&identity, &device, 1);
+        alice.store_mut().add_certificate(&cert).unwrap();
+        alice
+            .admit(
+                &g,
+                &key.public_key(),
+                &key.prove(&identity.id()),
+                identity.id(),
+                device.id(),
+            )
+            .unwrap();
+        ids.push(identity.id());
+    }
+    alice.take_outbox();
+    let mut times = Vec::new();
+    let mut bytes = Vec::new();
+    for who in ids.iter().take(removals) {
+        let t = Instant::now();
+        alice.group_remove(&g, &who.to_string()).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let out = alice.take_outbox();
+        bytes.push(out.iter().map(|c| c.signed().encode().len()).sum::<usize>());
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "re-key: removing a member of a group of {members} ({removals} removals, down to {} members): p50 {:.1} ms, max {:.1} ms; the first signed change is {} bytes ({} per each of {} remaining members' devices)",
+        members - removals,
+        percentile(&times, 0.5),
+        times[times.len() - 1],
+        bytes[0],
+        bytes[0] / (members - 1),
+        members - 1
+    );
+}
+
+fn kith_bin() -> PathBuf {
+    let bin = std::env::var_os("KITH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kith")
+        });
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release --bin kith` (scripts/bench does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The LAN script of this repository.
+fn lan_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lan")
+}
+
+struct Lan(String);
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(lan_script())
+            .args(["down", &self.0])
+            .status();
+    }
+}
+
+/// Runs `kith --home home args…` inside namespace `ns` (or here if `None`).
+fn kith(bin: &Path, ns: Option<&str>, home: &Path, args: &[&str]) -> String {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let out = cmd
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kith {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+struct NodeProc(Child);
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(bin: &Path, ns: &str, home: &Path, ip: &str) -> NodeProc {
+    use std::io::BufRead;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(bin)
+        .arg("--home")
+        .arg(home)
+        .args(["node", "--json", "--listen", &format!("/ip4/{ip}/tcp/4610")])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listen"), "node did not start: {line:?}");
+    NodeProc(child)
+}
+
+/// `posts` signed posts by the owner of `keys` in group `g`, with feeds
+/// rolling over to a new shard as a node's do.
+fn group_corpus(keys: &kith_node::Keys, g: SpaceId, posts: usize) -> Archive {
+    let mut archive = Archive::default();
+    archive.certificates.push(keys.cert.clone());
+    let me = keys.identity.id();
+    let actor = kith_core::actor_id(&keys.device.id(), &[7; 8]);
+    let mut doc = AutoCommit::new().with_actor(actor.clone());
+    let per_shard = SHARD_MAX_CHANGES as usize;
+    for i in 0..posts {
+        if i % per_shard == 0 {
+            doc = AutoCommit::new().with_actor(actor.clone());
+        }
+        let doc_id = DocId::feed(me, g, (i / per_shard) as u32);
+        let at = 1_700_000_000_000 + i as u64;
+        feed::create_post(
+            &mut doc,
+            &format!("g{i}"),
+            &format!("group post {i}: {}", "lorem ipsum ".repeat(20)),
+            at,
+            None,
+        )
+        .unwrap();
+        doc.commit_with(CommitOptions::default().with_time(at as i64));
+        let change = doc.get_last_local_change().unwrap();
+        archive.changes.push(
+            SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &keys.device, me)
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    archive
+}
+
+fn join() {
+    // Network namespaces need root.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        println!("join: skipped (the namespace LAN needs root)");
+        return;
+    }
+    let bin = kith_bin();
+    let posts = env("KITH_BENCH_GROUP_POSTS", 10_000);
+    let joiners = env("KITH_BENCH_JOINERS", 5);
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = tmp.path().join("alice");
+    kith(&bin, None, &alice, &["init", "--name", "alice"]);
+    let created: serde_json::Value = serde_json::from_str(&kith(
+        &bin,
+        None,
+        &alice,
+        &["group", "create", "bench", "--json"],
+    ))
+    .unwrap();
+    let g: SpaceId = created["id"].as_str().unwrap().parse().unwrap();
+    let keys = home(&alice).load().unwrap();
+    let file = tmp.path().join("group.kith");
+    std::fs::write(&file, group_corpus(&keys, g, posts).encode()).unwrap();
+    kith(&bin, None, &alice, &["import", file.to_str().unwrap()]);
+
+    let name = format!("kb{}", std::process::id());
+    let up = Command::new("bash")
+        .arg(lan_script())
+        .args(["up", &name, "2"])
+        .status()
+        .unwrap();
+    assert!(up.success(), "scripts/lan up failed");
+    let lan = Lan(name);
+    let (ns1, ns2) = (format!("{}-1", lan.0), format!("{}-2", lan.0));
+    let _alice_node = start(&bin, &ns1, &alice, "10.231.0.1");
+    let g_str = g.to_string();
+    let invite: serde_json::Value = serde_json::from_str(&kith(
+        &bin,
+        Some(&ns1),
+        &alice,
+        &[
+            "group",
+            "invite",
+            &g_str,
+            "--json",
+            "--uses",
+            &joiners.to_string(),
+        ],
+    ))
+    .unwrap();
+    let key = invite["key"].as_str().unwrap().to_owned();
+    let mut times = Vec::new();
+    for j in 0..joiners {
+        let joiner = tmp.path().join(format!("joiner{j}"));
+        kith(&bin, None, &joiner, &["init", "--name", "joiner"]);
+        let node = start(&bin, &ns2, &joiner, "10.231.0.2");
+        let t = Instant::now();
+        kith(
+            &bin,
+            Some(&ns2),
+            &joiner,
+            &["group", "join", &key, "--timeout", "60s"],
+        );
+        let secs = t.elapsed().as_secs_f64();
+        let feed: serde_json::Value = serde_json::from_str(&kith(
+            &bin,
+            Some(&ns2),
+            &joiner,
+            &[
+                "feed",
+                "--group",
+                &g_str,
+                "--limit",
+                &posts.max(1).to_string(),
+                "--json",
+            ],
+        ))
+        .unwrap();
+        let got = feed.as_array().unwrap().len();
+        assert_eq!(
+            got, posts,
+            "the joiner holds the whole history when join returns"
+        );
+        times.push(secs);
+        drop(node);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "join: from `kith group join` to a history of {posts} posts complete, {joiners} joiners on a namespace LAN: p50 {:.2} s, max {:.2} s (target <= 2 s)",
+        percentile(&times, 0.5),
+        times[times.len() - 1]
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    rekey();
+    join();
+}
