@@ -194,6 +194,9 @@ impl Store {
             if row.deleted || blocked.contains(&row.author_no) || row.space_no != space_no {
                 continue;
             }
+            if self.written_after_removal(&txn, &r, &row)? {
+                continue;
+            }
             out.push(r.view(id, &row)?);
         }
         Ok(out)
@@ -282,6 +285,9 @@ impl Store {
                 break;
             }
             let Some(row) = r.row(&pid)? else { continue };
+            if self.written_after_removal(&txn, &r, &row)? {
+                continue;
+            }
             out.push(ThreadEntry {
                 depth,
                 post: r.view(pid, &row)?,
@@ -291,6 +297,51 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Whether a group post was written by a former member after the cutoff
+    /// of its removal. The store refuses such changes once it knows of the
+    /// removal; one that arrived before the removal did is hidden here, so
+    /// that every member shows the same posts whatever the arrival order.
+    fn written_after_removal(
+        &self,
+        txn: &ReadTransaction,
+        r: &Reader,
+        row: &PostRow,
+    ) -> Result<bool, StoreError> {
+        if row.space_no == 0 {
+            return Ok(false);
+        }
+        let Some(space) = txn
+            .open_table(SPACES)?
+            .get(row.space_no)?
+            .map(|v| *v.value())
+        else {
+            return Ok(false);
+        };
+        let Some(group) = self.group(&SpaceId(space))? else {
+            return Ok(false);
+        };
+        if group.removed.is_empty() {
+            return Ok(false);
+        }
+        let author = r.person(row.author_no)?.identity;
+        let Some(removal) = group.removed.get(&author) else {
+            return Ok(false);
+        };
+        // The change that created the post.
+        let Some(made) = row.first.or(row.text) else {
+            return Ok(false);
+        };
+        let actor = txn
+            .open_table(ACTORS)?
+            .get(made.actor_no)?
+            .map(|v| v.value().to_vec())
+            .unwrap_or_default();
+        Ok(removal
+            .cutoff
+            .get(&actor)
+            .is_none_or(|last| made.seq > *last))
     }
 
     /// Every text a post has had, oldest first. Empty once deleted.

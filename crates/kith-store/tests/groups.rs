@@ -294,3 +294,44 @@ fn membership_survives_a_reopen() {
     assert!(state.is_member(&bob.id()));
     assert_eq!(s.groups().unwrap().len(), 1);
 }
+
+#[test]
+fn a_post_that_arrived_before_its_authors_removal_is_hidden_after_it() {
+    let (_dir, mut s) = store();
+    let (mut alice, mut bob) = (Author::new(1), Author::new(2));
+    for a in [&alice, &bob] {
+        s.add_certificate(&a.cert).unwrap();
+    }
+    let (g, mut changes) = create(&mut alice);
+    changes.push(admit(&mut alice, &g, &bob));
+    changes.push(group_post(&mut bob, &g, "b1", "seen by alice"));
+    s.ingest(changes).unwrap();
+    // alice removes bob having seen his first post only …
+    let cutoff = s.group_feed_clock(&g.id, &bob.id()).unwrap();
+    let bob_id = bob.id();
+    let removal = alice.change(g.control, |d| {
+        Record::Remove {
+            identity: bob_id,
+            cutoff: cutoff.clone(),
+        }
+        .write(d)
+        .unwrap()
+    });
+    // … while his second, written concurrently, reaches this store first.
+    let concurrent = group_post(&mut bob, &g, "b2", "written concurrently");
+    assert_eq!(s.ingest(vec![concurrent]).unwrap().applied, 1);
+    let q = kith_store::FeedQuery {
+        space: g.id,
+        ..Default::default()
+    };
+    let texts = |s: &kith_store::Store| -> Vec<Option<String>> {
+        s.feed(&q).unwrap().into_iter().map(|p| p.text).collect()
+    };
+    assert_eq!(texts(&s).len(), 2);
+    assert_eq!(s.ingest(vec![removal]).unwrap().applied, 1);
+    assert_eq!(
+        texts(&s),
+        vec![Some("seen by alice".to_owned())],
+        "the same posts as a member who got the removal first"
+    );
+}
