@@ -69,6 +69,8 @@ enum Command {
     /// Groups: create, invite, join, members.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Open the running node's web app in your browser, logged in.
+    Open,
     /// Connected peers (needs a running node).
     Peers,
     /// Manage remembered peers.
@@ -115,6 +117,7 @@ fn main() -> ExitCode {
         Command::Label(a) => people::label(&ctx, a),
         Command::People(a) => people::people(&ctx, a),
         Command::Group(c) => group::run(&ctx, c),
+        Command::Open => open::run(&ctx),
         Command::Peers => net::peers(&ctx),
         Command::Peer(c) => net::peer(&ctx, c),
         Command::Status => net::status(&ctx),

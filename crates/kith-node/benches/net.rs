@@ -170,6 +170,7 @@ fn latest_of(node: &Node, author: kith_core::IdentityId) -> Option<kith_core::Po
         author: Some(author),
         limit: 1,
         group: None,
+        before: None,
     }) {
         Reply::Posts(p) => p.first().map(|p| p.id),
         _ => None,

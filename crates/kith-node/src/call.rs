@@ -46,6 +46,9 @@ pub enum Call {
         /// A group's feed (its id or name) instead of the public one.
         #[serde(default)]
         group: Option<String>,
+        /// Only posts older than this one (the last of the previous page).
+        #[serde(default)]
+        before: Option<PostId>,
     },
     Thread {
         post: PostId,
@@ -90,6 +93,8 @@ pub enum Call {
     Import {
         path: PathBuf,
     },
+    /// The archive itself, for a download.
+    ExportArchive,
     /// Node only: identity, addresses, peers, documents, sync.
     Status,
     /// Node only: connected peers.
@@ -180,6 +185,7 @@ pub enum Reply {
     Exported {
         changes: usize,
     },
+    Archive(Vec<u8>),
     Imported {
         applied: usize,
         pending: usize,
@@ -219,13 +225,15 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
             author,
             limit,
             group,
+            before,
         } => {
             let space = match group {
                 Some(g) => service.resolve_group(&g)?,
                 None => SpaceId::PUBLIC,
             };
-            Reply::Posts(service.feed_in(space, author, limit)?)
+            Reply::Posts(service.feed_page(space, author, limit, before)?)
         }
+        Call::ExportArchive => Reply::Archive(service.store().export()?.encode()),
         Call::GroupCreate { name, about } => Reply::Group(service.group_create(&name, &about)?),
         Call::GroupList => Reply::Groups(service.group_list()?),
         Call::GroupShow { group } => {

@@ -10,8 +10,9 @@
 //! # let _ = id; Ok(()) }
 //! ```
 
-mod api;
+pub mod api;
 pub mod call;
+pub mod events;
 pub mod group_gossip;
 pub mod groups;
 pub mod home;

@@ -68,11 +68,12 @@ pub fn open_service(home: &Home) -> anyhow::Result<Service> {
 }
 
 /// Runs a node on `home` until a shutdown signal; `started` is called once
-/// the node listens, with its status.
+/// the node listens, with its status and a one-time URL that logs a browser
+/// into the web app.
 pub async fn run(
     home: &Home,
     config: NodeConfig,
-    started: impl FnOnce(&Status),
+    started: impl FnOnce(&Status, &str),
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         config.api.ip().is_loopback(),
@@ -131,7 +132,14 @@ pub async fn run(
     // Last before the service starts: a start that fails earlier must not
     // look like a crash to the next one.
     service.store_mut().begin_session()?;
-    let service_loop = ServiceLoop::new(service, cmd_tx.clone(), api_addr.to_string(), home);
+    let (events, _) = tokio::sync::broadcast::channel(crate::events::EVENT_BUFFER);
+    let service_loop = ServiceLoop::new(
+        service,
+        cmd_tx.clone(),
+        api_addr.to_string(),
+        home,
+        events.clone(),
+    );
     let thread = std::thread::Builder::new()
         .name("kith-service".into())
         .spawn(move || service_loop.run(in_rx))?;
@@ -164,7 +172,15 @@ pub async fn run(
         cmd_tx.send(Command::Remember(addr.clone())).await?;
     }
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let api = tokio::spawn(crate::api::serve(listener, token, in_tx.clone(), async {
+    let logins = crate::api::Logins::default();
+    let login = crate::api::login_url(&api_addr.to_string(), &logins.mint()?);
+    let parts = crate::api::ApiParts {
+        token,
+        service: in_tx.clone(),
+        events,
+        logins,
+    };
+    let api = tokio::spawn(crate::api::serve(listener, parts, async {
         let _ = stop_rx.await;
     }));
     let node_file = home.path(NODE_FILE);
@@ -191,7 +207,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if let Some(s) = &status {
-        started(s);
+        started(s, &login);
     }
 
     let signal = crate::shutdown_signal().await;

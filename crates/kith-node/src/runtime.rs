@@ -12,6 +12,7 @@ use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::call::{Call, Reply, execute};
+use crate::events::LiveEvent;
 use crate::group_gossip::GroupChannels;
 use crate::home::now_ms;
 use crate::joins::Joins;
@@ -51,6 +52,9 @@ pub struct ServiceLoop {
     waiters: Waiters,
     joins: Joins,
     channels: GroupChannels,
+    events: tokio::sync::broadcast::Sender<LiveEvent>,
+    /// Whether the last sync event said syncing.
+    was_syncing: bool,
     /// Certificates whose signatures were checked (bounded).
     verified_certs: std::collections::HashMap<DeviceId, DeviceCert>,
 }
@@ -74,6 +78,7 @@ impl ServiceLoop {
         net: mpsc::Sender<Command>,
         api: String,
         home: &crate::Home,
+        events: tokio::sync::broadcast::Sender<LiveEvent>,
     ) -> ServiceLoop {
         ServiceLoop {
             service,
@@ -87,6 +92,8 @@ impl ServiceLoop {
             waiters: Waiters::default(),
             joins: Joins::default(),
             channels: GroupChannels::default(),
+            events,
+            was_syncing: false,
             verified_certs: Default::default(),
         }
     }
@@ -99,6 +106,7 @@ impl ServiceLoop {
                 ServiceInput::Shutdown => break,
                 ServiceInput::Tick => {
                     self.refresh_groups();
+                    self.sync_event();
                     self.flush();
                     self.seal();
                     self.sync(SyncInput::Tick);
@@ -182,8 +190,41 @@ impl ServiceLoop {
         }
     }
 
+    /// Publishes what the store's indexes changed as live events.
+    fn index_events(&mut self) {
+        let (changed, lost) = self.service.store_mut().take_changed();
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        if lost {
+            let _ = self.events.send(LiveEvent::Resync);
+        }
+        for c in changed {
+            let _ = self.events.send(LiveEvent::from(c));
+        }
+    }
+
+    /// Publishes catch-up progress while it lasts, and its end.
+    fn sync_event(&mut self) {
+        let syncing = self.engine.is_syncing();
+        if !syncing && !self.was_syncing {
+            return;
+        }
+        self.was_syncing = syncing;
+        let (expected, received) = self
+            .engine
+            .progress()
+            .fold((0, 0), |(e, r), (_, p)| (e + p.expected, r + p.received));
+        let _ = self.events.send(LiveEvent::Sync {
+            syncing,
+            expected,
+            received,
+        });
+    }
+
     /// Answers the waiting calls whose arrival has happened.
     fn wake_waiters(&mut self) {
+        self.index_events();
         let service = &self.service;
         self.waiters.wake(&mut |a, n| newest_posts(service, a, n));
         let syncing = self.engine.is_syncing();
@@ -270,6 +311,10 @@ impl ServiceLoop {
                 }
                 SyncOutput::PeerIdentified { peer, identity } => {
                     tracing::info!(peer = %peer.short(), identity = %identity, "peer identified");
+                    let _ = self.events.send(LiveEvent::PeerUp {
+                        device: peer,
+                        identity: Some(identity),
+                    });
                 }
                 SyncOutput::JoinAnswer {
                     group,
@@ -293,12 +338,17 @@ impl ServiceLoop {
                 self.listen.push(addr);
             }
             Event::Connected { peer, address, via } => {
+                let _ = self.events.send(LiveEvent::PeerUp {
+                    device: peer,
+                    identity: None,
+                });
                 let meta = self.peers.entry(peer).or_default();
                 meta.addresses = vec![address.to_string()];
                 meta.via = format!("{via:?}").to_lowercase();
                 self.sync(SyncInput::PeerConnected { peer });
             }
             Event::Disconnected { peer } => {
+                let _ = self.events.send(LiveEvent::PeerDown { device: peer });
                 self.peers.remove(&peer);
                 self.sync(SyncInput::PeerDisconnected { peer });
             }

@@ -400,12 +400,31 @@ impl Service {
         author: Option<IdentityId>,
         limit: usize,
     ) -> Result<Vec<PostView>, ActionError> {
+        self.feed_page(space, author, limit, None)
+    }
+
+    /// A page of `space`'s feed: the `limit` newest posts older than
+    /// `before` (the last post of the previous page), or the newest.
+    pub fn feed_page(
+        &self,
+        space: SpaceId,
+        author: Option<IdentityId>,
+        limit: usize,
+        before: Option<PostId>,
+    ) -> Result<Vec<PostView>, ActionError> {
+        let before = match before {
+            Some(id) => {
+                let p = self.store.post(&id)?.ok_or(ActionError::UnknownPost(id))?;
+                Some((p.created_at_ms, id))
+            }
+            None => None,
+        };
         let q = FeedQuery {
             space,
             author,
+            before,
             viewer: Some(self.identity()),
             limit,
-            ..FeedQuery::default()
         };
         Ok(self.store.feed(&q)?)
     }

@@ -13,6 +13,7 @@ use kith_core::schema::{self, feed, labels, profile};
 use kith_core::{DocId, DocKind, IdentityId, PostId};
 use redb::ReadableTable;
 
+use crate::changed::Changed;
 use crate::error::StoreError;
 use crate::rows::*;
 use crate::tx::Writer;
@@ -88,8 +89,16 @@ pub(crate) fn index_change(
                             .next_back()
                             .filter(|_| a.created(state));
                         index_post(w, a, space_no, post_key, state, first_put)?;
+                        w.changed.push(Changed::Post {
+                            id: PostId::derive(&a.doc, post_key),
+                            space: a.doc.space,
+                            author: a.doc.owner,
+                            created: a.created(state),
+                            deleted: state.deleted,
+                        });
                     }
                 } else if let Some((post, emoji)) = feed::parse_reaction_key(key) {
+                    w.changed.push(Changed::Reaction { post });
                     let k = reaction_key(&post, a.author_no, emoji);
                     if feed::has_reaction(doc, key) {
                         w.reactions.insert(k.as_slice(), a.doc_no)?;
@@ -106,6 +115,7 @@ pub(crate) fn index_change(
             }
         }
         DocKind::Profile => {
+            w.changed.push(Changed::Profile { who: a.doc.owner });
             for key in &touched.root_keys {
                 if key == profile::NAME || key == profile::BIO {
                     let row = PersonRow {
@@ -134,7 +144,7 @@ pub(crate) fn index_change(
                 }
             }
         }
-        DocKind::GroupControl => {}
+        DocKind::GroupControl => w.changed.push(Changed::Group { group: a.doc.space }),
     }
     Ok(())
 }

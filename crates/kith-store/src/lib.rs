@@ -10,6 +10,7 @@
 //! # let _ = newest; Ok(()) }
 //! ```
 
+mod changed;
 mod changelog;
 mod docs;
 mod error;
@@ -23,6 +24,7 @@ mod tables;
 mod tx;
 mod views;
 
+pub use changed::{Changed, MAX_CHANGED};
 pub use docs::DOC_CACHE_CAPACITY;
 pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
 pub use kith_core::sync::{ChangeBatch, VersionVector};

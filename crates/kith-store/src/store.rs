@@ -13,6 +13,7 @@ use kith_core::{
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use crate::changed::{Changed, ChangedLog};
 use crate::changelog::{self, Rows};
 use crate::docs::{self, DocCache, parse_change};
 use crate::error::{CommitError, ImportError, IngestError, OpenError, StoreError};
@@ -73,6 +74,8 @@ pub struct Store {
     sealing_due: bool,
     /// Replayed group memberships.
     pub(crate) groups: GroupCache,
+    /// What committed transactions changed in the indexes, not yet taken.
+    changed: ChangedLog,
 }
 
 impl std::fmt::Debug for Store {
@@ -168,6 +171,7 @@ impl Store {
             recovered,
             sealing_due: true,
             groups: GroupCache::default(),
+            changed: ChangedLog::default(),
         })
     }
 
@@ -315,6 +319,7 @@ impl Store {
         // Set when a change was made but the group's rules refuse it: the
         // cached document holds it and must be dropped.
         let mut tainted = false;
+        let mut changed = Vec::new();
         let result = (|| {
             let mut w = Writer::open(&txn)?;
             if doc_id.kind == kith_core::DocKind::Feed && !doc_id.space.is_public() {
@@ -391,11 +396,15 @@ impl Store {
                     author_no,
                 },
             )?;
+            changed = std::mem::take(&mut w.changed);
             Ok((value, Some(verified)))
         })();
         match result {
             Ok(v) => match txn.commit() {
-                Ok(()) => Ok(v),
+                Ok(()) => {
+                    self.changed.extend(changed);
+                    Ok(v)
+                }
                 Err(e) => {
                     self.docs.clear();
                     self.groups.clear();
@@ -415,6 +424,13 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// What the indexes changed since the last call (posts, reactions,
+    /// profiles, groups), and whether entries were lost because nobody read
+    /// them for too long (at most [`crate::MAX_CHANGED`] are kept).
+    pub fn take_changed(&mut self) -> (Vec<Changed>, bool) {
+        self.changed.take()
     }
 
     /// Ingests changes from elsewhere (network, relay), each on its own
@@ -532,6 +548,7 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             self.unflushed = true;
         }
+        let mut changed = Vec::new();
         let outcome = (|| -> Result<(), ImportError> {
             let mut w = Writer::open(&txn)?;
             let signers: std::collections::BTreeSet<DeviceId> = by_doc
@@ -560,6 +577,7 @@ impl Store {
                     });
                 }
             }
+            changed = std::mem::take(&mut w.changed);
             Ok(())
         })();
         match outcome {
@@ -569,6 +587,7 @@ impl Store {
                     self.groups.clear();
                     return Err(StoreError::from(e).into());
                 }
+                self.changed.extend(changed);
                 report.rejected.sort_by_key(|(i, _)| *i);
                 Ok(report)
             }

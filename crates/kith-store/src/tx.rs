@@ -42,6 +42,8 @@ pub(crate) struct Writer<'t> {
     pub follows: Table<'t, &'static [u8; 8], ()>,
     pub blocks: Table<'t, &'static [u8; 8], ()>,
     pub labels: Table<'t, &'static [u8], ()>,
+    /// What this transaction changed in the indexes (kept if it commits).
+    pub changed: Vec<crate::changed::Changed>,
 }
 
 impl<'t> Writer<'t> {
@@ -71,6 +73,7 @@ impl<'t> Writer<'t> {
             follows: txn.open_table(FOLLOWS)?,
             blocks: txn.open_table(BLOCKS)?,
             labels: txn.open_table(LABELS)?,
+            changed: Vec::new(),
         })
     }
 

@@ -35,6 +35,7 @@ pub fn feed(ctx: &Context, a: FeedArgs) -> anyhow::Result<()> {
         author: a.author,
         limit: a.limit as usize,
         group: a.group,
+        before: None,
     })?
     else {
         return Err(output::unexpected());

@@ -6,6 +6,7 @@ pub mod group;
 pub mod init;
 pub mod net;
 pub mod node;
+pub mod open;
 pub mod people;
 pub mod post;
 pub mod profile;
@@ -57,8 +58,8 @@ impl Context {
     }
 }
 
-/// Sends `call` to the node running on `home`, if one answers.
-fn call_node(home: &Home, call: &Call) -> anyhow::Result<Option<Reply>> {
+/// The running node's API address and token, if a node runs on `home`.
+fn running_node(home: &Home) -> anyhow::Result<Option<(NodeFile, String)>> {
     let Ok(text) = std::fs::read_to_string(home.path(NODE_FILE)) else {
         return Ok(None);
     };
@@ -71,6 +72,42 @@ fn call_node(home: &Home, call: &Call) -> anyhow::Result<Option<Reply>> {
             home.dir.display()
         )
     })?;
+    Ok(Some((node, token)))
+}
+
+/// POSTs to `path` of the node running on `home` and returns its JSON.
+pub fn node_post(home: &Home, path: &str) -> anyhow::Result<serde_json::Value> {
+    let Some((node, token)) = running_node(home)? else {
+        anyhow::bail!(
+            "no node is running on {}: start one with `kith node`",
+            home.dir.display()
+        );
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&format!("http://{}{path}", node.api))
+        .header("Authorization", &format!("Bearer {}", token.trim()))
+        .send_empty()
+        .map_err(|e| anyhow::anyhow!("the node at {} did not answer: {e}", node.api))?;
+    let ok = response.status().is_success();
+    let value: serde_json::Value = response.body_mut().read_json()?;
+    if !ok {
+        anyhow::bail!(
+            "{}",
+            value["message"].as_str().unwrap_or("the node refused")
+        );
+    }
+    Ok(value)
+}
+
+/// Sends `call` to the node running on `home`, if one answers.
+fn call_node(home: &Home, call: &Call) -> anyhow::Result<Option<Reply>> {
+    let Some((node, token)) = running_node(home)? else {
+        return Ok(None);
+    };
     // A long import can take a while; a node that never answers must not hang the CLI.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

@@ -42,10 +42,12 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(kith_node::node::run(&home, config, |s| {
+    runtime.block_on(kith_node::node::run(&home, config, |s, app| {
         if json {
             // One line, so that programs can read it as soon as it is printed.
-            println!("{}", serde_json::to_string(s).unwrap_or_default());
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["app"] = serde_json::Value::from(app);
+            println!("{v}");
             return;
         }
         println!(
@@ -58,6 +60,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             println!("listening {addr}");
         }
         println!("api       http://{}", s.api);
+        println!("app       {app}  (one-time link; `kith open` makes another)");
         println!("ready; press Ctrl-C to stop");
     }))?;
     if !json {
