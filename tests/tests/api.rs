@@ -366,6 +366,19 @@ fn every_route_succeeds_refuses_bad_input_and_guards_token_and_host() {
         api.ok("GET", &format!("/api/feed?group={g}"), None)[0]["text"],
         "in the group"
     );
+    // Home: the group's post and the public ones, newest first; a page
+    // further down goes on from the last one shown.
+    let home = api.ok("GET", "/api/feed?home=true&limit=1", None);
+    assert_eq!(home[0]["text"], "in the group");
+    let next = home[0]["id"].as_str().unwrap();
+    let older = api.ok("GET", &format!("/api/feed?home=true&before={next}"), None);
+    assert_eq!(older[0]["text"], "hello, edited");
+    api.bad(
+        "GET",
+        &format!("/api/feed?home=true&group={g}"),
+        None,
+        "neither",
+    );
     assert!(api.ok("POST", &format!("/api/groups/{g}/leave"), None)["role"].is_null());
     api.bad(
         "POST",

@@ -171,6 +171,7 @@ fn latest_of(node: &Node, author: kith_core::IdentityId) -> Option<kith_core::Po
         limit: 1,
         group: None,
         before: None,
+        home: false,
     }) {
         Reply::Posts(p) => p.first().map(|p| p.id),
         _ => None,

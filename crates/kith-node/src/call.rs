@@ -49,6 +49,10 @@ pub enum Call {
         /// Only posts older than this one (the last of the previous page).
         #[serde(default)]
         before: Option<PostId>,
+        /// The home timeline: public posts and those of this identity's
+        /// groups together (`group` and `author` must be unset).
+        #[serde(default)]
+        home: bool,
     },
     Thread {
         post: PostId,
@@ -222,10 +226,23 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
         Call::React { post, emoji } => Reply::Changed(service.react(&post, &emoji)?),
         Call::Unreact { post, emoji } => Reply::Changed(service.unreact(&post, &emoji)?),
         Call::Feed {
+            home: true,
+            author: None,
+            group: None,
+            limit,
+            before,
+        } => Reply::Posts(service.home_page(limit, before)?),
+        Call::Feed { home: true, .. } => {
+            return Err(ActionError::Invalid(
+                "the home timeline takes neither a group nor an author".into(),
+            ));
+        }
+        Call::Feed {
             author,
             limit,
             group,
             before,
+            home: false,
         } => {
             let space = match group {
                 Some(g) => service.resolve_group(&g)?,

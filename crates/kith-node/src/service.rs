@@ -403,6 +403,26 @@ impl Service {
         self.feed_page(space, author, limit, None)
     }
 
+    /// A page of the home timeline: public posts and those of this
+    /// identity's groups, newest first, older than `before` if given.
+    pub fn home_page(
+        &self,
+        limit: usize,
+        before: Option<PostId>,
+    ) -> Result<Vec<PostView>, ActionError> {
+        let before = match before {
+            Some(id) => {
+                let p = self.store.post(&id)?.ok_or(ActionError::UnknownPost(id))?;
+                Some((p.created_at_ms, id))
+            }
+            None => None,
+        };
+        let mut spaces = vec![SpaceId::PUBLIC];
+        spaces.extend(self.my_groups()?.into_keys());
+        let me = self.identity();
+        Ok(self.store.home_feed(&spaces, Some(&me), before, limit)?)
+    }
+
     /// A page of `space`'s feed: the `limit` newest posts older than
     /// `before` (the last post of the previous page), or the newest.
     pub fn feed_page(

@@ -281,11 +281,12 @@ window.addEventListener("scroll", () => {
 
 // ---- views ------------------------------------------------------------------
 
+// Home: public posts and those of your groups, newest first.
 function homeView() {
-  state.view = { kind: "home", feed: {} };
-  feedView("Home", {}, composer("What's new?", async (text) => {
+  state.view = { kind: "home", feed: { home: true } };
+  feedView("Home", { home: true }, composer("What's new?", async (text) => {
     await api("POST", "/api/posts", { text });
-    await prependNewest({});
+    await prependNewest({ home: true });
   }));
 }
 
@@ -639,7 +640,7 @@ function onEvent(ev) {
   const v = state.view || {};
   switch (ev.type) {
     case "post":
-      if (v.kind === "home" && ev.space === "public") prependNewest({}).catch(() => {});
+      if (v.kind === "home") prependNewest({ home: true }).catch(() => {});
       else if (v.kind === "group" && ev.space === v.id) prependNewest({ group: v.id }).catch(() => {});
       else if (v.kind === "person" && ev.author === v.id && ev.space === "public") prependNewest({ author: v.id }).catch(() => {});
       else if (v.kind === "thread") threadView(v.id);

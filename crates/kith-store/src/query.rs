@@ -299,6 +299,78 @@ impl Store {
         Ok(out)
     }
 
+    /// A home timeline: the newest posts across `spaces` (the public space
+    /// and a person's groups), merged newest first, each space read from
+    /// its own range of the `FEED` index, so a page costs the same however
+    /// many posts are stored.
+    pub fn home_feed(
+        &self,
+        spaces: &[SpaceId],
+        viewer: Option<&IdentityId>,
+        before: Option<(u64, PostId)>,
+        limit: usize,
+    ) -> Result<Vec<PostView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        let blocked = match viewer {
+            Some(v) => self.blocked_by(&txn, &r, v)?,
+            None => BTreeSet::new(),
+        };
+        let space_nos = txn.open_table(SPACE_NOS)?;
+        let mut nos = Vec::new();
+        for space in spaces {
+            if space.is_public() {
+                nos.push(0);
+            } else if let Some(n) = space_nos.get(&space.0)? {
+                nos.push(n.value());
+            }
+        }
+        nos.sort_unstable();
+        nos.dedup();
+        let feed = txn.open_table(FEED)?;
+        let mut ranges = Vec::with_capacity(nos.len());
+        for no in &nos {
+            let lo = timeline_key(*no, 0, &PostId([0; 16]));
+            let hi = match &before {
+                Some((at, id)) => timeline_key(*no, *at, id),
+                None => timeline_key(*no, u64::MAX, &PostId([0xff; 16])),
+            };
+            ranges.push(feed.range::<&[u8; 28]>(&lo..&hi)?.rev().peekable());
+        }
+        let mut out = Vec::with_capacity(limit.min(1000));
+        while out.len() < limit {
+            // The range whose next key is newest (time, then id).
+            let mut best: Option<(usize, [u8; 24])> = None;
+            for (i, range) in ranges.iter_mut().enumerate() {
+                let Some(next) = range.peek() else { continue };
+                let key = match next {
+                    Ok((k, _)) => *k.value(),
+                    Err(_) => {
+                        // Surface the error through `next`.
+                        range.next().transpose()?;
+                        continue;
+                    }
+                };
+                let order: [u8; 24] = key[4..].try_into().expect("fixed slice");
+                if best.is_none_or(|(_, b)| order > b) {
+                    best = Some((i, order));
+                }
+            }
+            let Some((i, _)) = best else { break };
+            let (k, _) = ranges[i].next().expect("peeked")?;
+            let id = timeline_post(k.value());
+            let Some(row) = r.row(&id)? else { continue };
+            if row.deleted || blocked.contains(&row.author_no) {
+                continue;
+            }
+            if self.written_after_removal(&txn, &r, &row)? {
+                continue;
+            }
+            out.push(r.view(id, &row)?);
+        }
+        Ok(out)
+    }
+
     /// Whether a group post was written by a former member after the cutoff
     /// of its removal. The store refuses such changes once it knows of the
     /// removal; one that arrived before the removal did is hidden here, so

@@ -335,3 +335,48 @@ fn a_post_that_arrived_before_its_authors_removal_is_hidden_after_it() {
         "the same posts as a member who got the removal first"
     );
 }
+
+#[test]
+fn the_home_timeline_merges_the_public_space_and_the_given_groups() {
+    let (_dir, mut s) = store();
+    let (mut alice, mut bob) = (Author::new(1), Author::new(2));
+    for a in [&alice, &bob] {
+        s.add_certificate(&a.cert).unwrap();
+    }
+    let (g, mut changes) = create(&mut alice);
+    changes.push(admit(&mut alice, &g, &bob));
+    // Interleaved in time: public, group, public, group.
+    let t0 = alice.clock.max(bob.clock) + 1000;
+    alice.clock = t0;
+    changes.push(alice.post("p1", "public one"));
+    bob.clock = t0 + 10;
+    changes.push(group_post(&mut bob, &g, "g1", "group one"));
+    alice.clock = t0 + 20;
+    changes.push(alice.post("p2", "public two"));
+    bob.clock = t0 + 30;
+    changes.push(group_post(&mut bob, &g, "g2", "group two"));
+    assert_eq!(s.ingest(changes).unwrap().rejected, vec![]);
+    let texts = |spaces: &[SpaceId], before, limit| -> Vec<String> {
+        s.home_feed(spaces, None, before, limit)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.text.unwrap())
+            .collect()
+    };
+    let both = [SpaceId::PUBLIC, g.id];
+    assert_eq!(
+        texts(&both, None, 10),
+        vec!["group two", "public two", "group one", "public one"]
+    );
+    assert_eq!(
+        texts(&[SpaceId::PUBLIC], None, 10),
+        vec!["public two", "public one"]
+    );
+    // Paging: after the second post of the merged timeline.
+    let page = s.home_feed(&both, None, None, 2).unwrap();
+    let last = page.last().unwrap();
+    assert_eq!(
+        texts(&both, Some((last.created_at_ms, last.id)), 10),
+        vec!["group one", "public one"]
+    );
+}

@@ -36,6 +36,7 @@ pub fn feed(ctx: &Context, a: FeedArgs) -> anyhow::Result<()> {
         limit: a.limit as usize,
         group: a.group,
         before: None,
+        home: false,
     })?
     else {
         return Err(output::unexpected());

@@ -109,6 +109,8 @@ pub struct FeedQuery {
     author: Option<String>,
     limit: Option<usize>,
     before: Option<String>,
+    #[serde(default)]
+    home: bool,
 }
 
 pub async fn feed(
@@ -125,6 +127,7 @@ pub async fn feed(
         limit,
         group: q.group,
         before: q.before.as_deref().map(post_id).transpose()?,
+        home: q.home,
     };
     ok(run(&s, call).await?)
 }
