@@ -27,16 +27,8 @@ use kith_core::{
 use kith_node::home::{Home, HomeSource};
 use kith_node::service::{SHARD_MAX_CHANGES, Service};
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+mod support;
+use support::{env, kith_bin, percentile};
 
 fn home(dir: &Path) -> Home {
     Home {
@@ -101,20 +93,6 @@ fn rekey() {
     );
 }
 
-fn kith_bin() -> PathBuf {
-    let bin = std::env::var_os("KITH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kith")
-        });
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --release --bin kith` (scripts/bench does)",
-        bin.display()
-    );
-    bin
-}
-
 /// The LAN script of this repository.
 fn lan_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lan")
@@ -132,7 +110,7 @@ impl Drop for Lan {
 }
 
 /// Runs `kith --home home args…` inside namespace `ns` (or here if `None`).
-fn kith(bin: &Path, ns: Option<&str>, home: &Path, args: &[&str]) -> String {
+fn kith_in(bin: &Path, ns: Option<&str>, home: &Path, args: &[&str]) -> String {
     let mut cmd = match ns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -237,8 +215,8 @@ fn join() {
     let joiners = env("KITH_BENCH_JOINERS", 5);
     let tmp = tempfile::tempdir().unwrap();
     let alice = tmp.path().join("alice");
-    kith(&bin, None, &alice, &["init", "--name", "alice"]);
-    let created: serde_json::Value = serde_json::from_str(&kith(
+    kith_in(&bin, None, &alice, &["init", "--name", "alice"]);
+    let created: serde_json::Value = serde_json::from_str(&kith_in(
         &bin,
         None,
         &alice,
@@ -249,7 +227,7 @@ fn join() {
     let keys = home(&alice).load().unwrap();
     let file = tmp.path().join("group.kith");
     std::fs::write(&file, group_corpus(&keys, g, posts).encode()).unwrap();
-    kith(&bin, None, &alice, &["import", file.to_str().unwrap()]);
+    kith_in(&bin, None, &alice, &["import", file.to_str().unwrap()]);
 
     let name = format!("kb{}", std::process::id());
     let up = Command::new("bash")
@@ -262,7 +240,7 @@ fn join() {
     let (ns1, ns2) = (format!("{}-1", lan.0), format!("{}-2", lan.0));
     let _alice_node = start(&bin, &ns1, &alice, "10.231.0.1");
     let g_str = g.to_string();
-    let invite: serde_json::Value = serde_json::from_str(&kith(
+    let invite: serde_json::Value = serde_json::from_str(&kith_in(
         &bin,
         Some(&ns1),
         &alice,
@@ -280,17 +258,17 @@ fn join() {
     let mut times = Vec::new();
     for j in 0..joiners {
         let joiner = tmp.path().join(format!("joiner{j}"));
-        kith(&bin, None, &joiner, &["init", "--name", "joiner"]);
+        kith_in(&bin, None, &joiner, &["init", "--name", "joiner"]);
         let node = start(&bin, &ns2, &joiner, "10.231.0.2");
         let t = Instant::now();
-        kith(
+        kith_in(
             &bin,
             Some(&ns2),
             &joiner,
             &["group", "join", &key, "--timeout", "60s"],
         );
         let secs = t.elapsed().as_secs_f64();
-        let feed: serde_json::Value = serde_json::from_str(&kith(
+        let feed: serde_json::Value = serde_json::from_str(&kith_in(
             &bin,
             Some(&ns2),
             &joiner,

@@ -13,157 +13,19 @@
 //! Sizes: `KITH_BENCH_NODES` (10), `KITH_BENCH_POSTS` (200),
 //! `KITH_BENCH_AUTHORS` (10), `KITH_BENCH_PER_AUTHOR` (10000).
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
-use kith_core::archive::Archive;
 use kith_core::schema::feed;
 use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId, proto};
 use kith_node::{Call, Reply};
 use prost::Message;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn kith_bin() -> PathBuf {
-    let bin = std::env::var_os("KITH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/kith")
-        });
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --release --bin kith` (scripts/bench does)",
-        bin.display()
-    );
-    bin
-}
-
-struct Node {
-    child: Child,
-    home: PathBuf,
-    api: String,
-    token: String,
-    addr: String,
-    agent: ureq::Agent,
-}
-
-impl Node {
-    fn start(bin: &Path, home: &Path, peers: &[String]) -> Node {
-        let mut cmd = Command::new(bin);
-        cmd.arg("--home").arg(home).args([
-            "node",
-            "--json",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--probe",
-        ]);
-        for p in peers {
-            cmd.args(["--peer", p]);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .env("RUST_LOG", "error")
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let status: serde_json::Value = serde_json::from_str(&line).expect("node status line");
-        let token = std::fs::read_to_string(home.join("api-token"))
-            .unwrap()
-            .trim()
-            .to_owned();
-        Node {
-            child,
-            home: home.to_owned(),
-            api: status["api"].as_str().unwrap().to_owned(),
-            token,
-            addr: status["listen"][0].as_str().unwrap().to_owned(),
-            agent: ureq::Agent::config_builder().build().into(),
-        }
-    }
-
-    fn call(&self, call: &Call) -> Reply {
-        let mut response = self
-            .agent
-            .post(&format!("http://{}/api/call", self.api))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .send_json(call)
-            .expect("api call");
-        let status = response.status();
-        let text = response.body_mut().read_to_string().expect("api reply");
-        assert!(status.is_success(), "{call:?}: {status}: {text}");
-        serde_json::from_str(&text).expect("api reply")
-    }
-
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn kith(bin: &Path, home: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kith {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn identity(bin: &Path, home: &Path) -> String {
-    let me: serde_json::Value =
-        serde_json::from_str(&kith(bin, home, &["whoami", "--json"])).unwrap();
-    me["identity"].as_str().unwrap().to_owned()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "gave up waiting: {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+mod support;
+use support::*;
 
 fn latest_of(node: &Node, author: kith_core::IdentityId) -> Option<kith_core::PostId> {
     match node.call(&Call::Feed {
@@ -303,45 +165,6 @@ fn sample(nodes: &[Node], wait: &Call, act: impl FnOnce()) -> Vec<f64> {
             })
             .collect()
     })
-}
-
-/// `per_author` signed posts by each of `authors` identities, with feeds
-/// rolling over to a new shard every 1024 changes as a node's do.
-fn corpus(authors: usize, per_author: usize) -> Archive {
-    let mut archive = Archive::default();
-    for a in 0..authors {
-        let identity = IdentityKey::from_secret_bytes(&[a as u8 + 1; 32]);
-        let device = DeviceKey::from_secret_bytes(&[a as u8 + 101; 32]);
-        archive
-            .certificates
-            .push(DeviceCert::issue(&identity, &device, 1));
-        let actor = kith_core::actor_id(&device.id(), &[7; 8]);
-        let mut doc = AutoCommit::new().with_actor(actor.clone());
-        for i in 0..per_author {
-            let shard = (i / kith_node::service::SHARD_MAX_CHANGES as usize) as u32;
-            if i % kith_node::service::SHARD_MAX_CHANGES as usize == 0 {
-                doc = AutoCommit::new().with_actor(actor.clone());
-            }
-            let doc_id = DocId::feed(identity.id(), SpaceId::PUBLIC, shard);
-            let at = 1_700_000_000_000 + i as u64;
-            feed::create_post(
-                &mut doc,
-                &format!("a{a}p{i}"),
-                &format!("post {i} by author {a}: {}", "lorem ipsum ".repeat(20)),
-                at,
-                None,
-            )
-            .unwrap();
-            doc.commit_with(CommitOptions::default().with_time(at as i64));
-            let change = doc.get_last_local_change().unwrap();
-            archive.changes.push(
-                SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &device, identity.id())
-                    .unwrap()
-                    .into_inner(),
-            );
-        }
-    }
-    archive
 }
 
 fn catch_up(bin: &Path, dir: &Path) {
