@@ -54,6 +54,28 @@ impl Lan {
     pub fn ip(&self, i: usize) -> String {
         format!("10.231.0.{i}")
     }
+
+    /// Homes for `names`, the first on host 1 and so on, each with an
+    /// identity of that name.
+    pub fn homes(&self, names: &[&str]) -> Vec<crate::TestHome> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut h = crate::TestHome::new();
+                h.netns = Some(self.netns(i + 1));
+                h.run(&["init", "--name", name]).out();
+                h
+            })
+            .collect()
+    }
+
+    /// Starts a node of `home` on host `i`, listening on its LAN address
+    /// with mDNS on.
+    pub fn start(&self, home: &crate::TestHome, i: usize) -> crate::NodeProc {
+        let listen = format!("/ip4/{}/tcp/4610", self.ip(i));
+        home.node(&["--listen", &listen])
+    }
 }
 
 impl Drop for Lan {

@@ -4,25 +4,6 @@
 use kith_tests::lan::Lan;
 use kith_tests::{NodeProc, TestHome, converge, ids_in};
 
-/// Starts a node on host `i` of the LAN, listening on its LAN address.
-fn start(lan: &Lan, home: &TestHome, i: usize) -> NodeProc {
-    let listen = format!("/ip4/{}/tcp/4610", lan.ip(i));
-    home.node(&["--listen", &listen])
-}
-
-fn homes(lan: &Lan, names: &[&str]) -> Vec<TestHome> {
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let mut h = TestHome::new();
-            h.netns = Some(lan.netns(i + 1));
-            h.run(&["init", "--name", name]).out();
-            h
-        })
-        .collect()
-}
-
 /// The post ids of `group`'s feed on `home`, newest first.
 fn group_feed(home: &TestHome, group: &str) -> Vec<String> {
     ids_in(
@@ -71,8 +52,8 @@ fn post(home: &TestHome, group: &str, text: &str) -> String {
 fn an_invited_person_joins_over_the_lan_and_a_stranger_gets_nothing() {
     // alice -- bob -- carol, one LAN. bob gets an invite; carol does not.
     let lan = Lan::up(3);
-    let h = homes(&lan, &["alice", "bob", "carol"]);
-    let _nodes: Vec<NodeProc> = (0..3).map(|i| start(&lan, &h[i], i + 1)).collect();
+    let h = lan.homes(&["alice", "bob", "carol"]);
+    let _nodes: Vec<NodeProc> = (0..3).map(|i| lan.start(&h[i], i + 1)).collect();
     let g = create(&h[0], "tuesday climbers");
     let history: Vec<String> = (0..3)
         .map(|i| post(&h[0], &g, &format!("before bob, {i}")))
@@ -126,10 +107,10 @@ fn bad_invites_are_refused_with_the_reason() {
     // alice -- bob -- dave, one LAN; alice's invites go wrong in every way.
     // bob joins and leaves the LAN, so that alice alone answers dave.
     let lan = Lan::up(3);
-    let h = homes(&lan, &["alice", "bob", "dave"]);
-    let _alice = start(&lan, &h[0], 1);
-    let bob = start(&lan, &h[1], 2);
-    let _dave = start(&lan, &h[2], 3);
+    let h = lan.homes(&["alice", "bob", "dave"]);
+    let _alice = lan.start(&h[0], 1);
+    let bob = lan.start(&h[1], 2);
+    let _dave = lan.start(&h[2], 3);
     let g = create(&h[0], "procurement");
     let join = |home: &TestHome, key: &str| home.run(&["group", "join", key, "--timeout", "30s"]);
 
@@ -174,9 +155,9 @@ fn bad_invites_are_refused_with_the_reason() {
 fn a_joiner_is_admitted_by_any_member_when_the_inviter_is_away() {
     // alice -- bob -- dave; alice invites, then goes offline; bob admits dave.
     let lan = Lan::up(3);
-    let h = homes(&lan, &["alice", "bob", "dave"]);
-    let alice = start(&lan, &h[0], 1);
-    let _bob = start(&lan, &h[1], 2);
+    let h = lan.homes(&["alice", "bob", "dave"]);
+    let alice = lan.start(&h[0], 1);
+    let _bob = lan.start(&h[1], 2);
     let g = create(&h[0], "band");
     let first = post(&h[0], &g, "rehearsal on friday");
     let key = invite(&h[0], &g, &["--uses", "2"]);
@@ -186,7 +167,7 @@ fn a_joiner_is_admitted_by_any_member_when_the_inviter_is_away() {
     });
     alice.stop();
 
-    let _dave = start(&lan, &h[2], 3);
+    let _dave = lan.start(&h[2], 3);
     let joined = h[2]
         .run(&["group", "join", &key, "--timeout", "60s", "--json"])
         .json();
@@ -215,10 +196,10 @@ fn a_joiner_is_admitted_by_any_member_when_the_inviter_is_away() {
 fn a_removed_member_reads_nothing_after_and_its_posts_are_refused() {
     // alice -- bob -- dave; alice removes bob while bob's node is away.
     let lan = Lan::up(3);
-    let h = homes(&lan, &["alice", "bob", "dave"]);
-    let _alice = start(&lan, &h[0], 1);
-    let bob = start(&lan, &h[1], 2);
-    let _dave = start(&lan, &h[2], 3);
+    let h = lan.homes(&["alice", "bob", "dave"]);
+    let _alice = lan.start(&h[0], 1);
+    let bob = lan.start(&h[1], 2);
+    let _dave = lan.start(&h[2], 3);
     let g = create(&h[0], "vendors");
     let key = invite(&h[0], &g, &["--uses", "2"]);
     for p in &h[1..] {
@@ -252,7 +233,7 @@ fn a_removed_member_reads_nothing_after_and_its_posts_are_refused() {
 
     let alice_public = h[0].run(&["post", "alice, in public"]).out().to_owned();
 
-    let _bob = start(&lan, &h[1], 2);
+    let _bob = lan.start(&h[1], 2);
     // Once alice and dave hold bob's public post and have nothing left to
     // fetch, they have compared versions with him and fetched what he
     // offered of the group: his post made after the removal is refused.
@@ -287,10 +268,10 @@ fn concurrent_invite_and_removal_while_partitioned_converge() {
     // alice -- erin -- bob -- dave. alice and erin are admins. While apart,
     // erin admits dave and alice removes bob; after healing, all agree.
     let lan = Lan::up(4);
-    let h = homes(&lan, &["alice", "erin", "bob", "dave"]);
-    let alice = start(&lan, &h[0], 1);
-    let erin = start(&lan, &h[1], 2);
-    let bob = start(&lan, &h[2], 3);
+    let h = lan.homes(&["alice", "erin", "bob", "dave"]);
+    let alice = lan.start(&h[0], 1);
+    let erin = lan.start(&h[1], 2);
+    let bob = lan.start(&h[2], 3);
     let g = create(&h[0], "co-op");
     let admin_key = invite(&h[0], &g, &["--role", "admin"]);
     h[1].run(&["group", "join", &admin_key, "--timeout", "60s"])
@@ -305,7 +286,7 @@ fn concurrent_invite_and_removal_while_partitioned_converge() {
     // Partition: alice's node goes away; erin invites and admits dave.
     alice.stop();
     let dave_key = invite(&h[1], &g, &[]);
-    let _dave = start(&lan, &h[3], 4);
+    let _dave = lan.start(&h[3], 4);
     h[3].run(&["group", "join", &dave_key, "--timeout", "60s"])
         .out();
     erin.stop();
@@ -315,9 +296,9 @@ fn concurrent_invite_and_removal_while_partitioned_converge() {
     h[0].run(&["group", "remove", &g, &bob_id]).out();
 
     // Heal.
-    let _alice = start(&lan, &h[0], 1);
-    let _erin = start(&lan, &h[1], 2);
-    let _bob = start(&lan, &h[2], 3);
+    let _alice = lan.start(&h[0], 1);
+    let _erin = lan.start(&h[1], 2);
+    let _bob = lan.start(&h[2], 3);
     let want: Vec<String> = {
         let mut ids = vec![h[0].id(), h[1].id(), h[3].id()];
         ids.sort();

@@ -5,25 +5,6 @@
 use kith_tests::lan::Lan;
 use kith_tests::{NodeProc, TestHome, converge, feed_ids};
 
-/// Starts a node on host `i` of the LAN, listening on its LAN address.
-fn start(lan: &Lan, home: &TestHome, i: usize) -> NodeProc {
-    let listen = format!("/ip4/{}/tcp/4610", lan.ip(i));
-    home.node(&["--listen", &listen])
-}
-
-fn homes(lan: &Lan, names: &[&str]) -> Vec<TestHome> {
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let mut h = TestHome::new();
-            h.netns = Some(lan.netns(i + 1));
-            h.run(&["init", "--name", name]).out();
-            h
-        })
-        .collect()
-}
-
 fn peer_identities(home: &TestHome) -> Vec<String> {
     home.run(&["peers", "--json"])
         .json()
@@ -38,9 +19,9 @@ fn peer_identities(home: &TestHome) -> Vec<String> {
 fn nodes_find_each_other_by_mdns_and_posts_reach_followers_live() {
     // alice, bob, carol on one LAN; nobody is told about anybody.
     let lan = Lan::up(3);
-    let h = homes(&lan, &["alice", "bob", "carol"]);
+    let h = lan.homes(&["alice", "bob", "carol"]);
     let ids: Vec<String> = h.iter().map(TestHome::id).collect();
-    let _nodes: Vec<NodeProc> = (0..3).map(|i| start(&lan, &h[i], i + 1)).collect();
+    let _nodes: Vec<NodeProc> = (0..3).map(|i| lan.start(&h[i], i + 1)).collect();
     for (i, home) in h.iter().enumerate() {
         converge(60, "every node sees the two others by mDNS", || {
             let seen = peer_identities(home);
@@ -76,12 +57,12 @@ fn nodes_find_each_other_by_mdns_and_posts_reach_followers_live() {
 fn a_node_that_was_away_catches_up_to_exactly_the_authors_state() {
     // alice, bob, carol on one LAN; carol's node is stopped while alice writes.
     let lan = Lan::up(3);
-    let h = homes(&lan, &["alice", "bob", "carol"]);
+    let h = lan.homes(&["alice", "bob", "carol"]);
     let ids: Vec<String> = h.iter().map(TestHome::id).collect();
     h[2].run(&["follow", &ids[0]]).out();
     h[1].run(&["follow", &ids[0]]).out();
-    let _alice = start(&lan, &h[0], 1);
-    let _bob = start(&lan, &h[1], 2);
+    let _alice = lan.start(&h[0], 1);
+    let _bob = lan.start(&h[1], 2);
     let mut posts = Vec::new();
     for i in 0..1000 {
         posts.push(
@@ -99,7 +80,7 @@ fn a_node_that_was_away_catches_up_to_exactly_the_authors_state() {
     let want = h[0]
         .run(&["feed", "--author", &ids[0], "--limit", "5000", "--json"])
         .json();
-    let _carol = start(&lan, &h[2], 3);
+    let _carol = lan.start(&h[2], 3);
     converge(120, "carol converges to exactly alice's state", || {
         (h[2]
             .run(&["feed", "--author", &ids[0], "--limit", "5000", "--json"])

@@ -17,15 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use automerge::AutoCommit;
-use automerge::transaction::CommitOptions;
 use kith_core::archive::Archive;
-use kith_core::schema::feed;
-use kith_core::{
-    DeviceCert, DeviceKey, DocId, IdentityKey, InviteKey, Role, SignedChange, SpaceId,
-};
+use kith_core::{DeviceCert, DeviceKey, IdentityKey, InviteKey, Role, SpaceId};
 use kith_node::home::{Home, HomeSource};
-use kith_node::service::{SHARD_MAX_CHANGES, Service};
+use kith_node::service::Service;
 
 mod support;
 use support::{env, kith_bin, percentile};
@@ -166,37 +161,11 @@ fn start(bin: &Path, ns: &str, home: &Path, ip: &str) -> NodeProc {
     NodeProc(child)
 }
 
-/// `posts` signed posts by the owner of `keys` in group `g`, with feeds
-/// rolling over to a new shard as a node's do.
+/// `posts` signed posts by the owner of `keys` in group `g`.
 fn group_corpus(keys: &kith_node::Keys, g: SpaceId, posts: usize) -> Archive {
     let mut archive = Archive::default();
     archive.certificates.push(keys.cert.clone());
-    let me = keys.identity.id();
-    let actor = kith_core::actor_id(&keys.device.id(), &[7; 8]);
-    let mut doc = AutoCommit::new().with_actor(actor.clone());
-    let per_shard = SHARD_MAX_CHANGES as usize;
-    for i in 0..posts {
-        if i % per_shard == 0 {
-            doc = AutoCommit::new().with_actor(actor.clone());
-        }
-        let doc_id = DocId::feed(me, g, (i / per_shard) as u32);
-        let at = 1_700_000_000_000 + i as u64;
-        feed::create_post(
-            &mut doc,
-            &format!("g{i}"),
-            &format!("group post {i}: {}", "lorem ipsum ".repeat(20)),
-            at,
-            None,
-        )
-        .unwrap();
-        doc.commit_with(CommitOptions::default().with_time(at as i64));
-        let change = doc.get_last_local_change().unwrap();
-        archive.changes.push(
-            SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &keys.device, me)
-                .unwrap()
-                .into_inner(),
-        );
-    }
+    archive.changes = support::posts(&keys.identity, &keys.device, g, "g", posts);
     archive
 }
 

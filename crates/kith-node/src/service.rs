@@ -403,6 +403,16 @@ impl Service {
         self.feed_page(space, author, limit, None)
     }
 
+    /// Where a page below `before` starts in a timeline index.
+    fn cursor(&self, before: Option<PostId>) -> Result<Option<(u64, PostId)>, ActionError> {
+        before
+            .map(|id| {
+                let p = self.store.post(&id)?.ok_or(ActionError::UnknownPost(id))?;
+                Ok((p.created_at_ms, id))
+            })
+            .transpose()
+    }
+
     /// A page of the home timeline: public posts and those of this
     /// identity's groups, newest first, older than `before` if given.
     pub fn home_page(
@@ -410,13 +420,7 @@ impl Service {
         limit: usize,
         before: Option<PostId>,
     ) -> Result<Vec<PostView>, ActionError> {
-        let before = match before {
-            Some(id) => {
-                let p = self.store.post(&id)?.ok_or(ActionError::UnknownPost(id))?;
-                Some((p.created_at_ms, id))
-            }
-            None => None,
-        };
+        let before = self.cursor(before)?;
         let mut spaces = vec![SpaceId::PUBLIC];
         spaces.extend(self.my_groups()?.into_keys());
         let me = self.identity();
@@ -432,13 +436,7 @@ impl Service {
         limit: usize,
         before: Option<PostId>,
     ) -> Result<Vec<PostView>, ActionError> {
-        let before = match before {
-            Some(id) => {
-                let p = self.store.post(&id)?.ok_or(ActionError::UnknownPost(id))?;
-                Some((p.created_at_ms, id))
-            }
-            None => None,
-        };
+        let before = self.cursor(before)?;
         let q = FeedQuery {
             space,
             author,

@@ -176,8 +176,46 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// `per_author` signed posts by each of `authors` identities, with feeds
-/// rolling over to a new shard every 1024 changes as a node's do.
+/// `count` signed posts by `identity` from `device` in `space`, keys
+/// `{tag}p{i}`, one a millisecond, with feeds rolling over to a new shard
+/// every 1024 changes as a node's do.
+pub fn posts(
+    identity: &IdentityKey,
+    device: &DeviceKey,
+    space: SpaceId,
+    tag: &str,
+    count: usize,
+) -> Vec<SignedChange> {
+    let per_shard = kith_node::service::SHARD_MAX_CHANGES as usize;
+    let actor = kith_core::actor_id(&device.id(), &[7; 8]);
+    let mut doc = AutoCommit::new();
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        if i % per_shard == 0 {
+            doc = AutoCommit::new().with_actor(actor.clone());
+        }
+        let doc_id = DocId::feed(identity.id(), space, (i / per_shard) as u32);
+        let at = 1_700_000_000_000 + i as u64;
+        feed::create_post(
+            &mut doc,
+            &format!("{tag}p{i}"),
+            &format!("post {i} of {tag}: {}", "lorem ipsum ".repeat(20)),
+            at,
+            None,
+        )
+        .unwrap();
+        doc.commit_with(CommitOptions::default().with_time(at as i64));
+        let change = doc.get_last_local_change().unwrap();
+        out.push(
+            SignedChange::sign(doc_id, change.raw_bytes().to_vec(), device, identity.id())
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    out
+}
+
+/// `per_author` public posts by each of `authors` identities.
 pub fn corpus(authors: usize, per_author: usize) -> Archive {
     let mut archive = Archive::default();
     for a in 0..authors {
@@ -186,31 +224,13 @@ pub fn corpus(authors: usize, per_author: usize) -> Archive {
         archive
             .certificates
             .push(DeviceCert::issue(&identity, &device, 1));
-        let actor = kith_core::actor_id(&device.id(), &[7; 8]);
-        let mut doc = AutoCommit::new().with_actor(actor.clone());
-        for i in 0..per_author {
-            let shard = (i / kith_node::service::SHARD_MAX_CHANGES as usize) as u32;
-            if i % kith_node::service::SHARD_MAX_CHANGES as usize == 0 {
-                doc = AutoCommit::new().with_actor(actor.clone());
-            }
-            let doc_id = DocId::feed(identity.id(), SpaceId::PUBLIC, shard);
-            let at = 1_700_000_000_000 + i as u64;
-            feed::create_post(
-                &mut doc,
-                &format!("a{a}p{i}"),
-                &format!("post {i} by author {a}: {}", "lorem ipsum ".repeat(20)),
-                at,
-                None,
-            )
-            .unwrap();
-            doc.commit_with(CommitOptions::default().with_time(at as i64));
-            let change = doc.get_last_local_change().unwrap();
-            archive.changes.push(
-                SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &device, identity.id())
-                    .unwrap()
-                    .into_inner(),
-            );
-        }
+        archive.changes.extend(posts(
+            &identity,
+            &device,
+            SpaceId::PUBLIC,
+            &format!("a{a}"),
+            per_author,
+        ));
     }
     archive
 }
