@@ -88,9 +88,10 @@ pub(crate) fn index_change(
                             .map(|p| p.counter)
                             .next_back()
                             .filter(|_| a.created(state));
-                        index_post(w, a, space_no, post_key, state, first_put)?;
+                        let id = PostId::derive(&a.doc, post_key);
+                        index_post(w, a, space_no, (id, post_key), state, first_put)?;
                         w.changed.push(Changed::Post {
-                            id: PostId::derive(&a.doc, post_key),
+                            id,
                             space: a.doc.space,
                             author: a.doc.owner,
                             created: a.created(state),
@@ -180,11 +181,10 @@ fn index_post(
     w: &mut Writer<'_>,
     a: &Applied<'_>,
     space_no: u32,
-    key: &str,
+    (post, key): (PostId, &str),
     state: &feed::PostState,
     first_put: Option<u64>,
 ) -> Result<(), StoreError> {
-    let post = PostId::derive(&a.doc, key);
     let old = w.posts.get(&post.0)?.map(|v| PostRow::decode(v.value()));
     let old = match old {
         Some(Some(row)) => Some(row),
