@@ -15,6 +15,7 @@ use crate::output;
 pub enum GroupCommand {
     /// Create a group; you are its first admin.
     Create {
+        /// The group's name (up to 100 characters).
         name: String,
         #[arg(long, default_value = "")]
         about: String,
@@ -22,32 +23,50 @@ pub enum GroupCommand {
     /// Your groups.
     List,
     /// A group's name, members with their roles, and (for admins) invites.
-    Show { group: String },
+    Show {
+        /// The group's id or name.
+        group: String,
+    },
     /// Make an invite key to hand to someone (prints it and a QR code).
     Invite(InviteArgs),
     /// Join a group with an invite key (needs a running node).
     Join(JoinArgs),
     /// A group's invites (admins).
-    Invites { group: String },
+    Invites {
+        /// The group's id or name.
+        group: String,
+    },
     /// Revoke an invite (admins).
     Revoke {
+        /// The group's id or name.
         group: String,
         /// The invite's id (at least its first 8 digits).
         invite: String,
     },
     /// Remove a member (admins): they keep what they had, and get nothing after.
     Remove {
+        /// The group's id or name.
         group: String,
         /// The member's id or name.
         member: String,
     },
     /// Make a member an admin (admins).
-    Promote { group: String, member: String },
+    Promote {
+        /// The group's id or name.
+        group: String,
+        /// The member's id or name.
+        member: String,
+    },
     /// Leave a group.
-    Leave { group: String },
+    Leave {
+        /// The group's id or name.
+        group: String,
+    },
     /// Rename a group (admins).
     Rename {
+        /// The group's id or name.
         group: String,
+        /// The new name.
         name: String,
         #[arg(long)]
         about: Option<String>,
@@ -56,6 +75,7 @@ pub enum GroupCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct InviteArgs {
+    /// The group's id or name.
     group: String,
     /// How long the invite stays usable (e.g. 30m, 12h, 7d).
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
