@@ -250,7 +250,9 @@ fn show_progress(ctx: &Context, done: &std::sync::atomic::AtomicBool) {
     bar.set_message("asking members of the group to admit you…");
     bar.enable_steady_tick(Duration::from_millis(100));
     while !done.load(std::sync::atomic::Ordering::Relaxed) {
-        if let Ok(Reply::Status(s)) = ctx.call(Call::Status) {
+        // Only a running node has progress to show; without one the join
+        // fails at once, and the store must not be opened twice.
+        if let Ok(Some(Reply::Status(s))) = ctx.call_running(Call::Status) {
             let (received, expected) = s
                 .sync
                 .iter()

@@ -32,6 +32,12 @@ impl Context {
         )?)
     }
 
+    /// Runs a call on the running node only; `None` if no node runs (the
+    /// store is then not opened: the caller may have it open already).
+    pub fn call_running(&self, call: Call) -> anyhow::Result<Option<Reply>> {
+        call_node(&self.home()?, &call)
+    }
+
     /// Runs a call: through the running node's API if there is one (so the
     /// action is live on the network), else on the store directly.
     pub fn call(&self, call: Call) -> anyhow::Result<Reply> {
