@@ -55,6 +55,48 @@ fn ingest(c: &mut Criterion, corpus: &Corpus) {
     group.finish();
 }
 
+/// Live gossip: each change arrives alone and is its own non-durable
+/// commit, as a follower's node applies a post it hears of. The store holds
+/// the author's first `LIVE_STORED` posts; each later one is new to it (a
+/// fresh store is set up, untimed, when the corpus runs out).
+fn live(c: &mut Criterion, corpus: &Corpus) {
+    const LIVE_STORED: usize = 1024;
+    let fresh = || {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut store = Store::open(&dir.path().join("kith.redb")).expect("open");
+        store.add_certificate(&corpus.cert).expect("certificate");
+        store
+            .ingest_buffered(&[], corpus.changes[..LIVE_STORED].to_vec())
+            .expect("ingest");
+        (dir, store, LIVE_STORED)
+    };
+    let mut state = fresh();
+    let mut group = c.benchmark_group("live");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Elements(1));
+    group.bench_function("one_gossiped_post", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                if state.2 == corpus.changes.len() {
+                    state = fresh();
+                }
+                let change = corpus.changes[state.2].clone();
+                state.2 += 1;
+                let started = Instant::now();
+                let report = state.1.ingest_buffered(&[], vec![change]).expect("ingest");
+                total += started.elapsed();
+                assert_eq!(report.applied, 1);
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
 fn signatures(c: &mut Criterion, corpus: &Corpus) {
     let device = corpus.cert.device;
     let identity = corpus.cert.identity;
@@ -126,6 +168,7 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     let corpus = Corpus::generate(POSTS);
     ingest(&mut c, &corpus);
+    live(&mut c, &corpus);
     signatures(&mut c, &corpus);
     c.final_summary();
     if std::env::args().any(|a| a == "--bench") {

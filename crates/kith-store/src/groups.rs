@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use automerge::Change;
 use kith_core::group::{GroupState, may_write_control};
-use kith_core::{DeviceCert, DocId, DocKind, IdentityId, SpaceId};
+use kith_core::{DocId, DocKind, IdentityId, SpaceId};
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::changelog::Rows;
@@ -56,7 +56,9 @@ pub(crate) fn author_of<'a>(
     move |actor: &[u8]| {
         let device: &[u8; 32] = actor.get(..32)?.try_into().ok()?;
         let cert = devices.get(device).ok()??;
-        DeviceCert::decode(cert.value()).ok().map(|c| c.identity)
+        crate::tables::stored_cert(cert.value())
+            .ok()
+            .map(|c| c.identity)
     }
 }
 
@@ -150,7 +152,7 @@ impl Store {
         let mut out = Vec::new();
         for entry in devices.iter()? {
             let (_, cert) = entry?;
-            if let Ok(cert) = DeviceCert::decode(cert.value())
+            if let Ok(cert) = crate::tables::stored_cert(cert.value())
                 && who.contains(&cert.identity)
             {
                 out.push((cert.identity, cert.device));

@@ -191,16 +191,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         let added = {
             let mut devices = txn.open_table(DEVICES)?;
-            let existing = devices.get(&cert.device.0)?.map(|v| v.value().to_vec());
-            match existing {
-                Some(bytes) => DeviceCert::decode(&bytes)
-                    .map(|c| c.identity == cert.identity)
-                    .unwrap_or(false),
-                None => {
-                    devices.insert(&cert.device.0, cert.encode().as_slice())?;
-                    true
-                }
-            }
+            certify(&mut devices, cert)? == cert.identity
         };
         txn.commit()?;
         Ok(added)
@@ -210,9 +201,10 @@ impl Store {
     pub fn identity_of(&self, device: &DeviceId) -> Result<Option<IdentityId>, StoreError> {
         let txn = self.db.begin_read()?;
         let devices = txn.open_table(DEVICES)?;
-        let cert = devices.get(&device.0)?.map(|v| v.value().to_vec());
+        let cert = devices.get(&device.0)?;
         Ok(cert
-            .and_then(|b| DeviceCert::decode(&b).ok())
+            .map(|v| stored_cert(v.value()))
+            .transpose()?
             .map(|c| c.identity))
     }
 
@@ -494,7 +486,8 @@ impl Store {
             let lookup = |d: &DeviceId| -> Result<Option<IdentityId>, StoreError> {
                 Ok(devices
                     .get(&d.0)?
-                    .and_then(|v| DeviceCert::decode(v.value()).ok())
+                    .map(|v| stored_cert(v.value()))
+                    .transpose()?
                     .map(|c| c.identity))
             };
             for cert in certs {
@@ -556,9 +549,7 @@ impl Store {
                 .flat_map(|g| g.iter().map(|(_, v)| v.signed().device))
                 .collect();
             for cert in certs.iter().filter(|c| signers.contains(&c.device)) {
-                if w.devices.get(&cert.device.0)?.is_none() {
-                    w.devices.insert(&cert.device.0, cert.encode().as_slice())?;
-                }
+                certify(&mut w.devices, cert)?;
             }
             // Control documents first: a batch can hold the record that
             // admits a member together with that member's first posts.
@@ -807,9 +798,7 @@ impl Store {
         let mut archive = Archive::default();
         for entry in txn.open_table(DEVICES)?.iter()? {
             let (_, v) = entry?;
-            archive.certificates.push(
-                DeviceCert::decode(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            );
+            archive.certificates.push(stored_cert(v.value())?);
         }
         let actors = txn.open_table(ACTORS)?;
         let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);

@@ -156,10 +156,7 @@ impl Store {
         }
         for device in signers {
             if let Some(v) = devices.get(&device.0)? {
-                batch.certificates.push(
-                    DeviceCert::decode(v.value())
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                );
+                batch.certificates.push(stored_cert(v.value())?);
             }
         }
         Ok(batch)
@@ -208,10 +205,8 @@ impl Store {
     pub fn certificate(&self, device: &DeviceId) -> Result<Option<DeviceCert>, StoreError> {
         let txn = self.db.begin_read()?;
         let devices = txn.open_table(DEVICES)?;
-        let bytes = devices.get(&device.0)?.map(|v| v.value().to_vec());
-        bytes
-            .map(|b| DeviceCert::decode(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()
+        let stored = devices.get(&device.0)?;
+        stored.map(|v| stored_cert(v.value())).transpose()
     }
 }
 

@@ -45,8 +45,35 @@ pub const PERSON_NOS: TableDefinition<&[u8; 32], u32> = TableDefinition::new("pe
 /// `person_no → identity (32) || u16 name_len || name || bio` (see `rows::PersonRow`).
 pub const PEOPLE: TableDefinition<u32, &[u8]> = TableDefinition::new("people_v1");
 
-/// `device (32) → DeviceCertificate protobuf`; only verified certificates.
+/// `device (32) → DeviceCertificate protobuf`; only verified certificates
+/// (each is verified again as it is written, see `certify`).
 pub const DEVICES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("devices_v1");
+
+/// Reads a certificate from `DEVICES`. Its signatures were checked before it
+/// was written and redb checksums the page it lives on, so they are not
+/// checked again: two signature checks cost more than the rest of applying a
+/// gossiped post.
+pub(crate) fn stored_cert(bytes: &[u8]) -> Result<kith_core::DeviceCert, crate::StoreError> {
+    kith_core::DeviceCert::decode_verified_earlier(bytes)
+        .map_err(|e| crate::StoreError::Corrupt(format!("stored device certificate: {e}")))
+}
+
+/// Writes `cert` into `DEVICES` unless its device is there already; returns
+/// the stored certificate's identity. Verifying here, once per device, keeps
+/// the table's promise whatever the caller checked.
+pub(crate) fn certify(
+    devices: &mut redb::Table<'_, &'static [u8; 32], &'static [u8]>,
+    cert: &kith_core::DeviceCert,
+) -> Result<kith_core::IdentityId, crate::StoreError> {
+    use redb::ReadableTable;
+    if let Some(stored) = devices.get(&cert.device.0)? {
+        return Ok(stored_cert(stored.value())?.identity);
+    }
+    cert.verify()
+        .map_err(|e| crate::StoreError::Corrupt(format!("unverified device certificate: {e}")))?;
+    devices.insert(&cert.device.0, cert.encode().as_slice())?;
+    Ok(cert.identity)
+}
 
 /// `doc_no (4) || actor_no (4) || seq (4) → signature (64) || change`: the
 /// raw automerge chunk of a change not yet sealed. With [`SEALED`] this is
