@@ -99,3 +99,86 @@ fn acknowledged_posts_survive_sigkill() {
     // And it still accepts new writes.
     home.run(&["post", "after the storm"]).out();
 }
+
+/// A post a running node acknowledged is never lost when the node is
+/// killed with SIGKILL: the node acknowledges once the post's journal record
+/// is on disk, and the next open replays what the store had not made
+/// durable itself. Posts go through the node as `kith post` does; each
+/// round kills the node a random number of acknowledgements in.
+#[test]
+fn posts_a_node_acknowledged_survive_sigkill() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let seed: u64 = std::env::var("KITH_TEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("node durability: KITH_TEST_SEED={seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let home = Arc::new(TestHome::init("Ada"));
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    for round in 0..4 {
+        let mut node = home.node(&["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let poster = {
+            let (home, acknowledged, stop) = (home.clone(), acknowledged.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let out = home
+                        .command(&["post", &format!("round {round} post {i}")])
+                        .stderr(Stdio::null())
+                        .output()
+                        .unwrap();
+                    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                    if out.status.success() && !id.is_empty() {
+                        acknowledged.lock().unwrap().push(id);
+                    }
+                    i += 1;
+                }
+            })
+        };
+        let before = acknowledged.lock().unwrap().len();
+        let wanted = before + rng.random_range(1..25);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acknowledged.lock().unwrap().len() < wanted {
+            assert!(
+                Instant::now() < deadline,
+                "seed {seed}: the node stopped acknowledging posts"
+            );
+            std::thread::yield_now();
+        }
+        // Then a random few milliseconds more, so the kill lands anywhere
+        // in a post's handling.
+        let spin = Duration::from_micros(rng.random_range(0..5_000));
+        let started = Instant::now();
+        while started.elapsed() < spin {
+            std::thread::yield_now();
+        }
+        node.child.kill().unwrap(); // SIGKILL
+        node.child.wait().unwrap();
+        stop.store(true, Ordering::SeqCst);
+        poster.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    println!(
+        "node durability: {} acknowledged over 4 kills",
+        acknowledged.len()
+    );
+    let feed = home.run(&["feed", "--limit", "10000", "--json"]).json();
+    let stored: HashSet<&str> = feed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "seed {seed}: acknowledged posts lost: {lost:?}"
+    );
+}

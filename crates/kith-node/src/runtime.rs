@@ -618,12 +618,14 @@ impl ServiceLoop {
             }
             other => execute(&mut self.service, other)?,
         };
-        // Peers hear of a change while it is written; the caller hears back
-        // once it is durable. Should that write fail, the change is out
-        // already: an error would invite a retry and a second post, so the
-        // failure is logged and the next tick writes again.
-        if self.publish_outbox() > 0 {
-            self.flush();
+        // Peers hear of a change while its journal record is written; the
+        // caller hears back once it is durable. Should that write fail, the
+        // change is out already: an error would invite a retry and a second
+        // post, so the failure is logged and the next tick checkpoints.
+        if self.publish_outbox() > 0
+            && let Err(e) = self.service.store_mut().sync_local()
+        {
+            tracing::error!(error = %e, "could not sync the journal of local changes");
         }
         if interests_change {
             self.sync(SyncInput::InterestsChanged);

@@ -24,6 +24,10 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Random(#[from] kith_core::RandomError),
+    #[error(transparent)]
+    Journal(#[from] crate::JournalError),
+    #[error("the journal {path} holds a change the store refuses ({reason}); it was left as it is")]
+    Replay { path: String, reason: String },
 }
 
 /// A storage operation failed; nothing of it was committed.
@@ -35,6 +39,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     Random(#[from] kith_core::RandomError),
+    #[error(transparent)]
+    Journal(#[from] crate::JournalError),
 }
 
 macro_rules! via_redb_error {

@@ -2,6 +2,9 @@
 //! signed change, the device certificates, and the read indexes (posts by
 //! space and time, by author, replies, reactions, people, follows, labels)
 //! and updates them in the same write transaction that stores a change.
+//! A local change is durable once its record in the journal beside the redb
+//! file is synced (see `journal`), which costs the same however big the
+//! store has grown.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,6 +19,7 @@ mod docs;
 mod error;
 mod groups;
 mod index;
+mod journal;
 mod query;
 mod rows;
 mod store;
@@ -27,6 +31,7 @@ mod views;
 pub use changed::{Changed, MAX_CHANGED};
 pub use docs::DOC_CACHE_CAPACITY;
 pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
+pub use journal::{CHECKPOINT_BYTES, JournalError};
 pub use kith_core::sync::{ChangeBatch, VersionVector};
 pub use query::FeedQuery;
 pub use store::{ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, Store};

@@ -19,6 +19,7 @@ use crate::docs::{self, DocCache, parse_change};
 use crate::error::{CommitError, ImportError, IngestError, OpenError, StoreError};
 use crate::groups::GroupCache;
 use crate::index::{Applied, index_change};
+use crate::journal::{CHECKPOINT_BYTES, Journal};
 use crate::rows::{change_key, split_change_key};
 use crate::tables::*;
 use crate::tx::Writer;
@@ -63,6 +64,8 @@ pub struct Store {
     path: PathBuf,
     /// A non-durable commit happened since the last durable one.
     unflushed: bool,
+    /// Local changes since the last durable commit (see `journal`).
+    journal: Journal,
     /// Threads that check signatures during an ingest (1: the caller's only).
     verify_threads: usize,
     /// Local commits are not durable until `flush` (see `begin_session`).
@@ -84,6 +87,15 @@ impl std::fmt::Debug for Store {
             .field("path", &self.path)
             .field("docs", &self.docs)
             .finish()
+    }
+}
+
+/// A clean close checkpoints, so the next open has no journal to replay.
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "could not checkpoint the store as it closed; the journal will replay");
+        }
     }
 }
 
@@ -160,19 +172,47 @@ impl Store {
             (suffix, crashed)
         };
         txn.commit().map_err(StoreError::from)?;
-        Ok(Store {
+        let (journal, left) = Journal::open(&path.with_extension("journal"))?;
+        let mut store = Store {
             db,
             docs: DocCache::default(),
             suffix,
             path: path.to_owned(),
             unflushed: false,
+            journal,
             verify_threads: 1,
             session: false,
             recovered,
             sealing_due: true,
             groups: GroupCache::default(),
             changed: ChangedLog::default(),
-        })
+        };
+        store.replay(left)?;
+        Ok(store)
+    }
+
+    /// Applies what a crash left in the journal, durably, and empties it.
+    /// These are this device's own signed changes, checked like any other;
+    /// those the store holds already are duplicates.
+    fn replay(&mut self, left: Vec<SignedChange>) -> Result<(), OpenError> {
+        if left.is_empty() {
+            return Ok(());
+        }
+        let count = left.len();
+        let report = self.ingest_with(&[], left)?;
+        if let Some((_, why)) = report.rejected.first() {
+            return Err(OpenError::Replay {
+                path: self.path.with_extension("journal").display().to_string(),
+                reason: why.to_string(),
+            });
+        }
+        tracing::info!(
+            changes = count,
+            new = report.applied + report.pending,
+            "replayed the journal of local changes"
+        );
+        self.journal.clear()?;
+        Ok(())
     }
 
     /// The random suffix of this store's actor ids.
@@ -254,8 +294,9 @@ impl Store {
     }
 
     /// Starts a session in which local commits are not durable until
-    /// [`Store::flush`], so that a node can publish a change while its disk
-    /// write is still under way (and acknowledge it only after the flush).
+    /// [`Store::sync_local`] (or [`Store::flush`]), so that a node can publish
+    /// a change while its disk write is still under way (and acknowledge it
+    /// only after the sync).
     /// A change published and then lost in a crash must never have its
     /// sequence number reused by a different change (peers would see
     /// equivocation), so the session is recorded durably, and whoever opens
@@ -284,6 +325,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         txn.open_table(META)?.remove(META_SESSION)?;
         txn.commit()?;
+        self.journal.clear()?;
         self.unflushed = false;
         self.session = false;
         Ok(())
@@ -291,7 +333,8 @@ impl Store {
 
     /// Makes a local change: runs `f` on the document, commits the result as
     /// one automerge change signed by this device, stores and indexes it in one
-    /// transaction, durable unless a session is open. Returns `f`'s value and the signed change (`None`
+    /// transaction, and journals it: durable on return unless a session is
+    /// open. Returns `f`'s value and the signed change (`None`
     /// when `f` changed nothing).
     pub fn commit_local<T, E: std::fmt::Display>(
         &mut self,
@@ -302,12 +345,11 @@ impl Store {
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
         let actor = self.actor_for(&signer.key.id());
         self.sealing_due = true;
+        // Durable through the journal, not through this commit.
         let mut txn = self.db.begin_write()?;
-        if self.session {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| CommitError::Store(StoreError::Corrupt(e.to_string())))?;
-            self.unflushed = true;
-        }
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| CommitError::Store(StoreError::Corrupt(e.to_string())))?;
+        self.unflushed = true;
         // Set when a change was made but the group's rules refuse it: the
         // cached document holds it and must be dropped.
         let mut tainted = false;
@@ -395,6 +437,14 @@ impl Store {
             Ok(v) => match txn.commit() {
                 Ok(()) => {
                     self.changed.extend(changed);
+                    if let (_, Some(change)) = &v {
+                        self.journal
+                            .append(change.signed())
+                            .map_err(StoreError::from)?;
+                        if !self.session {
+                            self.sync_local()?;
+                        }
+                    }
                     Ok(v)
                 }
                 Err(e) => {
@@ -462,12 +512,25 @@ impl Store {
         unatomic(self.ingest_inner(certs, changes, false, false))
     }
 
-    /// Makes every buffered ingest durable. Cheap when there is none.
+    /// Makes every buffered ingest and every local change durable in redb
+    /// (a checkpoint), and empties the journal. Cheap when there is none.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         if self.unflushed {
             // An empty durable commit persists every earlier non-durable one.
             self.db.begin_write()?.commit()?;
             self.unflushed = false;
+        }
+        self.journal.clear()?;
+        Ok(())
+    }
+
+    /// Makes every local change durable: syncs the journal, and checkpoints
+    /// once it has grown past [`CHECKPOINT_BYTES`]. What a node calls before
+    /// it acknowledges an action of a session (see `begin_session`).
+    pub fn sync_local(&mut self) -> Result<(), StoreError> {
+        self.journal.sync()?;
+        if self.journal.bytes() > CHECKPOINT_BYTES {
+            self.flush()?;
         }
         Ok(())
     }
