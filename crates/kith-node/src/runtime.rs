@@ -8,6 +8,7 @@ use std::time::Duration;
 use kith_core::sync::{Engine, EngineConfig, Input as SyncInput, Output as SyncOutput, Replica};
 use kith_core::{DeviceCert, DeviceId, IdentityId, SignedChange, SpaceId, proto};
 use kith_net::{Command, Event, Multiaddr};
+use kith_store::Changed;
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,6 +58,10 @@ pub struct ServiceLoop {
     was_syncing: bool,
     /// Certificates whose signatures were checked (bounded).
     verified_certs: std::collections::HashMap<DeviceId, DeviceCert>,
+    /// Whose documents this node keeps (itself and whom it follows), read
+    /// once and again only after its own profile changed: every gossiped
+    /// change is checked against it.
+    interests: Option<BTreeSet<IdentityId>>,
 }
 
 impl std::fmt::Debug for ServiceLoop {
@@ -95,6 +100,7 @@ impl ServiceLoop {
             events,
             was_syncing: false,
             verified_certs: Default::default(),
+            interests: None,
         }
     }
 
@@ -190,18 +196,49 @@ impl ServiceLoop {
         }
     }
 
-    /// Publishes what the store's indexes changed as live events.
-    fn index_events(&mut self) {
+    /// Publishes what the store's indexes changed as live events, and
+    /// returns the authors of posts that changed (`None`: too much changed
+    /// to say).
+    fn index_events(&mut self) -> Option<BTreeSet<IdentityId>> {
         let (changed, lost) = self.service.store_mut().take_changed();
-        if self.events.receiver_count() == 0 {
-            return;
+        let me = self.service.identity();
+        let mut authors = BTreeSet::new();
+        for c in &changed {
+            match c {
+                Changed::Post { author, .. } => {
+                    authors.insert(*author);
+                }
+                Changed::Profile { who } if *who == me => self.interests = None,
+                _ => {}
+            }
         }
         if lost {
-            let _ = self.events.send(LiveEvent::Resync);
+            self.interests = None;
         }
-        for c in changed {
-            let _ = self.events.send(LiveEvent::from(c));
+        if self.events.receiver_count() > 0 {
+            if lost {
+                let _ = self.events.send(LiveEvent::Resync);
+            }
+            for c in changed {
+                let _ = self.events.send(LiveEvent::from(c));
+            }
         }
+        (!lost).then_some(authors)
+    }
+
+    /// Whether this node keeps `owner`'s documents (see the `interests`
+    /// field). A failed read is not remembered.
+    fn keeps(&mut self, owner: &IdentityId) -> bool {
+        if self.interests.is_none() {
+            match self.service.interests() {
+                Ok(set) => self.interests = Some(set),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read whom this node follows");
+                    return false;
+                }
+            }
+        }
+        self.interests.as_ref().is_some_and(|s| s.contains(owner))
     }
 
     /// Publishes catch-up progress while it lasts, and its end.
@@ -224,9 +261,11 @@ impl ServiceLoop {
 
     /// Answers the waiting calls whose arrival has happened.
     fn wake_waiters(&mut self) {
-        self.index_events();
+        let authors = self.index_events();
         let service = &self.service;
-        self.waiters.wake(&mut |a, n| newest_posts(service, a, n));
+        let news_of = |a: &IdentityId| authors.as_ref().is_none_or(|s| s.contains(a));
+        self.waiters
+            .wake(&news_of, &mut |a, n| newest_posts(service, a, n));
         let syncing = self.engine.is_syncing();
         self.joins.wake(&mut |group, wait_history| {
             let view = service.group_show(group).ok()?;
@@ -449,7 +488,7 @@ impl ServiceLoop {
                 true
             }
             None => {
-                let interests = self.service.interests().unwrap_or_default();
+                let kept = self.keeps(&change.doc.owner);
                 // Followed identities' documents, and the profiles of people
                 // met (the identities of connected peers): a stranger cannot
                 // fill the store with profiles of throwaway identities.
@@ -461,7 +500,7 @@ impl ServiceLoop {
                 // Private and group documents never travel on the public
                 // topic (a peer sending one relays what it should not have);
                 // they come by sync or on their group's topic.
-                (interests.contains(&change.doc.owner) || met) && is_public(&change.doc)
+                (kept || met) && is_public(&change.doc)
             }
         };
         if !wanted {
@@ -699,10 +738,7 @@ impl ServiceLoop {
 /// `author`'s newest posts as the feed shows them, at most `n`, with
 /// their creation times.
 fn newest_posts(service: &Service, author: &IdentityId, n: usize) -> Vec<(kith_core::PostId, u64)> {
-    service
-        .feed(Some(*author), n)
-        .map(|posts| posts.into_iter().map(|p| (p.id, p.created_at_ms)).collect())
-        .unwrap_or_default()
+    service.newest_ids(*author, n).unwrap_or_default()
 }
 
 /// Whether a document may travel on the public gossip topic.

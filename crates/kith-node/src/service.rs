@@ -447,6 +447,23 @@ impl Service {
         Ok(self.store.feed(&q)?)
     }
 
+    /// The ids and creation times of `author`'s newest public posts, as
+    /// [`Service::feed`] shows them.
+    pub fn newest_ids(
+        &self,
+        author: IdentityId,
+        limit: usize,
+    ) -> Result<Vec<(PostId, u64)>, ActionError> {
+        let q = FeedQuery {
+            space: SpaceId::PUBLIC,
+            author: Some(author),
+            before: None,
+            viewer: Some(self.identity()),
+            limit,
+        };
+        Ok(self.store.feed_ids(&q)?)
+    }
+
     pub fn thread(&self, id: &PostId) -> Result<Vec<ThreadEntry>, ActionError> {
         let t = self.store.thread(id)?;
         if t.is_empty() {

@@ -109,7 +109,7 @@ impl Waiters {
     }
 
     /// Answers every waiting call whose event has happened.
-    pub fn wake(&mut self, newest: &mut Newest<'_>) {
+    pub fn wake(&mut self, news_of: &dyn Fn(&IdentityId) -> bool, newest: &mut Newest<'_>) {
         if self.waiting.is_empty() {
             return;
         }
@@ -122,6 +122,13 @@ impl Waiters {
         };
         let mut still = Vec::with_capacity(self.waiting.len());
         for w in std::mem::take(&mut self.waiting) {
+            // A feed with nothing new is not read again.
+            if let Awaited::Feed { author, .. } = &w.what
+                && !news_of(author)
+            {
+                still.push(w);
+                continue;
+            }
             match self.answer(&w.what, &mut newest) {
                 Some(answer) => {
                     let _ = w.reply.send(Ok(answer));
@@ -192,10 +199,15 @@ mod tests {
         };
         w.park(what, MAX_WAIT, tx, &mut |_, n| before(n));
         assert_eq!(w.len(), 1);
-        w.wake(&mut |_, n| before(n));
+        w.wake(&|_| true, &mut |_, n| before(n));
         assert!(rx.try_recv().is_err(), "nothing new yet");
+        // No news of this author: the feed is not read at all.
+        w.wake(&|a| *a != author, &mut |_, _| {
+            panic!("read a feed that has no news")
+        });
+        assert_eq!(w.len(), 1);
         // Made in the same millisecond as post 1, the new one sorts second.
-        w.wake(&mut |_, n| {
+        w.wake(&|_| true, &mut |_, n| {
             [(id(1), 5), (id(2), 5), (id(0), 4)]
                 .into_iter()
                 .take(n)
@@ -219,7 +231,7 @@ mod tests {
         let (early, mut early_rx) = oneshot::channel();
         w.park(Awaited::Probe(7), MAX_WAIT, early, &mut |_, _| vec![]);
         w.probe_arrived(7);
-        w.wake(&mut |_, _| vec![]);
+        w.wake(&|_| false, &mut |_, _| vec![]);
         assert!(matches!(early_rx.try_recv(), Ok(Ok(Reply::Done))));
         let (late, mut late_rx) = oneshot::channel();
         w.park(Awaited::Probe(7), MAX_WAIT, late, &mut |_, _| vec![]);

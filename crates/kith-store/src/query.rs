@@ -158,8 +158,33 @@ impl Store {
     pub fn feed(&self, q: &FeedQuery) -> Result<Vec<PostView>, StoreError> {
         let txn = self.db.begin_read()?;
         let r = Reader::open(&txn)?;
+        self.feed_rows(&txn, &r, q)?
+            .into_iter()
+            .map(|(id, row)| r.view(id, &row))
+            .collect()
+    }
+
+    /// The posts [`Store::feed`] answers `q` with, as ids and creation
+    /// times only: what a caller waiting for a new post needs, without
+    /// building the views.
+    pub fn feed_ids(&self, q: &FeedQuery) -> Result<Vec<(PostId, u64)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        Ok(self
+            .feed_rows(&txn, &r, q)?
+            .into_iter()
+            .map(|(id, row)| (id, row.at_ms))
+            .collect())
+    }
+
+    fn feed_rows(
+        &self,
+        txn: &ReadTransaction,
+        r: &Reader,
+        q: &FeedQuery,
+    ) -> Result<Vec<(PostId, PostRow)>, StoreError> {
         let blocked = match &q.viewer {
-            Some(v) => self.blocked_by(&txn, &r, v)?,
+            Some(v) => self.blocked_by(txn, r, v)?,
             None => BTreeSet::new(),
         };
         let space_no = if q.space.is_public() {
@@ -194,10 +219,10 @@ impl Store {
             if row.deleted || blocked.contains(&row.author_no) || row.space_no != space_no {
                 continue;
             }
-            if self.written_after_removal(&txn, &r, &row)? {
+            if self.written_after_removal(txn, r, &row)? {
                 continue;
             }
-            out.push(r.view(id, &row)?);
+            out.push((id, row));
         }
         Ok(out)
     }
