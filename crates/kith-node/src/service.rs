@@ -407,8 +407,8 @@ impl Service {
     fn cursor(&self, before: Option<PostId>) -> Result<Option<(u64, PostId)>, ActionError> {
         before
             .map(|id| {
-                let p = self.store.post(&id)?.ok_or(ActionError::UnknownPost(id))?;
-                Ok((p.created_at_ms, id))
+                let at = self.store.post_time(&id)?.ok_or(ActionError::UnknownPost(id))?;
+                Ok((at, id))
             })
             .transpose()
     }

@@ -2,8 +2,10 @@
 //! read from the stored change that the index points at.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
+use kith_core::group::GroupState;
 use kith_core::schema::text_of_op;
 use kith_core::{DocId, IdentityId, PostId, SpaceId};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
@@ -209,6 +211,7 @@ impl Store {
             None => timeline_key(prefix, u64::MAX, &PostId([0xff; 16])),
         };
         let mut out = Vec::with_capacity(q.limit.min(1000));
+        let mut removals = Removals::new(txn);
         for entry in table.range::<&[u8; 28]>(&lo..&hi)?.rev() {
             if out.len() >= q.limit {
                 break;
@@ -219,7 +222,7 @@ impl Store {
             if row.deleted || blocked.contains(&row.author_no) || row.space_no != space_no {
                 continue;
             }
-            if self.written_after_removal(txn, r, &row)? {
+            if removals.hide(self, r, &row)? {
                 continue;
             }
             out.push((id, row));
@@ -254,6 +257,14 @@ impl Store {
             Some(row) => Ok(Some(r.view(*id, &row)?)),
             None => Ok(None),
         }
+    }
+
+    /// When a post was made, if this store holds it: where a page of a
+    /// timeline below it starts.
+    pub fn post_time(&self, id: &PostId) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let r = Reader::open(&txn)?;
+        Ok(r.row(id)?.map(|row| row.at_ms))
     }
 
     /// Where a post lives: its document, its key there, and its author.
@@ -305,12 +316,13 @@ impl Store {
         let r = Reader::open(&txn)?;
         let mut out = Vec::new();
         let mut stack = vec![(*id, 0u32)];
+        let mut removals = Removals::new(&txn);
         while let Some((pid, depth)) = stack.pop() {
             if out.len() >= MAX_THREAD_POSTS {
                 break;
             }
             let Some(row) = r.row(&pid)? else { continue };
-            if self.written_after_removal(&txn, &r, &row)? {
+            if removals.hide(self, &r, &row)? {
                 continue;
             }
             out.push(ThreadEntry {
@@ -363,6 +375,7 @@ impl Store {
             ranges.push(feed.range::<&[u8; 28]>(&lo..&hi)?.rev().peekable());
         }
         let mut out = Vec::with_capacity(limit.min(1000));
+        let mut removals = Removals::new(&txn);
         while out.len() < limit {
             // The range whose next key is newest (time, then id).
             let mut best: Option<(usize, [u8; 24])> = None;
@@ -388,57 +401,12 @@ impl Store {
             if row.deleted || blocked.contains(&row.author_no) {
                 continue;
             }
-            if self.written_after_removal(&txn, &r, &row)? {
+            if removals.hide(self, &r, &row)? {
                 continue;
             }
             out.push(r.view(id, &row)?);
         }
         Ok(out)
-    }
-
-    /// Whether a group post was written by a former member after the cutoff
-    /// of its removal. The store refuses such changes once it knows of the
-    /// removal; one that arrived before the removal did is hidden here, so
-    /// that every member shows the same posts whatever the arrival order.
-    fn written_after_removal(
-        &self,
-        txn: &ReadTransaction,
-        r: &Reader,
-        row: &PostRow,
-    ) -> Result<bool, StoreError> {
-        if row.space_no == 0 {
-            return Ok(false);
-        }
-        let Some(space) = txn
-            .open_table(SPACES)?
-            .get(row.space_no)?
-            .map(|v| *v.value())
-        else {
-            return Ok(false);
-        };
-        let Some(group) = self.group(&SpaceId(space))? else {
-            return Ok(false);
-        };
-        if group.removed.is_empty() {
-            return Ok(false);
-        }
-        let author = r.person(row.author_no)?.identity;
-        let Some(removal) = group.removed.get(&author) else {
-            return Ok(false);
-        };
-        // The change that created the post.
-        let Some(made) = row.first.or(row.text) else {
-            return Ok(false);
-        };
-        let actor = txn
-            .open_table(ACTORS)?
-            .get(made.actor_no)?
-            .map(|v| v.value().to_vec())
-            .unwrap_or_default();
-        Ok(removal
-            .cutoff
-            .get(&actor)
-            .is_none_or(|last| made.seq > *last))
     }
 
     /// Every text a post has had, oldest first. Empty once deleted.
@@ -694,5 +662,74 @@ impl Store {
         }
         lines.sort();
         Ok(lines)
+    }
+}
+
+type SpacesTable = ReadOnlyTable<u32, &'static [u8; 32]>;
+type ActorsTable = ReadOnlyTable<u32, &'static [u8]>;
+
+/// Finds the group posts a query hides: those written by a former member
+/// after the cutoff of their removal. The store refuses such changes once it
+/// knows of the removal; one that arrived before the removal did is hidden
+/// here, so that every member shows the same posts whatever the arrival
+/// order. Each group's state is looked up once per query, not once per post.
+struct Removals<'t> {
+    txn: &'t ReadTransaction,
+    /// `SPACES` and `ACTORS`, opened at the first group post.
+    tables: Option<(SpacesTable, ActorsTable)>,
+    groups: HashMap<u32, Option<Arc<GroupState>>>,
+}
+
+impl<'t> Removals<'t> {
+    fn new(txn: &'t ReadTransaction) -> Self {
+        Removals {
+            txn,
+            tables: None,
+            groups: HashMap::new(),
+        }
+    }
+
+    fn hide(&mut self, store: &Store, r: &Reader, row: &PostRow) -> Result<bool, StoreError> {
+        if row.space_no == 0 {
+            return Ok(false);
+        }
+        if self.tables.is_none() {
+            self.tables = Some((self.txn.open_table(SPACES)?, self.txn.open_table(ACTORS)?));
+        }
+        let (spaces, actors) = self.tables.as_ref().expect("opened above");
+        let group = match self.groups.get(&row.space_no) {
+            Some(g) => g.clone(),
+            None => {
+                let space = spaces.get(row.space_no)?.map(|v| SpaceId(*v.value()));
+                let group = match space {
+                    Some(space) => store.group(&space)?,
+                    None => None,
+                };
+                self.groups.insert(row.space_no, group.clone());
+                group
+            }
+        };
+        let Some(group) = group else {
+            return Ok(false);
+        };
+        if group.removed.is_empty() {
+            return Ok(false);
+        }
+        let author = r.person(row.author_no)?.identity;
+        let Some(removal) = group.removed.get(&author) else {
+            return Ok(false);
+        };
+        // The change that created the post.
+        let Some(made) = row.first.or(row.text) else {
+            return Ok(false);
+        };
+        let actor = actors
+            .get(made.actor_no)?
+            .map(|v| v.value().to_vec())
+            .unwrap_or_default();
+        Ok(removal
+            .cutoff
+            .get(&actor)
+            .is_none_or(|last| made.seq > *last))
     }
 }
