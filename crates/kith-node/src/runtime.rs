@@ -196,24 +196,32 @@ impl ServiceLoop {
         }
     }
 
-    /// Publishes what the store's indexes changed as live events, and
-    /// returns the authors of posts that changed (`None`: too much changed
-    /// to say).
+    /// Takes up what the store's indexes changed: publishes live events,
+    /// follows group changes, and returns the authors of posts that changed
+    /// (`None`: too much changed to say).
     fn index_events(&mut self) -> Option<BTreeSet<IdentityId>> {
         let (changed, lost) = self.service.store_mut().take_changed();
         let me = self.service.identity();
         let mut authors = BTreeSet::new();
+        let mut groups_changed = lost;
         for c in &changed {
             match c {
                 Changed::Post { author, .. } => {
                     authors.insert(*author);
                 }
                 Changed::Profile { who } if *who == me => self.interests = None,
+                Changed::Group { .. } => groups_changed = true,
                 _ => {}
             }
         }
         if lost {
             self.interests = None;
+        }
+        // A group's log changed (here, by gossip or by sync): new members,
+        // new keys, a new group. Local changes were published first, under
+        // the key members held until now.
+        if groups_changed {
+            self.refresh_groups();
         }
         if self.events.receiver_count() > 0 {
             if lost {
@@ -395,12 +403,7 @@ impl ServiceLoop {
                 self.sync(SyncInput::RequestReceived { peer, id, request })
             }
             Event::Response { peer, id, response } => {
-                let changes = matches!(response, kith_core::sync::Response::Changes(_));
                 self.sync(SyncInput::ResponseReceived { peer, id, response });
-                if changes {
-                    // A group's log may have changed: new members, new keys.
-                    self.refresh_groups();
-                }
             }
             Event::RequestFailed { peer, id } => self.sync(SyncInput::RequestFailed { peer, id }),
             Event::BadMessage { peer, reason } => self.sync(SyncInput::Offence { peer, reason }),
@@ -436,11 +439,7 @@ impl ServiceLoop {
     fn group_gossip(&mut self, relay: DeviceId, topic: &str, data: &[u8]) -> Option<bool> {
         let group = self.channels.group_of(topic)?;
         match self.channels.open(&group, data) {
-            Ok(plain) => {
-                let accept = self.gossip(relay, &plain, Some(group));
-                self.refresh_groups();
-                accept
-            }
+            Ok(plain) => self.gossip(relay, &plain, Some(group)),
             Err(kith_core::group::secrets::OpenError::UnknownKey) => None,
             Err(e) => {
                 self.sync(SyncInput::Offence {
@@ -478,7 +477,7 @@ impl ServiceLoop {
         let wanted = match group {
             // A group's topic carries that group's documents, and nothing else.
             Some(g) => {
-                if change.doc.space != g || is_public(&change.doc) {
+                if channel(&change.doc) != Channel::Group(g) {
                     self.sync(SyncInput::Offence {
                         peer: relay,
                         reason: "sent another space's change on a group topic".into(),
@@ -500,7 +499,7 @@ impl ServiceLoop {
                 // Private and group documents never travel on the public
                 // topic (a peer sending one relays what it should not have);
                 // they come by sync or on their group's topic.
-                (kept || met) && is_public(&change.doc)
+                (kept || met) && channel(&change.doc) == Channel::Public
             }
         };
         if !wanted {
@@ -580,16 +579,14 @@ impl ServiceLoop {
         Some(cert)
     }
 
-    /// Publishes the changes made by the last local action.
-    /// Private and group documents never go on the public topic: they
-    /// travel by sync, which checks who asks. Returns how many changes the
-    /// action made.
+    /// Publishes the changes made by the last local action, each where
+    /// [`channel`] says. Returns how many changes the action made.
     fn publish_outbox(&mut self) -> usize {
         let cert = self.service.keys().cert.to_proto();
         let outbox = self.service.take_outbox();
         for change in &outbox {
-            let doc = change.doc();
-            if doc.kind == kith_core::DocKind::Private {
+            let channel = channel(&change.doc());
+            if channel == Channel::SyncOnly {
                 continue;
             }
             let msg = proto::GossipChange {
@@ -597,20 +594,17 @@ impl ServiceLoop {
                 certificate: Some(cert.clone()),
             }
             .encode_to_vec();
-            if is_public(&doc) {
-                self.command(Command::Publish(msg));
-            } else if let Some((topic, data)) = self.channels.seal(&doc.space, &msg) {
-                // Under the key members hold now: a change that starts a new
-                // epoch goes out under the old one, which they can open.
-                self.command(Command::PublishTo { topic, data });
+            match channel {
+                Channel::Public => self.command(Command::Publish(msg)),
+                Channel::Group(group) => {
+                    // Under the key members hold now: a change that starts a
+                    // new epoch goes out under the old one, which they can open.
+                    if let Some((topic, data)) = self.channels.seal(&group, &msg) {
+                        self.command(Command::PublishTo { topic, data });
+                    }
+                }
+                Channel::SyncOnly => {}
             }
-        }
-        // Then take up what the changes made: a new group, new keys.
-        if outbox
-            .iter()
-            .any(|c| c.doc().kind == kith_core::DocKind::GroupControl)
-        {
-            self.refresh_groups();
         }
         outbox.len()
     }
@@ -741,12 +735,25 @@ fn newest_posts(service: &Service, author: &IdentityId, n: usize) -> Vec<(kith_c
     service.newest_ids(*author, n).unwrap_or_default()
 }
 
-/// Whether a document may travel on the public gossip topic.
-fn is_public(doc: &kith_core::DocId) -> bool {
+/// Where a document's changes travel live (proto/README.md §12). The one
+/// decision both for publishing and for what a topic may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// The public topic: profiles and public feeds.
+    Public,
+    /// The group's own topic, encrypted: its control log and its feeds.
+    Group(SpaceId),
+    /// No topic: private documents reach this identity's devices by sync,
+    /// which checks who asks.
+    SyncOnly,
+}
+
+fn channel(doc: &kith_core::DocId) -> Channel {
     match doc.kind {
-        kith_core::DocKind::Profile => true,
-        kith_core::DocKind::Feed => doc.space.is_public(),
-        kith_core::DocKind::Private | kith_core::DocKind::GroupControl => false,
+        kith_core::DocKind::Profile => Channel::Public,
+        kith_core::DocKind::Feed if doc.space.is_public() => Channel::Public,
+        kith_core::DocKind::Feed | kith_core::DocKind::GroupControl => Channel::Group(doc.space),
+        kith_core::DocKind::Private => Channel::SyncOnly,
     }
 }
 
