@@ -407,7 +407,10 @@ impl Service {
     fn cursor(&self, before: Option<PostId>) -> Result<Option<(u64, PostId)>, ActionError> {
         before
             .map(|id| {
-                let at = self.store.post_time(&id)?.ok_or(ActionError::UnknownPost(id))?;
+                let at = self
+                    .store
+                    .post_time(&id)?
+                    .ok_or(ActionError::UnknownPost(id))?;
                 Ok((at, id))
             })
             .transpose()

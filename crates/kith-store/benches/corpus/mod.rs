@@ -173,11 +173,12 @@ impl Corpus {
     }
 
     /// Ingests every change as a node catching up does: non-durable
-    /// batches, then one durable flush.
+    /// batches, each with its signer's certificate, then one durable flush.
     pub fn ingest_into(&self, store: &mut Store) {
-        store.add_certificate(&self.cert).expect("certificate");
         for batch in self.changes.chunks(INGEST_BATCH) {
-            let report = store.ingest_buffered(&[], batch.to_vec()).expect("ingest");
+            let report = store
+                .ingest_buffered(std::slice::from_ref(&self.cert), batch.to_vec())
+                .expect("ingest");
             assert!(report.rejected.is_empty(), "{:?}", report.rejected);
             assert_eq!(report.pending, 0);
         }
