@@ -15,10 +15,7 @@ use rand::{Rng, SeedableRng};
 
 #[test]
 fn acknowledged_posts_survive_sigkill() {
-    let seed: u64 = std::env::var("KITH_TEST_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = seed();
     let rounds: usize = std::env::var("KITH_DURABILITY_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -80,22 +77,7 @@ fn acknowledged_posts_survive_sigkill() {
         "seed {seed}: no post was ever acknowledged"
     );
 
-    // The store opens cleanly and holds every acknowledged post.
-    let feed = home.run(&["feed", "--limit", "10000", "--json"]).json();
-    let stored: HashSet<&str> = feed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
-    let lost: Vec<_> = acknowledged
-        .iter()
-        .filter(|id| !stored.contains(id.as_str()))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "seed {seed}: acknowledged posts lost: {lost:?}"
-    );
+    assert_all_stored(&home, &acknowledged, seed);
     // And it still accepts new writes.
     home.run(&["post", "after the storm"]).out();
 }
@@ -110,10 +92,7 @@ fn posts_a_node_acknowledged_survive_sigkill() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
-    let seed: u64 = std::env::var("KITH_TEST_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = seed();
     println!("node durability: KITH_TEST_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let home = Arc::new(TestHome::init("Ada"));
@@ -166,6 +145,19 @@ fn posts_a_node_acknowledged_survive_sigkill() {
         "node durability: {} acknowledged over 4 kills",
         acknowledged.len()
     );
+    assert_all_stored(&home, &acknowledged, seed);
+}
+
+/// `KITH_TEST_SEED`, else a random seed (printed by the caller).
+fn seed() -> u64 {
+    std::env::var("KITH_TEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(rand::random)
+}
+
+/// The store opens cleanly and holds every acknowledged post.
+fn assert_all_stored(home: &TestHome, acknowledged: &[String], seed: u64) {
     let feed = home.run(&["feed", "--limit", "10000", "--json"]).json();
     let stored: HashSet<&str> = feed
         .as_array()
