@@ -46,7 +46,7 @@ fn rekey() {
     let (mut alice, _) = Service::open(&home(&tmp.path().join("alice"))).unwrap();
     let g = alice.group_create("bench", "").unwrap().id;
     let made = alice
-        .group_invite(&g, 3_600_000, members as u32, Role::Member, vec![])
+        .group_invite(&g, 3_600_000, members as u32, Role::Member)
         .unwrap();
     let key = InviteKey::decode(&made.key).unwrap();
     let mut ids = Vec::new();

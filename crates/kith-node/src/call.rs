@@ -264,7 +264,7 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
             role,
         } => {
             let g = service.resolve_group(&group)?;
-            Reply::Invite(service.group_invite(&g, ttl_ms, uses, role, Vec::new())?)
+            Reply::Invite(service.group_invite(&g, ttl_ms, uses, role)?)
         }
         Call::GroupInvites { group } => {
             let g = service.resolve_group(&group)?;

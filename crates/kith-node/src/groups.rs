@@ -296,7 +296,6 @@ impl Service {
         ttl_ms: u64,
         uses: u32,
         role: Role,
-        addresses: Vec<Vec<u8>>,
     ) -> Result<NewInvite, ActionError> {
         self.my_admin_group(group)?;
         if ttl_ms == 0 || ttl_ms > MAX_INVITE_TTL_MS {
@@ -314,7 +313,7 @@ impl Service {
         let key = InviteKey {
             group: *group,
             secret,
-            addresses,
+            addresses: self.reachable_at().to_vec(),
         };
         let public_key = key.public_key();
         self.write_control(

@@ -383,6 +383,8 @@ impl ServiceLoop {
                     let _ = std::fs::write(&self.port_file, port.to_string());
                 }
                 self.listen.push(addr);
+                let reachable = self.invite_addresses();
+                self.service.set_reachable_at(reachable);
             }
             Event::Connected { peer, address, via } => {
                 let _ = self.events.send(LiveEvent::PeerUp {
@@ -635,19 +637,6 @@ impl ServiceLoop {
             Call::Probe { nonce } => {
                 self.command(Command::Probe(nonce.to_be_bytes().to_vec()));
                 Reply::Done
-            }
-            Call::GroupInvite {
-                group,
-                ttl_ms,
-                uses,
-                role,
-            } => {
-                let g = self.service.resolve_group(&group)?;
-                let addresses = self.invite_addresses();
-                Reply::Invite(
-                    self.service
-                        .group_invite(&g, ttl_ms, uses, role, addresses)?,
-                )
             }
             other => execute(&mut self.service, other)?,
         };

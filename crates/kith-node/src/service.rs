@@ -95,6 +95,9 @@ pub struct Service {
     shards: std::collections::HashMap<SpaceId, u32>,
     /// Changes made here since the last call to `take_outbox`, for the network.
     outbox: Vec<Verified<SignedChange>>,
+    /// Where a running node can be reached (multiaddr bytes, the best
+    /// first), for the invite keys it makes; empty without a node.
+    reachable_at: Vec<Vec<u8>>,
 }
 
 impl Service {
@@ -115,6 +118,7 @@ impl Service {
                 home: home.clone(),
                 shards: Default::default(),
                 outbox: Vec::new(),
+                reachable_at: Vec::new(),
             },
             created,
         ))
@@ -452,6 +456,17 @@ impl Service {
 
     /// The ids and creation times of `author`'s newest public posts, as
     /// [`Service::feed`] shows them.
+    /// Sets where the running node can be reached: invite keys carry these
+    /// addresses so a joiner can dial a member.
+    pub fn set_reachable_at(&mut self, addresses: Vec<Vec<u8>>) {
+        self.reachable_at = addresses;
+    }
+
+    /// See [`Service::set_reachable_at`].
+    pub fn reachable_at(&self) -> &[Vec<u8>] {
+        &self.reachable_at
+    }
+
     pub fn newest_ids(
         &self,
         author: IdentityId,

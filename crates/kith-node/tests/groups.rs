@@ -51,7 +51,7 @@ fn sync_group(from: &Person, to: &mut Person, group: &kith_core::SpaceId) {
 fn invite(alice: &mut Person, group: &kith_core::SpaceId, ttl_ms: u64, uses: u32) -> InviteKey {
     let made = alice
         .service
-        .group_invite(group, ttl_ms, uses, Role::Member, vec![])
+        .group_invite(group, ttl_ms, uses, Role::Member)
         .unwrap();
     InviteKey::decode(&made.key).unwrap()
 }
