@@ -184,3 +184,161 @@ fn removing_a_member_starts_an_epoch_the_member_cannot_open() {
     );
     assert_eq!(bob.service.current_key(&g).unwrap().1.id(), before.1.id());
 }
+
+/// A joiner that asks before the member has its certificate (the member's
+/// hello is still on its way back) is told so, and asks again once the
+/// member knows it: the race is not a refusal. Topology: `alice -- bob`,
+/// driven by hand, bob's answer to alice's hello held back.
+#[test]
+fn a_join_asked_before_the_member_knows_the_joiner_is_asked_again() {
+    use kith_core::sync::{Engine, EngineConfig, Input, JOIN_RETRY_MS, Output, Sent};
+
+    let (mut alice, mut bob) = (person(), person());
+    let g = alice.service.group_create("climbing", "").unwrap().id;
+    let key = invite(&mut alice, &g, 3_600_000, 1);
+    let (a_dev, b_dev) = (
+        alice.service.keys().device.id(),
+        bob.service.keys().device.id(),
+    );
+    let (mut a_eng, mut b_eng) = (
+        Engine::new(EngineConfig::default()),
+        Engine::new(EngineConfig::default()),
+    );
+    let mut now = 1_000;
+    let me = bob.service.identity();
+    let mut b_out = b_eng.handle(
+        Input::Join {
+            group: g,
+            invite: key.public_key(),
+            proof: key.prove(&me),
+        },
+        now,
+        &mut bob.service,
+    );
+    b_out.extend(b_eng.handle(Input::PeerConnected { peer: a_dev }, now, &mut bob.service));
+    let a_out = a_eng.handle(
+        Input::PeerConnected { peer: b_dev },
+        now,
+        &mut alice.service,
+    );
+
+    // Each side's hello request reaches the other; bob answers alice's, but
+    // that answer is held back.
+    let hello = |out: &[Output]| match out {
+        [.., Output::Send(Sent { id, request, .. })] => (*id, request.clone()),
+        other => panic!("expected a hello request, got {other:?}"),
+    };
+    let (a_hello, a_req) = hello(&a_out);
+    let (b_hello, b_req) = hello(&b_out);
+    let held = b_eng.handle(
+        Input::RequestReceived {
+            peer: a_dev,
+            id: a_hello,
+            request: a_req,
+        },
+        now,
+        &mut bob.service,
+    );
+    let answer = a_eng.handle(
+        Input::RequestReceived {
+            peer: b_dev,
+            id: b_hello,
+            request: b_req,
+        },
+        now,
+        &mut alice.service,
+    );
+    let Some(Output::Respond { response, .. }) = answer.into_iter().next() else {
+        panic!("alice answers bob's hello");
+    };
+    // Bob now knows alice and asks her to admit him, before she knows him.
+    let asked = b_eng.handle(
+        Input::ResponseReceived {
+            peer: a_dev,
+            id: b_hello,
+            response,
+        },
+        now,
+        &mut bob.service,
+    );
+    let join = |out: &[Output]| {
+        out.iter().find_map(|o| match o {
+            Output::Send(Sent { id, request, .. })
+                if matches!(request, kith_core::sync::Request::Join { .. }) =>
+            {
+                Some((*id, request.clone()))
+            }
+            _ => None,
+        })
+    };
+    let (join_id, join_req) = join(&asked).expect("bob asks alice to admit him");
+    let refused = a_eng.handle(
+        Input::RequestReceived {
+            peer: b_dev,
+            id: join_id,
+            request: join_req,
+        },
+        now,
+        &mut alice.service,
+    );
+    let Some(Output::Respond { response, .. }) = refused.into_iter().next() else {
+        panic!("alice answers the join request");
+    };
+    let after = b_eng.handle(
+        Input::ResponseReceived {
+            peer: a_dev,
+            id: join_id,
+            response,
+        },
+        now,
+        &mut bob.service,
+    );
+    assert!(
+        !after.iter().any(|o| matches!(o, Output::JoinAnswer { .. })),
+        "a join refused because alice did not know bob yet is no answer: {after:?}"
+    );
+
+    // Bob's held answer arrives; once the retry is due, bob asks again and
+    // alice admits him.
+    let Some(Output::Respond { response, .. }) = held.into_iter().next() else {
+        panic!("bob answered alice's hello");
+    };
+    a_eng.handle(
+        Input::ResponseReceived {
+            peer: b_dev,
+            id: a_hello,
+            response,
+        },
+        now,
+        &mut alice.service,
+    );
+    now += JOIN_RETRY_MS;
+    let again = b_eng.handle(Input::Tick, now, &mut bob.service);
+    let (join_id, join_req) = join(&again).expect("bob asks again");
+    let admitted = a_eng.handle(
+        Input::RequestReceived {
+            peer: b_dev,
+            id: join_id,
+            request: join_req,
+        },
+        now,
+        &mut alice.service,
+    );
+    let Some(Output::Respond { response, .. }) = admitted.into_iter().next() else {
+        panic!("alice answers the second join request");
+    };
+    let done = b_eng.handle(
+        Input::ResponseReceived {
+            peer: a_dev,
+            id: join_id,
+            response,
+        },
+        now,
+        &mut bob.service,
+    );
+    assert!(
+        done.iter()
+            .any(|o| matches!(o, Output::JoinAnswer { answer: Ok(()), .. })),
+        "{done:?}"
+    );
+}

@@ -29,6 +29,15 @@ use crate::{DeviceCert, DeviceId, DocId, DocKind, IdentityId, SignedChange, Spac
 /// Most groups being joined at once.
 pub const MAX_JOINING: usize = 16;
 
+/// A member's refusal of a join request from a peer whose certificate it
+/// has not yet had (its hello request is still under way): not an answer
+/// about the invite, and the joiner asks again.
+pub const UNIDENTIFIED: &str = "say who you are (hello) first";
+
+/// How long a joiner waits before asking a member again that did not know
+/// it yet.
+pub const JOIN_RETRY_MS: u64 = 250;
+
 /// Tunables, with the defaults a node uses.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -230,6 +239,8 @@ struct Joining {
     invite: [u8; 32],
     proof: [u8; 64],
     asked: BTreeSet<DeviceId>,
+    /// Peers that did not know us yet, and when to ask them again.
+    retry_at: BTreeMap<DeviceId, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -242,6 +253,9 @@ struct Peer {
     queued: BTreeSet<DocId>,
     last_versions_ms: Option<u64>,
     hello_wanted: bool,
+    /// The peer asked for our certificate and was answered: it knows, or
+    /// is about to know, who we are. A join request waits for this.
+    greeted: bool,
     versions_wanted: bool,
     offences: u32,
     progress: PeerProgress,
@@ -323,6 +337,11 @@ impl Engine {
                 self.peers.remove(&peer);
             }
             Input::RequestReceived { peer, id, request } => {
+                if request == Request::Hello
+                    && let Some(p) = self.peers.get_mut(&peer)
+                {
+                    p.greeted = true;
+                }
                 let response = self.answer(peer, request, replica);
                 out.push(Output::Respond { peer, id, response });
             }
@@ -357,6 +376,7 @@ impl Engine {
                             invite,
                             proof,
                             asked: BTreeSet::new(),
+                            retry_at: BTreeMap::new(),
                         },
                     );
                 }
@@ -434,7 +454,7 @@ impl Engine {
                 proof,
             } => {
                 let Some(joiner) = asker else {
-                    return Response::Refused("say who you are (hello) first".into());
+                    return Response::Refused(UNIDENTIFIED.into());
                 };
                 return match replica.admit(&group, &invite, &proof, joiner, peer) {
                     Ok(()) => Response::Joined,
@@ -538,6 +558,12 @@ impl Engine {
                     peer,
                     answer: Ok(()),
                 });
+            }
+            (Asked::Join(group), Response::Refused(why)) if why == UNIDENTIFIED => {
+                if let Some(j) = self.joining.get_mut(&group) {
+                    j.asked.remove(&peer);
+                    j.retry_at.insert(peer, now_ms + JOIN_RETRY_MS);
+                }
             }
             (Asked::Join(group), Response::Refused(why)) => {
                 out.push(Output::JoinAnswer {
@@ -689,17 +715,18 @@ impl Engine {
     /// Asks every identified peer not yet asked to admit this node to each
     /// group being joined.
     fn ask_to_join(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        // Peers that know who we are, and whom we know.
         let identified: Vec<DeviceId> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.identity.is_some())
+            .filter(|(_, p)| p.identity.is_some() && p.greeted)
             .map(|(d, _)| *d)
             .collect();
         let groups: Vec<SpaceId> = self.joining.keys().copied().collect();
         for group in groups {
             for peer in &identified {
                 let j = self.joining.get_mut(&group).expect("listed above");
-                if !j.asked.insert(*peer) {
+                if j.retry_at.get(peer).is_some_and(|at| *at > now_ms) || !j.asked.insert(*peer) {
                     continue;
                 }
                 let request = Request::Join {

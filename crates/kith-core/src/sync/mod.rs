@@ -23,7 +23,8 @@ pub mod message_limits {
 use std::collections::BTreeMap;
 
 pub use engine::{
-    Engine, EngineConfig, Input, MAX_JOINING, Output, PeerProgress, Replica, ReplicaError, Sent,
+    Engine, EngineConfig, Input, JOIN_RETRY_MS, MAX_JOINING, Output, PeerProgress, Replica,
+    ReplicaError, Sent, UNIDENTIFIED,
 };
 pub use message::{DecodeError, Request, Response};
 
