@@ -25,7 +25,7 @@ use rand::rngs::StdRng;
 const SMALL: usize = 100;
 const LARGE: usize = 100_000;
 /// The small home is restored once it holds this many posts more than it was
-/// built with, so it stays in its first feed shard (`SHARD_MAX_CHANGES`, 256).
+/// built with, so it stays in its first feed shard (`SHARD_MAX_CHANGES`, 512).
 const SMALL_REGROWTH: usize = 150;
 /// Distinct texts cycled through; generated up front.
 const TEXTS: usize = 1024;

@@ -16,7 +16,7 @@ use crate::home::{Home, HomeError, Keys, now_ms};
 
 /// A feed shard rolls over once it holds this many changes, so that no
 /// document's load or sync cost grows without bound (DESIGN.md decision 4).
-pub const SHARD_MAX_CHANGES: u32 = 256;
+pub const SHARD_MAX_CHANGES: u32 = 512;
 
 /// Largest archive `kith import` reads.
 pub const MAX_ARCHIVE_BYTES: u64 = 1 << 30;

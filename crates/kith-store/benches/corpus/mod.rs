@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Same roll-over as kith-node's `service::SHARD_MAX_CHANGES`.
-pub const SHARD_MAX_CHANGES: u32 = 256;
+pub const SHARD_MAX_CHANGES: u32 = 512;
 /// Length of every generated post, in characters (all ASCII, so also bytes).
 pub const POST_CHARS: usize = 280;
 /// Changes handed to `Store::ingest` at once: one group commit each.
