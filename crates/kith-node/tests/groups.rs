@@ -185,13 +185,68 @@ fn removing_a_member_starts_an_epoch_the_member_cannot_open() {
     assert_eq!(bob.service.current_key(&g).unwrap().1.id(), before.1.id());
 }
 
+/// Hands engine `to` the request `(id, request)` of peer `from`, and
+/// returns its answer.
+fn answer(
+    to: &mut (kith_core::sync::Engine, &mut Service),
+    from: kith_core::DeviceId,
+    (id, request): (u64, kith_core::sync::Request),
+    now: u64,
+) -> kith_core::sync::Response {
+    use kith_core::sync::{Input, Output};
+    let out = to.0.handle(
+        Input::RequestReceived {
+            peer: from,
+            id,
+            request,
+        },
+        now,
+        to.1,
+    );
+    match out.into_iter().next() {
+        Some(Output::Respond { response, .. }) => response,
+        other => panic!("expected an answer, got {other:?}"),
+    }
+}
+
+/// Hands engine `to` peer `from`'s answer to request `id`.
+fn deliver(
+    to: &mut (kith_core::sync::Engine, &mut Service),
+    from: kith_core::DeviceId,
+    id: u64,
+    response: kith_core::sync::Response,
+    now: u64,
+) -> Vec<kith_core::sync::Output> {
+    let input = kith_core::sync::Input::ResponseReceived {
+        peer: from,
+        id,
+        response,
+    };
+    to.0.handle(input, now, to.1)
+}
+
+/// The last request among `out` that `wanted` picks.
+fn sent(
+    out: &[kith_core::sync::Output],
+    wanted: impl Fn(&kith_core::sync::Request) -> bool,
+) -> Option<(u64, kith_core::sync::Request)> {
+    out.iter().rev().find_map(|o| match o {
+        kith_core::sync::Output::Send(kith_core::sync::Sent { id, request, .. })
+            if wanted(request) =>
+        {
+            Some((*id, request.clone()))
+        }
+        _ => None,
+    })
+}
+
 /// A joiner that asks before the member has its certificate (the member's
 /// hello is still on its way back) is told so, and asks again once the
 /// member knows it: the race is not a refusal. Topology: `alice -- bob`,
 /// driven by hand, bob's answer to alice's hello held back.
 #[test]
 fn a_join_asked_before_the_member_knows_the_joiner_is_asked_again() {
-    use kith_core::sync::{Engine, EngineConfig, Input, JOIN_RETRY_MS, Output, Sent};
+    use kith_core::sync::{Engine, EngineConfig, Input, JOIN_RETRY_MS, Output, Request};
 
     let (mut alice, mut bob) = (person(), person());
     let g = alice.service.group_create("climbing", "").unwrap().id;
@@ -200,99 +255,32 @@ fn a_join_asked_before_the_member_knows_the_joiner_is_asked_again() {
         alice.service.keys().device.id(),
         bob.service.keys().device.id(),
     );
-    let (mut a_eng, mut b_eng) = (
-        Engine::new(EngineConfig::default()),
-        Engine::new(EngineConfig::default()),
-    );
-    let mut now = 1_000;
     let me = bob.service.identity();
-    let mut b_out = b_eng.handle(
-        Input::Join {
-            group: g,
-            invite: key.public_key(),
-            proof: key.prove(&me),
-        },
-        now,
-        &mut bob.service,
-    );
-    b_out.extend(b_eng.handle(Input::PeerConnected { peer: a_dev }, now, &mut bob.service));
-    let a_out = a_eng.handle(
-        Input::PeerConnected { peer: b_dev },
-        now,
-        &mut alice.service,
-    );
+    let mut a = (Engine::new(EngineConfig::default()), &mut alice.service);
+    let mut b = (Engine::new(EngineConfig::default()), &mut bob.service);
+    let mut now = 1_000;
+    let join = Input::Join {
+        group: g,
+        invite: key.public_key(),
+        proof: key.prove(&me),
+    };
+    let mut b_out = b.0.handle(join, now, b.1);
+    b_out.extend(b.0.handle(Input::PeerConnected { peer: a_dev }, now, b.1));
+    let a_out = a.0.handle(Input::PeerConnected { peer: b_dev }, now, a.1);
+    let is_hello = |r: &Request| *r == Request::Hello;
+    let is_join = |r: &Request| matches!(r, Request::Join { .. });
 
     // Each side's hello request reaches the other; bob answers alice's, but
     // that answer is held back.
-    let hello = |out: &[Output]| match out {
-        [.., Output::Send(Sent { id, request, .. })] => (*id, request.clone()),
-        other => panic!("expected a hello request, got {other:?}"),
-    };
-    let (a_hello, a_req) = hello(&a_out);
-    let (b_hello, b_req) = hello(&b_out);
-    let held = b_eng.handle(
-        Input::RequestReceived {
-            peer: a_dev,
-            id: a_hello,
-            request: a_req,
-        },
-        now,
-        &mut bob.service,
-    );
-    let answer = a_eng.handle(
-        Input::RequestReceived {
-            peer: b_dev,
-            id: b_hello,
-            request: b_req,
-        },
-        now,
-        &mut alice.service,
-    );
-    let Some(Output::Respond { response, .. }) = answer.into_iter().next() else {
-        panic!("alice answers bob's hello");
-    };
+    let a_hello = sent(&a_out, is_hello).expect("alice says hello");
+    let b_hello = sent(&b_out, is_hello).expect("bob says hello");
+    let held = answer(&mut b, a_dev, a_hello.clone(), now);
+    let alice_cert = answer(&mut a, b_dev, b_hello.clone(), now);
     // Bob now knows alice and asks her to admit him, before she knows him.
-    let asked = b_eng.handle(
-        Input::ResponseReceived {
-            peer: a_dev,
-            id: b_hello,
-            response,
-        },
-        now,
-        &mut bob.service,
-    );
-    let join = |out: &[Output]| {
-        out.iter().find_map(|o| match o {
-            Output::Send(Sent { id, request, .. })
-                if matches!(request, kith_core::sync::Request::Join { .. }) =>
-            {
-                Some((*id, request.clone()))
-            }
-            _ => None,
-        })
-    };
-    let (join_id, join_req) = join(&asked).expect("bob asks alice to admit him");
-    let refused = a_eng.handle(
-        Input::RequestReceived {
-            peer: b_dev,
-            id: join_id,
-            request: join_req,
-        },
-        now,
-        &mut alice.service,
-    );
-    let Some(Output::Respond { response, .. }) = refused.into_iter().next() else {
-        panic!("alice answers the join request");
-    };
-    let after = b_eng.handle(
-        Input::ResponseReceived {
-            peer: a_dev,
-            id: join_id,
-            response,
-        },
-        now,
-        &mut bob.service,
-    );
+    let asked = deliver(&mut b, a_dev, b_hello.0, alice_cert, now);
+    let request = sent(&asked, is_join).expect("bob asks alice to admit him");
+    let (id, refusal) = (request.0, answer(&mut a, b_dev, request, now));
+    let after = deliver(&mut b, a_dev, id, refusal, now);
     assert!(
         !after.iter().any(|o| matches!(o, Output::JoinAnswer { .. })),
         "a join refused because alice did not know bob yet is no answer: {after:?}"
@@ -300,42 +288,12 @@ fn a_join_asked_before_the_member_knows_the_joiner_is_asked_again() {
 
     // Bob's held answer arrives; once the retry is due, bob asks again and
     // alice admits him.
-    let Some(Output::Respond { response, .. }) = held.into_iter().next() else {
-        panic!("bob answered alice's hello");
-    };
-    a_eng.handle(
-        Input::ResponseReceived {
-            peer: b_dev,
-            id: a_hello,
-            response,
-        },
-        now,
-        &mut alice.service,
-    );
+    deliver(&mut a, b_dev, a_hello.0, held, now);
     now += JOIN_RETRY_MS;
-    let again = b_eng.handle(Input::Tick, now, &mut bob.service);
-    let (join_id, join_req) = join(&again).expect("bob asks again");
-    let admitted = a_eng.handle(
-        Input::RequestReceived {
-            peer: b_dev,
-            id: join_id,
-            request: join_req,
-        },
-        now,
-        &mut alice.service,
-    );
-    let Some(Output::Respond { response, .. }) = admitted.into_iter().next() else {
-        panic!("alice answers the second join request");
-    };
-    let done = b_eng.handle(
-        Input::ResponseReceived {
-            peer: a_dev,
-            id: join_id,
-            response,
-        },
-        now,
-        &mut bob.service,
-    );
+    let again = b.0.handle(Input::Tick, now, b.1);
+    let request = sent(&again, is_join).expect("bob asks again");
+    let (id, admitted) = (request.0, answer(&mut a, b_dev, request, now));
+    let done = deliver(&mut b, a_dev, id, admitted, now);
     assert!(
         done.iter()
             .any(|o| matches!(o, Output::JoinAnswer { answer: Ok(()), .. })),
