@@ -18,6 +18,26 @@ struct Group {
     key: InviteKey,
 }
 
+/// A store that certifies alice and bob, and the changes by which alice
+/// creates a group and admits bob (not yet ingested).
+fn alice_admits_bob() -> (
+    tempfile::TempDir,
+    kith_store::Store,
+    Author,
+    Author,
+    Group,
+    Vec<kith_core::SignedChange>,
+) {
+    let (dir, mut s) = store();
+    let (mut alice, bob) = (Author::new(1), Author::new(2));
+    for a in [&alice, &bob] {
+        s.add_certificate(&a.cert).unwrap();
+    }
+    let (g, mut changes) = create(&mut alice);
+    changes.push(admit(&mut alice, &g, &bob));
+    (dir, s, alice, bob, g, changes)
+}
+
 /// alice creates a group and an invite for up to 5 people.
 fn create(alice: &mut Author) -> (Group, Vec<kith_core::SignedChange>) {
     let nonce = [7; 16];
@@ -213,13 +233,7 @@ fn only_members_write_and_only_members_receive() {
 
 #[test]
 fn a_removed_member_keeps_its_past_and_loses_its_future() {
-    let (_dir, mut s) = store();
-    let (mut alice, mut bob) = (Author::new(1), Author::new(2));
-    for a in [&alice, &bob] {
-        s.add_certificate(&a.cert).unwrap();
-    }
-    let (g, mut changes) = create(&mut alice);
-    changes.push(admit(&mut alice, &g, &bob));
+    let (_dir, mut s, mut alice, mut bob, g, mut changes) = alice_admits_bob();
     changes.push(group_post(&mut bob, &g, "b1", "before"));
     let report = s.ingest(changes).unwrap();
     assert_eq!(
@@ -297,13 +311,7 @@ fn membership_survives_a_reopen() {
 
 #[test]
 fn a_post_that_arrived_before_its_authors_removal_is_hidden_after_it() {
-    let (_dir, mut s) = store();
-    let (mut alice, mut bob) = (Author::new(1), Author::new(2));
-    for a in [&alice, &bob] {
-        s.add_certificate(&a.cert).unwrap();
-    }
-    let (g, mut changes) = create(&mut alice);
-    changes.push(admit(&mut alice, &g, &bob));
+    let (_dir, mut s, mut alice, mut bob, g, mut changes) = alice_admits_bob();
     changes.push(group_post(&mut bob, &g, "b1", "seen by alice"));
     s.ingest(changes).unwrap();
     // alice removes bob having seen his first post only …
@@ -338,13 +346,7 @@ fn a_post_that_arrived_before_its_authors_removal_is_hidden_after_it() {
 
 #[test]
 fn the_home_timeline_merges_the_public_space_and_the_given_groups() {
-    let (_dir, mut s) = store();
-    let (mut alice, mut bob) = (Author::new(1), Author::new(2));
-    for a in [&alice, &bob] {
-        s.add_certificate(&a.cert).unwrap();
-    }
-    let (g, mut changes) = create(&mut alice);
-    changes.push(admit(&mut alice, &g, &bob));
+    let (_dir, mut s, mut alice, mut bob, g, mut changes) = alice_admits_bob();
     // Interleaved in time: public, group, public, group.
     let t0 = alice.clock.max(bob.clock) + 1000;
     alice.clock = t0;
