@@ -25,6 +25,12 @@ pub const PROBE_TOPIC: &str = "kith/probe/v1";
 pub const MAX_PROBE_BYTES: usize = 64;
 /// Largest gossip message: one signed change and a certificate.
 pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
+/// Messages larger than this are announced to mesh peers with IDONTWANT on
+/// arrival (gossipsub v1.2), so that they do not forward a copy back while
+/// this node is still checking the change. Every gossiped change (a signed
+/// change and a certificate, several hundred bytes) is above it; the
+/// library's default, 1000 bytes, let most posts through twice or more.
+pub const IDONTWANT_ABOVE_BYTES: usize = 256;
 /// How long an unused connection stays open. A social node keeps its peers.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 /// A sync request not answered in this time fails.
@@ -72,6 +78,7 @@ pub fn build_swarm(keypair: Keypair, mdns_on: bool) -> Result<Swarm<Behaviour>, 
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .max_transmit_size(MAX_GOSSIP_BYTES)
+        .idontwant_message_size_threshold(IDONTWANT_ABOVE_BYTES)
         .heartbeat_interval(Duration::from_millis(700))
         // Content-addressed ids: the same change relayed twice is one message.
         .message_id_fn(|m: &gossipsub::Message| {
