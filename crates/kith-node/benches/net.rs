@@ -11,7 +11,8 @@
 //! Run with `scripts/bench` (it builds the release binary first), or
 //! `KITH_BIN=target/release/kith cargo bench -p kith-node --bench net`.
 //! Sizes: `KITH_BENCH_NODES` (10), `KITH_BENCH_POSTS` (200),
-//! `KITH_BENCH_AUTHORS` (10), `KITH_BENCH_PER_AUTHOR` (10000).
+//! `KITH_BENCH_AUTHORS` (10), `KITH_BENCH_PER_AUTHOR` (10000); parts:
+//! `KITH_BENCH_ONLY` (`wire`, `propagation`, `catch-up`, comma-separated).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -346,8 +347,17 @@ fn main() {
     }
     let bin = kith_bin();
     let dir = tempfile::tempdir().unwrap();
-    wire_bytes();
-    wire_on_loopback(&bin, dir.path());
-    propagation(&bin, dir.path());
-    catch_up(&bin, dir.path());
+    // `KITH_BENCH_ONLY=propagation,catch-up` runs some parts (all by default).
+    let only = std::env::var("KITH_BENCH_ONLY").unwrap_or_default();
+    let runs = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
+    if runs("wire") {
+        wire_bytes();
+        wire_on_loopback(&bin, dir.path());
+    }
+    if runs("propagation") {
+        propagation(&bin, dir.path());
+    }
+    if runs("catch-up") {
+        catch_up(&bin, dir.path());
+    }
 }
