@@ -79,12 +79,30 @@ const SEAL_RUNS_PER_TICK: usize = 16;
 
 impl ServiceLoop {
     pub fn new(
-        service: Service,
+        mut service: Service,
         net: mpsc::Sender<Command>,
         api: String,
         home: &crate::Home,
         events: tokio::sync::broadcast::Sender<LiveEvent>,
     ) -> ServiceLoop {
+        // Public changes go out the moment they are signed; group changes
+        // need the group's key, and wait in the outbox for `publish_outbox`.
+        let cert = service.keys().cert.to_proto();
+        let early = net.clone();
+        service.set_publisher(move |change| {
+            if channel(&change.doc()) != Channel::Public {
+                return false;
+            }
+            let msg = proto::GossipChange {
+                change: Some(change.signed().to_proto()),
+                certificate: Some(cert.clone()),
+            }
+            .encode_to_vec();
+            if early.blocking_send(Command::Publish(msg)).is_err() {
+                tracing::warn!("network task is gone");
+            }
+            true
+        });
         ServiceLoop {
             service,
             engine: Engine::new(EngineConfig::default()),
@@ -581,9 +599,9 @@ impl ServiceLoop {
         Some(cert)
     }
 
-    /// Publishes the changes made by the last local action, each where
-    /// [`channel`] says. Returns how many changes the action made.
-    fn publish_outbox(&mut self) -> usize {
+    /// Publishes the changes of the last local action that the publisher
+    /// did not take (see `new`), each where [`channel`] says.
+    fn publish_outbox(&mut self) {
         let cert = self.service.keys().cert.to_proto();
         let outbox = self.service.take_outbox();
         for change in &outbox {
@@ -608,7 +626,6 @@ impl ServiceLoop {
                 Channel::SyncOnly => {}
             }
         }
-        outbox.len()
     }
 
     fn call(&mut self, call: Call) -> Result<Reply, ActionError> {
@@ -640,13 +657,13 @@ impl ServiceLoop {
             }
             other => execute(&mut self.service, other)?,
         };
-        // Peers hear of a change while its journal record is written; the
-        // caller hears back once it is durable. Should that write fail, the
-        // change is out already: an error would invite a retry and a second
-        // post, so the failure is logged and the next tick checkpoints.
-        if self.publish_outbox() > 0
-            && let Err(e) = self.service.store_mut().sync_local()
-        {
+        // Peers hear of a change as soon as it is signed; the caller hears
+        // back once its journal record is on disk (nothing to wait for if the
+        // call changed nothing). Should that write fail, the change is out
+        // already: an error would invite a retry and a second post, so the
+        // failure is logged and the next tick checkpoints.
+        self.publish_outbox();
+        if let Err(e) = self.service.store_mut().sync_local() {
             tracing::error!(error = %e, "could not sync the journal of local changes");
         }
         if interests_change {

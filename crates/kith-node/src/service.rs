@@ -85,6 +85,18 @@ pub struct WhoAmI {
     pub home: String,
 }
 
+/// Takes a signed local change for the network; `false`: not taken.
+type Publish = dyn FnMut(&Verified<SignedChange>) -> bool + Send;
+
+/// What a running node publishes local changes with.
+struct Publisher(Box<Publish>);
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Publisher")
+    }
+}
+
 /// One person's store and keys.
 #[derive(Debug)]
 pub struct Service {
@@ -93,8 +105,11 @@ pub struct Service {
     home: Home,
     /// The feed shard new posts go to, per space; found on first use.
     shards: std::collections::HashMap<SpaceId, u32>,
-    /// Changes made here since the last call to `take_outbox`, for the network.
+    /// Changes made here since the last call to `take_outbox`, for the
+    /// network: those the publisher did not take.
     outbox: Vec<Verified<SignedChange>>,
+    /// Takes each local change as soon as it is signed (see `set_publisher`).
+    publisher: Option<Publisher>,
     /// Where a running node can be reached (multiaddr bytes, the best
     /// first), for the invite keys it makes; empty without a node.
     reachable_at: Vec<Vec<u8>>,
@@ -118,6 +133,7 @@ impl Service {
                 home: home.clone(),
                 shards: Default::default(),
                 outbox: Vec::new(),
+                publisher: None,
                 reachable_at: Vec::new(),
             },
             created,
@@ -141,9 +157,21 @@ impl Service {
         &mut self.store
     }
 
-    /// Signed changes made since the last call.
+    /// Signed changes made since the last call, but for those the
+    /// publisher took.
     pub fn take_outbox(&mut self) -> Vec<Verified<SignedChange>> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Hands every local change to `publisher` the moment it is signed and
+    /// journalled, before it is stored and indexed, so that peers start on
+    /// it while the store is still writing. A change the publisher does not
+    /// take (it returns `false`) waits in the outbox.
+    pub fn set_publisher(
+        &mut self,
+        publisher: impl FnMut(&Verified<SignedChange>) -> bool + Send + 'static,
+    ) {
+        self.publisher = Some(Publisher(Box::new(publisher)));
     }
 
     /// Runs a local edit on `doc` and records the change.
@@ -156,8 +184,16 @@ impl Service {
             key: &self.keys.device,
             author: self.keys.identity.id(),
         };
-        let (value, change) = self.store.commit_local(doc, signer, now_ms(), f)?;
-        if let Some(change) = change {
+        let mut taken = false;
+        let publisher = &mut self.publisher;
+        let (value, change) = self
+            .store
+            .commit_local_with(doc, signer, now_ms(), f, |change| {
+                if let Some(Publisher(publish)) = publisher {
+                    taken = publish(change);
+                }
+            })?;
+        if let Some(change) = change.filter(|_| !taken) {
             self.outbox.push(change);
         }
         Ok(value)

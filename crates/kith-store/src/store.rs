@@ -78,6 +78,10 @@ pub struct Store {
     pub(crate) groups: GroupCache,
     /// What committed transactions changed in the indexes, not yet taken.
     changed: ChangedLog,
+    /// Local changes handed out (published) whose transaction then failed:
+    /// stored before anything else is signed or the journal is emptied, so
+    /// that no sequence number is ever signed twice (see `commit_local_with`).
+    unstored: Vec<SignedChange>,
 }
 
 impl std::fmt::Debug for Store {
@@ -185,6 +189,7 @@ impl Store {
             sealing_due: true,
             groups: GroupCache::default(),
             changed: ChangedLog::default(),
+            unstored: Vec::new(),
         };
         store.replay(left)?;
         Ok(store)
@@ -342,6 +347,29 @@ impl Store {
         now_ms: u64,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
+        self.commit_local_with(doc_id, signer, now_ms, f, |_| {})
+    }
+
+    /// Like [`Store::commit_local`], and hands the signed change to
+    /// `on_signed` as soon as it is signed and journalled, before it is
+    /// stored and indexed: a node publishes it from there, so its peers
+    /// start on it while this store is still writing.
+    ///
+    /// Once handed out, a change must be stored before this device signs
+    /// another: should this transaction fail, the change is kept and stored
+    /// first by the next local change or checkpoint (or replayed from the
+    /// journal after a crash, under a fresh actor). Otherwise the next change
+    /// would take its sequence number, and peers holding both would see this
+    /// device equivocate.
+    pub fn commit_local_with<T, E: std::fmt::Display>(
+        &mut self,
+        doc_id: DocId,
+        signer: LocalSigner<'_>,
+        now_ms: u64,
+        f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
+        on_signed: impl FnOnce(&Verified<SignedChange>),
+    ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
+        self.store_unstored()?;
         let actor = self.actor_for(&signer.key.id());
         self.sealing_due = true;
         // Durable through the journal, not through this commit.
@@ -353,6 +381,7 @@ impl Store {
         // cached document holds it and must be dropped.
         let mut tainted = false;
         let mut changed = Vec::new();
+        let mut handed_out = None;
         let result = (|| {
             let mut w = Writer::open(&txn)?;
             if doc_id.kind == kith_core::DocKind::Feed && !doc_id.space.is_public() {
@@ -411,6 +440,11 @@ impl Store {
                 signer.key,
                 signer.author,
             )?;
+            self.journal
+                .append(verified.signed())
+                .map_err(StoreError::from)?;
+            on_signed(&verified);
+            handed_out = Some(verified.signed().clone());
             let author_no = w.intern_person(&signer.author)?;
             let actor_no = w.intern_actor(actor.to_bytes())?;
             store_rows(
@@ -436,19 +470,15 @@ impl Store {
             Ok(v) => match txn.commit() {
                 Ok(()) => {
                     self.changed.extend(changed);
-                    if let (_, Some(change)) = &v {
-                        self.journal
-                            .append(change.signed())
-                            .map_err(StoreError::from)?;
-                        if !self.session {
-                            self.sync_local()?;
-                        }
+                    if v.1.is_some() && !self.session {
+                        self.sync_local()?;
                     }
                     Ok(v)
                 }
                 Err(e) => {
                     self.docs.clear();
                     self.groups.clear();
+                    self.unstored.extend(handed_out);
                     Err(e.into())
                 }
             },
@@ -462,9 +492,27 @@ impl Store {
             Err(e) => {
                 self.docs.clear();
                 self.groups.clear();
+                self.unstored.extend(handed_out);
                 Err(e)
             }
         }
+    }
+
+    /// Stores the local changes that were handed out but whose transaction
+    /// failed (see [`Store::commit_local_with`]); until that succeeds, no
+    /// local change is made and the journal keeps them.
+    fn store_unstored(&mut self) -> Result<(), StoreError> {
+        if self.unstored.is_empty() {
+            return Ok(());
+        }
+        let report = self.ingest_with(&[], self.unstored.clone())?;
+        if let Some((_, why)) = report.rejected.first() {
+            return Err(StoreError::Corrupt(format!(
+                "a local change already published could not be stored: {why}"
+            )));
+        }
+        self.unstored.clear();
+        Ok(())
     }
 
     /// What the indexes changed since the last call (posts, reactions,
@@ -477,6 +525,7 @@ impl Store {
     /// Makes every buffered ingest and every local change durable in redb
     /// (a checkpoint), and empties the journal. Cheap when there is none.
     pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.store_unstored()?;
         if self.unflushed {
             // An empty durable commit persists every earlier non-durable one.
             self.db.begin_write()?.commit()?;
