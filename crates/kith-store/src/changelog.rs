@@ -335,16 +335,24 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
     // Which (doc, actor) have a full run of unsealed changes at or below
     // their clock? The oldest unsealed change is the actor's first row.
     let mut runs = Vec::new();
-    for entry in w.clocks.iter()? {
-        let (k, clock) = entry?;
-        let (doc_no, actor_no) = split_pair_key(k.value());
+    let clocks: Vec<(u32, u32, u32)> = w
+        .clocks()?
+        .iter()?
+        .map(|entry| {
+            entry.map(|(k, clock)| {
+                let (doc_no, actor_no) = split_pair_key(k.value());
+                (doc_no, actor_no, clock.value())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    for (doc_no, actor_no, clock) in clocks {
         // Changes from the first one waiting for dependencies on are not
         // applied yet: they stay where the ingest path looks for them.
-        let top = match first_seq(&w.pending, doc_no, actor_no, clock.value())? {
+        let top = match first_seq(w.pending()?, doc_no, actor_no, clock)? {
             Some(waiting) => waiting.saturating_sub(1),
-            None => clock.value(),
+            None => clock,
         };
-        let Some(mut first) = first_seq(&w.changes, doc_no, actor_no, top)? else {
+        let Some(mut first) = first_seq(w.changes()?, doc_no, actor_no, top)? else {
             continue;
         };
         while top >= first && top - first + 1 >= SEAL_RUN && runs.len() < limit {
@@ -358,7 +366,7 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
     for &(doc_no, actor_no, first) in &runs {
         let last = first + SEAL_RUN - 1;
         let mut rows = Vec::with_capacity(SEAL_RUN as usize);
-        for entry in w.changes.range::<&[u8; 12]>(
+        for entry in w.changes()?.range::<&[u8; 12]>(
             &change_key(doc_no, actor_no, first)..=&change_key(doc_no, actor_no, last),
         )? {
             rows.push(entry?.1.value().to_vec());
@@ -375,10 +383,10 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
         for (i, piece) in compressed.chunks(per).enumerate() {
             let i = u8::try_from(i)
                 .map_err(|_| StoreError::Corrupt("a sealed block needs over 255 pieces".into()))?;
-            w.sealed
+            w.sealed()?
                 .insert(&sealed_key(doc_no, actor_no, first, i), piece)?;
         }
-        w.changes.retain_in::<&[u8; 12], _>(
+        w.changes()?.retain_in::<&[u8; 12], _>(
             &change_key(doc_no, actor_no, first)..=&change_key(doc_no, actor_no, last),
             |_, _| false,
         )?;

@@ -184,11 +184,15 @@ impl Store {
             return Ok(Some(state));
         }
         let control = DocId::group_control(*group);
-        let Some(doc_no) = w.doc_nos.get(&control.to_bytes()[..])?.map(|v| v.value()) else {
+        let Some(doc_no) = w
+            .doc_nos()?
+            .get(&control.to_bytes()[..])?
+            .map(|v| v.value())
+        else {
             return Ok(None);
         };
-        let changes = self.docs.get(w.rows(), doc_no)?.get_changes(&[]);
-        let state = Arc::new(GroupState::replay(*group, changes, author_of(&w.devices)));
+        let changes = self.docs.get(w.rows()?, doc_no)?.get_changes(&[]);
+        let state = Arc::new(GroupState::replay(*group, changes, author_of(w.devices()?)));
         self.groups.put(state.clone());
         Ok(Some(state))
     }
@@ -208,9 +212,9 @@ impl Store {
         let mut kept = Vec::with_capacity(fresh.len());
         match doc_id.kind {
             DocKind::GroupControl => {
-                let mut known = self.docs.get(w.rows(), doc_no)?.get_changes(&[]);
+                let mut known = self.docs.get(w.rows()?, doc_no)?.get_changes(&[]);
                 for f in fresh {
-                    match may_write_control(group, &known, &f.3, &f.1, author_of(&w.devices)) {
+                    match may_write_control(group, &known, &f.3, &f.1, author_of(w.devices()?)) {
                         Ok(()) => {
                             known.push(f.3.clone());
                             kept.push(f);

@@ -73,7 +73,7 @@ pub(crate) fn index_change(
                 // only edits are versions.
                 if !state.deleted && !a.created(state) {
                     let post = PostId::derive(&a.doc, &put.post_key);
-                    w.versions
+                    w.versions()?
                         .insert(&version_key(&post, time, a.actor_no, a.seq()), put.counter)?;
                 }
             }
@@ -102,14 +102,14 @@ pub(crate) fn index_change(
                     w.changed.push(Changed::Reaction { post });
                     let k = reaction_key(&post, a.author_no, emoji);
                     if feed::has_reaction(doc, key) {
-                        w.reactions.insert(k.as_slice(), a.doc_no)?;
+                        w.reactions()?.insert(k.as_slice(), a.doc_no)?;
                     } else {
                         let here = w
-                            .reactions
+                            .reactions()?
                             .get(k.as_slice())?
                             .is_some_and(|v| v.value() == a.doc_no);
                         if here {
-                            w.reactions.remove(k.as_slice())?;
+                            w.reactions()?.remove(k.as_slice())?;
                         }
                     }
                 }
@@ -124,7 +124,7 @@ pub(crate) fn index_change(
                         name: profile::name(doc).unwrap_or_default(),
                         bio: profile::bio(doc).unwrap_or_default(),
                     };
-                    w.people.insert(a.author_no, row.encode().as_slice())?;
+                    w.people()?.insert(a.author_no, row.encode().as_slice())?;
                 } else if let Some(who) = key.strip_prefix(profile::FOLLOW_PREFIX) {
                     set_pair(w, doc, key, who, a.author_no, true)?;
                 } else if let Some(who) = key.strip_prefix(profile::BLOCK_PREFIX) {
@@ -138,9 +138,9 @@ pub(crate) fn index_change(
                     let subject = w.intern_person(&who)?;
                     let k = label_key(a.author_no, subject, label);
                     if labels::contains(doc, key) {
-                        w.labels.insert(k.as_slice(), ())?;
+                        w.labels()?.insert(k.as_slice(), ())?;
                     } else {
-                        w.labels.remove(k.as_slice())?;
+                        w.labels()?.remove(k.as_slice())?;
                     }
                 }
             }
@@ -164,11 +164,7 @@ fn set_pair(
     };
     let other = w.intern_person(&who)?;
     let k = pair_key(owner_no, other);
-    let table = if follow {
-        &mut w.follows
-    } else {
-        &mut w.blocks
-    };
+    let table = if follow { w.follows()? } else { w.blocks()? };
     if profile::contains(doc, key) {
         table.insert(&k, ())?;
     } else {
@@ -185,19 +181,19 @@ fn index_post(
     state: &feed::PostState,
     first_put: Option<u64>,
 ) -> Result<(), StoreError> {
-    let old = w.posts.get(&post.0)?.map(|v| PostRow::decode(v.value()));
+    let old = w.posts()?.get(&post.0)?.map(|v| PostRow::decode(v.value()));
     let old = match old {
         Some(Some(row)) => Some(row),
         Some(None) => return Err(StoreError::Corrupt(format!("post row {post}"))),
         None => None,
     };
     if let Some(old) = &old {
-        w.feed
+        w.feed()?
             .remove(&timeline_key(old.space_no, old.at_ms, &post))?;
-        w.by_author
+        w.by_author()?
             .remove(&timeline_key(old.author_no, old.at_ms, &post))?;
         if let Some(parent) = &old.reply_to {
-            w.replies.remove(&reply_key(parent, old.at_ms, &post))?;
+            w.replies()?.remove(&reply_key(parent, old.at_ms, &post))?;
         }
     }
     let (lo, hi) = (
@@ -217,7 +213,7 @@ fn index_post(
         key: key.to_owned(),
     };
     if state.deleted {
-        w.versions
+        w.versions()?
             .retain_in::<&[u8; 32], _>(&lo..=&hi, |_, _| false)?;
     } else {
         row.first = match first_put {
@@ -235,17 +231,21 @@ fn index_post(
         // Only edits are versions; a post seen for the first time has none
         // yet (an edit indexed before its creation is found on the
         // creation's own pass, which always comes later).
-        row.edited = old.is_some() && w.versions.range::<&[u8; 32]>(&lo..=&hi)?.next().is_some();
-        w.feed
+        row.edited = old.is_some()
+            && w.versions()?
+                .range::<&[u8; 32]>(&lo..=&hi)?
+                .next()
+                .is_some();
+        w.feed()?
             .insert(&timeline_key(space_no, state.at_ms, &post), ())?;
-        w.by_author
+        w.by_author()?
             .insert(&timeline_key(a.author_no, state.at_ms, &post), ())?;
     }
     if let Some(parent) = &state.reply_to {
-        w.replies
+        w.replies()?
             .insert(&reply_key(parent, state.at_ms, &post), ())?;
     }
-    w.posts.insert(&post.0, row.encode().as_slice())?;
+    w.posts()?.insert(&post.0, row.encode().as_slice())?;
     Ok(())
 }
 
@@ -267,7 +267,7 @@ fn text_ref(
             counter: *counter,
         }));
     }
-    let Some(actor_no) = w.actor_nos.get(actor.to_bytes())?.map(|v| v.value()) else {
+    let Some(actor_no) = w.actor_nos()?.get(actor.to_bytes())?.map(|v| v.value()) else {
         return Ok(None);
     };
     if let Some(t) = old
@@ -281,7 +281,7 @@ fn text_ref(
     // A concurrent edit from another device won: find its change among the versions.
     let lo = version_key(post, 0, 0, 0);
     let hi = version_key(post, u64::MAX, u32::MAX, u32::MAX);
-    for entry in w.versions.range::<&[u8; 32]>(&lo..=&hi)? {
+    for entry in w.versions()?.range::<&[u8; 32]>(&lo..=&hi)? {
         let (k, v) = entry?;
         let (_, v_actor, v_seq) = split_version_key(k.value());
         if v_actor == actor_no && v.value() == *counter {

@@ -171,7 +171,7 @@ impl Store {
             };
             drop(meta);
             // Creates every table a fresh store lacks.
-            Writer::open(&txn)?;
+            Writer::create_tables(&txn)?;
             (suffix, crashed)
         };
         txn.commit().map_err(StoreError::from)?;
@@ -395,7 +395,7 @@ impl Store {
                 }
             }
             let doc_no = w.intern_doc(&doc_id)?;
-            let doc = self.docs.get(w.rows(), doc_no)?;
+            let doc = self.docs.get(w.rows()?, doc_no)?;
             doc.set_actor(actor.clone());
             let value = match f(doc) {
                 Ok(v) => v,
@@ -419,7 +419,7 @@ impl Store {
                     .into_iter()
                     .filter(|c| c.hash() != change.hash())
                     .collect();
-                let author_of = crate::groups::author_of(&w.devices);
+                let author_of = crate::groups::author_of(w.devices()?);
                 if let Err(why) = kith_core::group::may_write_control(
                     doc_id.space,
                     &earlier,
@@ -688,27 +688,27 @@ fn store_rows(
         row.clear();
         row.extend_from_slice(*signature);
         row.extend_from_slice(change.raw_bytes());
-        w.changes
+        w.changes()?
             .insert(&change_key(doc_no, *actor_no, seq), row.as_slice())?;
         added.entry(*actor_no).or_default().insert(seq);
     }
-    let size = w.doc_sizes.get(doc_no)?.map_or(0, |v| v.value());
-    w.doc_sizes.insert(doc_no, size + rows.len() as u32)?;
+    let size = w.doc_sizes()?.get(doc_no)?.map_or(0, |v| v.value());
+    w.doc_sizes()?.insert(doc_no, size + rows.len() as u32)?;
     // Advance each actor's clock over every sequence number now stored
     // without a gap (rows stored earlier, waiting, may close the gap too).
     for (actor_no, seqs) in added {
         let clock_key = crate::rows::pair_key(doc_no, actor_no);
-        let clock = w.clocks.get(&clock_key)?.map_or(0, |v| v.value());
+        let clock = w.clocks()?.get(&clock_key)?.map_or(0, |v| v.value());
         let mut top = clock;
         while seqs.contains(&(top + 1))
-            || w.changes
+            || w.changes()?
                 .get(&change_key(doc_no, actor_no, top + 1))?
                 .is_some()
         {
             top += 1;
         }
         if top != clock {
-            w.clocks.insert(&clock_key, top)?;
+            w.clocks()?.insert(&clock_key, top)?;
         }
     }
     Ok(())

@@ -134,7 +134,7 @@ impl Store {
                 .flat_map(|g| g.iter().map(|(_, v)| v.signed().device))
                 .collect();
             for cert in certs.iter().filter(|c| signers.contains(&c.device)) {
-                certify(&mut w.devices, cert)?;
+                certify(w.devices()?, cert)?;
             }
             // Control documents first: a batch can hold the record that
             // admits a member together with that member's first posts.
@@ -200,7 +200,7 @@ impl Store {
         let mut actors: HashMap<Vec<u8>, (u32, u32)> = HashMap::new();
         let lo = change_key(doc_no, 0, 0);
         let hi = change_key(doc_no, u32::MAX, u32::MAX);
-        let any_waiting = w.pending.range::<&[u8; 12]>(&lo..=&hi)?.next().is_some();
+        let any_waiting = w.pending()?.range::<&[u8; 12]>(&lo..=&hi)?.next().is_some();
         for (i, v) in group {
             let h = v.header();
             let Ok(seq) = u32::try_from(h.seq) else {
@@ -212,7 +212,7 @@ impl Store {
                 None => {
                     let no = w.intern_actor(&h.actor)?;
                     let clock = w
-                        .clocks
+                        .clocks()?
                         .get(&crate::rows::pair_key(doc_no, no))?
                         .map_or(0, |c| c.value());
                     actors.insert(h.actor.clone(), (no, clock));
@@ -224,7 +224,7 @@ impl Store {
             let stored_hash = match seen.get(&key) {
                 Some(hash) => Some(*hash),
                 None if surely_new => None,
-                None => match w.rows().get(&key)? {
+                None => match w.rows()?.get(&key)? {
                     Some(row) => {
                         let c = row
                             .get(64..)
@@ -239,7 +239,7 @@ impl Store {
             match stored_hash {
                 Some(hash) if hash == h.hash => report.duplicates += 1,
                 Some(_) => {
-                    w.quarantine
+                    w.quarantine()?
                         .insert(&h.hash, v.signed().encode().as_slice())?;
                     report.rejected.push((
                         i,
@@ -279,13 +279,13 @@ impl Store {
         if doc_id.kind == kith_core::DocKind::GroupControl {
             self.groups.forget(&doc_id.space);
         }
-        let doc = self.docs.get(w.rows(), doc_no)?;
+        let doc = self.docs.get(w.rows()?, doc_no)?;
         if docs::apply(doc, fresh.iter().map(|f| f.3.clone()).collect()).is_err() {
             // Find the culprit(s) one change at a time, from a clean reload.
             self.docs.evict(doc_no);
             let mut kept = Vec::new();
             for f in fresh {
-                let doc = self.docs.get(w.rows(), doc_no)?;
+                let doc = self.docs.get(w.rows()?, doc_no)?;
                 match docs::apply(doc, vec![f.3.clone()]) {
                     Ok(()) => {
                         store_rows(w, doc_no, &[(f.2, &f.3, &f.4)])?;
@@ -302,14 +302,14 @@ impl Store {
             let rows: Vec<_> = fresh.iter().map(|f| (f.2, &f.3, &f.4)).collect();
             store_rows(w, doc_no, &rows)?;
         }
-        let doc = self.docs.get(w.rows(), doc_no)?;
+        let doc = self.docs.get(w.rows()?, doc_no)?;
         // Which of the new changes, and of those waiting from before, are now applied?
         let mut candidates: Vec<(Option<usize>, [u8; 12], u32, automerge::Change)> = fresh
             .into_iter()
             .map(|(i, key, actor_no, c, ..)| (Some(i), key, actor_no, c))
             .collect();
         let waiting: Vec<[u8; 12]> = w
-            .pending
+            .pending()?
             .range::<&[u8; 12]>(
                 &change_key(doc_no, 0, 0)..=&change_key(doc_no, u32::MAX, u32::MAX),
             )?
@@ -322,7 +322,7 @@ impl Store {
             .iter()
             .any(|(_, _, _, c)| doc.get_change_meta_by_hash(&c.hash()).is_some());
         for key in waiting.into_iter().filter(|_| progressed) {
-            let row = w.rows().get(&key)?;
+            let row = w.rows()?.get(&key)?;
             let Some(row) = row else { continue };
             let c = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
             candidates.push((None, key, split_change_key(&key).1, c));
@@ -332,7 +332,7 @@ impl Store {
             let hash: ChangeHash = change.hash();
             if doc.get_change_meta_by_hash(&hash).is_some() {
                 // A fresh change was never waiting: skip the lookup.
-                if index.is_none() && w.pending.remove(&key)?.is_some() {
+                if index.is_none() && w.pending()?.remove(&key)?.is_some() {
                     waiting_count -= 1;
                 }
                 index_change(
@@ -351,20 +351,23 @@ impl Store {
                 if waiting_count >= MAX_PENDING_PER_DOC {
                     // Refuse rather than grow: the sender should sync the
                     // missing history first.
-                    w.changes.remove(&key)?;
-                    let size = w.doc_sizes.get(doc_no)?.map_or(0, |v| v.value());
-                    w.doc_sizes.insert(doc_no, size.saturating_sub(1))?;
+                    w.changes()?.remove(&key)?;
+                    let size = w.doc_sizes()?.get(doc_no)?.map_or(0, |v| v.value());
+                    w.doc_sizes()?.insert(doc_no, size.saturating_sub(1))?;
                     let (_, _, seq) = split_change_key(&key);
                     let clock_key = crate::rows::pair_key(doc_no, actor_no);
-                    if w.clocks.get(&clock_key)?.is_some_and(|c| c.value() >= seq) {
-                        w.clocks.insert(&clock_key, seq - 1)?;
+                    if w.clocks()?
+                        .get(&clock_key)?
+                        .is_some_and(|c| c.value() >= seq)
+                    {
+                        w.clocks()?.insert(&clock_key, seq - 1)?;
                     }
                     report
                         .rejected
                         .push((i, IngestError::TooManyPending(MAX_PENDING_PER_DOC)));
                     refused_some = true;
                 } else {
-                    w.pending.insert(&key, ())?;
+                    w.pending()?.insert(&key, ())?;
                     waiting_count += 1;
                     report.pending += 1;
                 }
