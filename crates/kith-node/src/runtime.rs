@@ -93,11 +93,7 @@ impl ServiceLoop {
             if channel(&change.doc()) != Channel::Public {
                 return false;
             }
-            let msg = proto::GossipChange {
-                change: Some(change.signed().to_proto()),
-                certificate: Some(cert.clone()),
-            }
-            .encode_to_vec();
+            let msg = gossip_message(change, &cert);
             if early.blocking_send(Command::Publish(msg)).is_err() {
                 tracing::warn!("network task is gone");
             }
@@ -609,11 +605,7 @@ impl ServiceLoop {
             if channel == Channel::SyncOnly {
                 continue;
             }
-            let msg = proto::GossipChange {
-                change: Some(change.signed().to_proto()),
-                certificate: Some(cert.clone()),
-            }
-            .encode_to_vec();
+            let msg = gossip_message(change, &cert);
             match channel {
                 Channel::Public => self.command(Command::Publish(msg)),
                 Channel::Group(group) => {
@@ -739,6 +731,19 @@ impl ServiceLoop {
 /// their creation times.
 fn newest_posts(service: &Service, author: &IdentityId, n: usize) -> Vec<(kith_core::PostId, u64)> {
     service.newest_ids(*author, n).unwrap_or_default()
+}
+
+/// A local change as gossiped: the change and this device's certificate,
+/// so that any receiver can check it alone (proto/README.md §12).
+fn gossip_message(
+    change: &kith_core::Verified<SignedChange>,
+    cert: &proto::DeviceCertificate,
+) -> Vec<u8> {
+    proto::GossipChange {
+        change: Some(change.signed().to_proto()),
+        certificate: Some(cert.clone()),
+    }
+    .encode_to_vec()
 }
 
 /// Where a document's changes travel live (proto/README.md §12). The one
