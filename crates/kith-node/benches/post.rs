@@ -71,7 +71,13 @@ fn open_copy(from: &Path) -> (tempfile::TempDir, Service) {
     for entry in std::fs::read_dir(home_in(from).dir).expect("built home") {
         let entry = entry.expect("built home entry");
         // `fs::copy` keeps the 0600 mode of the secret key files.
-        std::fs::copy(entry.path(), home.dir.join(entry.file_name())).expect("copy");
+        let to = home.dir.join(entry.file_name());
+        std::fs::copy(entry.path(), &to).expect("copy");
+        // On disk before the home is used: the measured posts' syncs must not
+        // wait behind the writeback of tens of megabytes of copy.
+        std::fs::File::open(&to)
+            .and_then(|f| f.sync_all())
+            .expect("sync the copy");
     }
     let (service, created) = Service::open(&home).expect("open the copied home");
     assert!(!created, "the copied home keeps its identity");
