@@ -23,7 +23,7 @@ use kith_node::home::{Home, HomeSource};
 use kith_node::service::Service;
 
 mod support;
-use support::{env, kith_bin, percentile};
+use support::{env, kith_bin, kith_in, percentile};
 
 fn home(dir: &Path) -> Home {
     Home {
@@ -102,31 +102,6 @@ impl Drop for Lan {
             .args(["down", &self.0])
             .status();
     }
-}
-
-/// Runs `kith --home home args…` inside namespace `ns` (or here if `None`).
-fn kith_in(bin: &Path, ns: Option<&str>, home: &Path, args: &[&str]) -> String {
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
-    let out = cmd
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kith {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 struct NodeProc(Child);

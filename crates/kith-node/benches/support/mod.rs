@@ -144,10 +144,25 @@ impl Drop for Node {
 }
 
 pub fn kith(bin: &Path, home: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin)
+    kith_in(bin, None, home, args)
+}
+
+/// Runs `kith --home HOME ARGS…`, inside the network namespace `ns` if one
+/// is named, and returns what it printed; panics with its errors if it fails.
+pub fn kith_in(bin: &Path, ns: Option<&str>, home: &Path, args: &[&str]) -> String {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let out = cmd
         .arg("--home")
         .arg(home)
         .args(args)
+        .env("RUST_LOG", "error")
         .output()
         .unwrap();
     assert!(
