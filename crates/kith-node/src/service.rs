@@ -192,6 +192,7 @@ impl Service {
                 if let Some(Publisher(publish)) = publisher {
                     taken = publish(change);
                 }
+                taken
             })?;
         if let Some(change) = change.filter(|_| !taken) {
             self.outbox.push(change);

@@ -94,9 +94,26 @@ impl Journal {
         record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         record.extend_from_slice(&crc.sum().to_le_bytes());
         record.extend_from_slice(&payload);
-        self.file.write_all(&record).map_err(|e| self.err(e))?;
+        if let Err(e) = self.file.write_all(&record) {
+            // Part of the record may be written: cut it off, so the next
+            // record does not follow torn bytes (which would end the journal
+            // for a reader).
+            let _ = self.truncate(self.len);
+            return Err(self.err(e));
+        }
         self.len += record.len() as u64;
         self.unsynced = true;
+        Ok(())
+    }
+
+    /// Takes back every record after the first `len` bytes (as
+    /// [`Journal::bytes`] reported them before those were appended).
+    pub fn truncate(&mut self, len: u64) -> Result<(), JournalError> {
+        self.file.set_len(len).map_err(|e| self.err(e))?;
+        self.file
+            .seek(SeekFrom::Start(len))
+            .map_err(|e| self.err(e))?;
+        self.len = len;
         Ok(())
     }
 

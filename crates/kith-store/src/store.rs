@@ -78,10 +78,12 @@ pub struct Store {
     pub(crate) groups: GroupCache,
     /// What committed transactions changed in the indexes, not yet taken.
     changed: ChangedLog,
-    /// Local changes handed out (published) whose transaction then failed:
-    /// stored before anything else is signed or the journal is emptied, so
-    /// that no sequence number is ever signed twice (see `commit_local_with`).
-    unstored: Vec<SignedChange>,
+    /// A change this actor signed was handed out (published) and then not
+    /// stored: the actor signs nothing more, and the next local change (or
+    /// the end of the session) first takes a new actor suffix. Otherwise
+    /// the next change would take that change's sequence number, and peers
+    /// holding both would see this device equivocate.
+    actor_retired: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -189,7 +191,7 @@ impl Store {
             sealing_due: true,
             groups: GroupCache::default(),
             changed: ChangedLog::default(),
-            unstored: Vec::new(),
+            actor_retired: false,
         };
         store.replay(left)?;
         Ok(store)
@@ -326,6 +328,9 @@ impl Store {
         if !self.session {
             return Ok(());
         }
+        // Should this fail, the session stays open, and the next opener
+        // takes a new suffix anyway.
+        self.retire_actor_if_due()?;
         let txn = self.db.begin_write()?;
         txn.open_table(META)?.remove(META_SESSION)?;
         txn.commit()?;
@@ -347,29 +352,29 @@ impl Store {
         now_ms: u64,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
-        self.commit_local_with(doc_id, signer, now_ms, f, |_| {})
+        self.commit_local_with(doc_id, signer, now_ms, f, |_| false)
     }
 
-    /// Like [`Store::commit_local`], and hands the signed change to
+    /// Like [`Store::commit_local`], and offers the signed change to
     /// `on_signed` as soon as it is signed and journalled, before it is
     /// stored and indexed: a node publishes it from there, so its peers
-    /// start on it while this store is still writing.
+    /// start on it while this store is still writing. `on_signed` says
+    /// whether it handed the change out.
     ///
-    /// Once handed out, a change must be stored before this device signs
-    /// another: should this transaction fail, the change is kept and stored
-    /// first by the next local change or checkpoint (or replayed from the
-    /// journal after a crash, under a fresh actor). Otherwise the next change
-    /// would take its sequence number, and peers holding both would see this
-    /// device equivocate.
+    /// Should the transaction then fail, its journal record is taken back;
+    /// if the change was handed out, this store also stops signing with
+    /// its actor, and the next local change takes a new actor suffix (see
+    /// `actor_retired`). A crash in between is covered by the session: the
+    /// journal replays the change, and the next opener takes a new suffix.
     pub fn commit_local_with<T, E: std::fmt::Display>(
         &mut self,
         doc_id: DocId,
         signer: LocalSigner<'_>,
         now_ms: u64,
         f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
-        on_signed: impl FnOnce(&Verified<SignedChange>),
+        on_signed: impl FnOnce(&Verified<SignedChange>) -> bool,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
-        self.store_unstored()?;
+        self.retire_actor_if_due()?;
         let actor = self.actor_for(&signer.key.id());
         self.sealing_due = true;
         // Durable through the journal, not through this commit.
@@ -381,7 +386,9 @@ impl Store {
         // cached document holds it and must be dropped.
         let mut tainted = false;
         let mut changed = Vec::new();
-        let mut handed_out = None;
+        // Where the journal stood before this change's record, once it has one.
+        let mut journalled_from = None;
+        let mut handed_out = false;
         let result = (|| {
             let mut w = Writer::open(&txn)?;
             if doc_id.kind == kith_core::DocKind::Feed && !doc_id.space.is_public() {
@@ -440,11 +447,12 @@ impl Store {
                 signer.key,
                 signer.author,
             )?;
+            let from = self.journal.bytes();
             self.journal
                 .append(verified.signed())
                 .map_err(StoreError::from)?;
-            on_signed(&verified);
-            handed_out = Some(verified.signed().clone());
+            journalled_from = Some(from);
+            handed_out = on_signed(&verified);
             let author_no = w.intern_person(&signer.author)?;
             let actor_no = w.intern_actor(actor.to_bytes())?;
             store_rows(
@@ -478,7 +486,7 @@ impl Store {
                 Err(e) => {
                     self.docs.clear();
                     self.groups.clear();
-                    self.unstored.extend(handed_out);
+                    self.take_back(journalled_from, handed_out);
                     Err(e.into())
                 }
             },
@@ -492,26 +500,42 @@ impl Store {
             Err(e) => {
                 self.docs.clear();
                 self.groups.clear();
-                self.unstored.extend(handed_out);
+                self.take_back(journalled_from, handed_out);
                 Err(e)
             }
         }
     }
 
-    /// Stores the local changes that were handed out but whose transaction
-    /// failed (see [`Store::commit_local_with`]); until that succeeds, no
-    /// local change is made and the journal keeps them.
-    fn store_unstored(&mut self) -> Result<(), StoreError> {
-        if self.unstored.is_empty() {
+    /// Undoes what a failed local commit left: its journal record (it was
+    /// not stored, and replaying it would fail the same way), and if the
+    /// change was handed out, the right of this actor to sign again.
+    fn take_back(&mut self, journalled_from: Option<u64>, handed_out: bool) {
+        if let Some(len) = journalled_from
+            && let Err(e) = self.journal.truncate(len)
+        {
+            tracing::warn!(error = %e, "could not take back the journal record of a failed change");
+        }
+        if handed_out {
+            self.actor_retired = true;
+        }
+    }
+
+    /// Takes a new actor suffix if a change of the current one was handed
+    /// out and not stored (see `actor_retired`).
+    fn retire_actor_if_due(&mut self) -> Result<(), StoreError> {
+        if !self.actor_retired {
             return Ok(());
         }
-        let report = self.ingest_with(&[], self.unstored.clone())?;
-        if let Some((_, why)) = report.rejected.first() {
-            return Err(StoreError::Corrupt(format!(
-                "a local change already published could not be stored: {why}"
-            )));
-        }
-        self.unstored.clear();
+        let suffix = kith_core::keys::random_bytes::<ACTOR_SUFFIX_LEN>()?.to_vec();
+        let txn = self.db.begin_write()?;
+        txn.open_table(META)?
+            .insert(META_ACTOR_SUFFIX, suffix.as_slice())?;
+        txn.commit()?;
+        tracing::warn!(
+            "a published change could not be stored; this device now signs as a new actor"
+        );
+        self.suffix = suffix;
+        self.actor_retired = false;
         Ok(())
     }
 
@@ -525,7 +549,6 @@ impl Store {
     /// Makes every buffered ingest and every local change durable in redb
     /// (a checkpoint), and empties the journal. Cheap when there is none.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        self.store_unstored()?;
         if self.unflushed {
             // An empty durable commit persists every earlier non-durable one.
             self.db.begin_write()?.commit()?;

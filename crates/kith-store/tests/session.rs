@@ -86,6 +86,7 @@ fn a_change_is_journalled_before_it_is_handed_out() {
                 )
                 .unwrap();
                 handed_out.push(change.signed().clone());
+                true
             },
         )
         .unwrap();
@@ -102,5 +103,91 @@ fn a_change_is_journalled_before_it_is_handed_out() {
         recovered.counts().unwrap().posts,
         1,
         "the journal holds a change before anyone hears of it"
+    );
+}
+
+/// A change handed out (published) whose transaction then fails is not
+/// stored, so its sequence number must never be signed again: its journal
+/// record is taken back, and the next change comes from a new actor.
+#[test]
+fn a_change_handed_out_and_not_stored_retires_its_actor() {
+    use kith_core::schema::feed;
+    use kith_core::{DeviceCert, DocId, IdentityKey, PostId, SpaceId};
+    use kith_store::LocalSigner;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kith.redb");
+    let identity = IdentityKey::from_secret_bytes(&[4; 32]);
+    let device = DeviceKey::from_secret_bytes(&[3; 32]);
+    let signer = || LocalSigner {
+        key: &device,
+        author: identity.id(),
+    };
+    let doc = DocId::feed(identity.id(), SpaceId::PUBLIC, 0);
+    let mut store = Store::open(&path).unwrap();
+    store
+        .add_certificate(&DeviceCert::issue(&identity, &device, 1))
+        .unwrap();
+    store
+        .commit_local(doc, signer(), 1, |d| {
+            feed::create_post(d, "k1", "first", 1, None)
+        })
+        .unwrap();
+    drop(store);
+
+    // Damage the post's index row, so that indexing an edit of it fails
+    // after the edit is signed.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&[u8; 16], &[u8]>::new("posts_v1"))
+            .unwrap()
+            .insert(&PostId::derive(&doc, "k1").0, [0xff_u8].as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    let mut store = Store::open(&path).unwrap();
+    let first_actor = store.actor_for(&device.id());
+    let journal = path.with_extension("journal");
+    let journal_before = std::fs::metadata(&journal).unwrap().len();
+    let mut offered = 0;
+    let err = store
+        .commit_local_with(
+            doc,
+            signer(),
+            2,
+            |d| feed::edit_post(d, "k1", "second"),
+            |_| {
+                offered += 1;
+                true
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("post row"), "{err}");
+    assert_eq!(offered, 1, "the edit was signed and handed out");
+    assert_eq!(
+        std::fs::metadata(&journal).unwrap().len(),
+        journal_before,
+        "the record of a change that was not stored is taken back"
+    );
+
+    let (_, made) = store
+        .commit_local(doc, signer(), 3, |d| {
+            feed::create_post(d, "k2", "third", 3, None)
+        })
+        .unwrap();
+    let second_actor = store.actor_for(&device.id());
+    assert_ne!(
+        second_actor, first_actor,
+        "the actor that signed the lost edit signs no more"
+    );
+    assert_eq!(made.unwrap().header().actor, second_actor.to_bytes());
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.actor_for(&device.id()),
+        second_actor,
+        "the new actor is kept"
     );
 }
