@@ -649,11 +649,12 @@ impl ServiceLoop {
             }
             other => execute(&mut self.service, other)?,
         };
-        // Peers hear of a change as soon as it is signed; the caller hears
-        // back once its journal record is on disk (nothing to wait for if the
-        // call changed nothing). Should that write fail, the change is out
-        // already: an error would invite a retry and a second post, so the
-        // failure is logged and the next tick checkpoints.
+        // Peers heard of a public change as soon as it was signed, and hear
+        // of group changes now; the caller hears back once the journal
+        // records are on disk (nothing to wait for if the call changed
+        // nothing). Should that write fail, the changes are out already: an
+        // error would invite a retry and a second post, so the failure is
+        // logged and the next tick checkpoints.
         self.publish_outbox();
         if let Err(e) = self.service.store_mut().sync_local() {
             tracing::error!(error = %e, "could not sync the journal of local changes");
