@@ -2,8 +2,44 @@
 //! so a crash must never let a sequence number be reused. Whoever opens the
 //! store after a crashed session gets a new actor suffix; a clean stop keeps it.
 
-use kith_core::DeviceKey;
-use kith_store::Store;
+use kith_core::schema::feed;
+use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, PostId, SpaceId};
+use kith_store::{LocalSigner, Store};
+
+/// One person with one device, who writes to their public feed.
+struct Author {
+    identity: IdentityKey,
+    device: DeviceKey,
+}
+
+impl Author {
+    fn new() -> Author {
+        Author {
+            identity: IdentityKey::from_secret_bytes(&[4; 32]),
+            device: DeviceKey::from_secret_bytes(&[3; 32]),
+        }
+    }
+
+    /// Opens the store at `path`, which knows this author's device.
+    fn open(&self, path: &std::path::Path) -> Store {
+        let mut store = Store::open(path).unwrap();
+        store
+            .add_certificate(&DeviceCert::issue(&self.identity, &self.device, 1))
+            .unwrap();
+        store
+    }
+
+    fn signer(&self) -> LocalSigner<'_> {
+        LocalSigner {
+            key: &self.device,
+            author: self.identity.id(),
+        }
+    }
+
+    fn feed(&self) -> DocId {
+        DocId::feed(self.identity.id(), SpaceId::PUBLIC, 0)
+    }
+}
 
 #[test]
 fn a_crashed_session_gives_the_next_opener_a_new_actor() {
@@ -47,18 +83,10 @@ fn a_crashed_session_gives_the_next_opener_a_new_actor() {
 /// change would be signed with its sequence number.
 #[test]
 fn a_change_is_journalled_before_it_is_handed_out() {
-    use kith_core::schema::feed;
-    use kith_core::{DeviceCert, DocId, IdentityKey, SpaceId};
-    use kith_store::LocalSigner;
-
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kith.redb");
-    let identity = IdentityKey::from_secret_bytes(&[4; 32]);
-    let device = DeviceKey::from_secret_bytes(&[3; 32]);
-    let mut store = Store::open(&path).unwrap();
-    store
-        .add_certificate(&DeviceCert::issue(&identity, &device, 1))
-        .unwrap();
+    let author = Author::new();
+    let mut store = author.open(&path);
     store.begin_session().unwrap();
     store.flush().unwrap();
 
@@ -66,16 +94,11 @@ fn a_change_is_journalled_before_it_is_handed_out() {
     // journal as it stands when the change is handed out.
     let crashed = tempfile::tempdir().unwrap();
     let crashed_path = crashed.path().join("kith.redb");
-    let signer = LocalSigner {
-        key: &device,
-        author: identity.id(),
-    };
-    let doc = DocId::feed(identity.id(), SpaceId::PUBLIC, 0);
     let mut handed_out = Vec::new();
     let (_, made) = store
         .commit_local_with(
-            doc,
-            signer,
+            author.feed(),
+            author.signer(),
             1,
             |d| feed::create_post(d, "k1", "published before it is stored", 1, None),
             |change| {
@@ -111,23 +134,13 @@ fn a_change_is_journalled_before_it_is_handed_out() {
 /// record is taken back, and the next change comes from a new actor.
 #[test]
 fn a_change_handed_out_and_not_stored_retires_its_actor() {
-    use kith_core::schema::feed;
-    use kith_core::{DeviceCert, DocId, IdentityKey, PostId, SpaceId};
-    use kith_store::LocalSigner;
-
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kith.redb");
-    let identity = IdentityKey::from_secret_bytes(&[4; 32]);
-    let device = DeviceKey::from_secret_bytes(&[3; 32]);
-    let signer = || LocalSigner {
-        key: &device,
-        author: identity.id(),
-    };
-    let doc = DocId::feed(identity.id(), SpaceId::PUBLIC, 0);
-    let mut store = Store::open(&path).unwrap();
-    store
-        .add_certificate(&DeviceCert::issue(&identity, &device, 1))
-        .unwrap();
+    let author = Author::new();
+    let device = author.device.id();
+    let doc = author.feed();
+    let signer = || author.signer();
+    let mut store = author.open(&path);
     store
         .commit_local(doc, signer(), 1, |d| {
             feed::create_post(d, "k1", "first", 1, None)
@@ -148,7 +161,7 @@ fn a_change_handed_out_and_not_stored_retires_its_actor() {
     }
 
     let mut store = Store::open(&path).unwrap();
-    let first_actor = store.actor_for(&device.id());
+    let first_actor = store.actor_for(&device);
     let journal = path.with_extension("journal");
     let journal_before = std::fs::metadata(&journal).unwrap().len();
     let mut offered = 0;
@@ -177,7 +190,7 @@ fn a_change_handed_out_and_not_stored_retires_its_actor() {
             feed::create_post(d, "k2", "third", 3, None)
         })
         .unwrap();
-    let second_actor = store.actor_for(&device.id());
+    let second_actor = store.actor_for(&device);
     assert_ne!(
         second_actor, first_actor,
         "the actor that signed the lost edit signs no more"
@@ -186,7 +199,7 @@ fn a_change_handed_out_and_not_stored_retires_its_actor() {
     drop(store);
     let store = Store::open(&path).unwrap();
     assert_eq!(
-        store.actor_for(&device.id()),
+        store.actor_for(&device),
         second_actor,
         "the new actor is kept"
     );
