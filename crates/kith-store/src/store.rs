@@ -164,12 +164,7 @@ impl Store {
                 .is_some();
             let suffix = match existing {
                 Some(s) if !crashed => s,
-                _ => {
-                    let s = kith_core::keys::random_bytes::<ACTOR_SUFFIX_LEN>()?.to_vec();
-                    meta.insert(META_ACTOR_SUFFIX, s.as_slice())
-                        .map_err(StoreError::from)?;
-                    s
-                }
+                _ => new_actor_suffix(&mut meta)?,
             };
             drop(meta);
             // Creates every table a fresh store lacks.
@@ -526,10 +521,8 @@ impl Store {
         if !self.actor_retired {
             return Ok(());
         }
-        let suffix = kith_core::keys::random_bytes::<ACTOR_SUFFIX_LEN>()?.to_vec();
         let txn = self.db.begin_write()?;
-        txn.open_table(META)?
-            .insert(META_ACTOR_SUFFIX, suffix.as_slice())?;
+        let suffix = new_actor_suffix(&mut txn.open_table(META)?)?;
         txn.commit()?;
         tracing::warn!(
             "a published change could not be stored; this device now signs as a new actor"
@@ -692,6 +685,14 @@ pub struct Counts {
     pub quarantined: u64,
     pub posts: u64,
     pub people: u64,
+}
+
+/// Chooses a new random actor suffix and records it: from now on this
+/// store's changes start a fresh sequence of numbers.
+fn new_actor_suffix(meta: &mut redb::Table<'_, &str, &[u8]>) -> Result<Vec<u8>, StoreError> {
+    let suffix = kith_core::keys::random_bytes::<ACTOR_SUFFIX_LEN>()?.to_vec();
+    meta.insert(META_ACTOR_SUFFIX, suffix.as_slice())?;
+    Ok(suffix)
 }
 
 /// Stores change rows of one document: signature, then the raw chunk. Not
