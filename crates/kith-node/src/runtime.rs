@@ -58,6 +58,8 @@ pub struct ServiceLoop {
     was_syncing: bool,
     /// Certificates whose signatures were checked (bounded).
     verified_certs: std::collections::HashMap<DeviceId, DeviceCert>,
+    /// This device's certificate, as every gossiped local change carries it.
+    cert: proto::DeviceCertificate,
     /// Whose documents this node keeps (itself and whom it follows), read
     /// once and again only after its own profile changed: every gossiped
     /// change is checked against it.
@@ -88,12 +90,12 @@ impl ServiceLoop {
         // Public changes go out the moment they are signed; group changes
         // need the group's key, and wait in the outbox for `publish_outbox`.
         let cert = service.keys().cert.to_proto();
-        let early = net.clone();
+        let (early, early_cert) = (net.clone(), cert.clone());
         service.set_publisher(move |change| {
             if channel(&change.doc()) != Channel::Public {
                 return false;
             }
-            let msg = gossip_message(change, &cert);
+            let msg = gossip_message(change, &early_cert);
             if early.blocking_send(Command::Publish(msg)).is_err() {
                 tracing::warn!("network task is gone");
             }
@@ -114,6 +116,7 @@ impl ServiceLoop {
             events,
             was_syncing: false,
             verified_certs: Default::default(),
+            cert,
             interests: None,
         }
     }
@@ -598,14 +601,13 @@ impl ServiceLoop {
     /// Publishes the changes of the last local action that the publisher
     /// did not take (see `new`), each where [`channel`] says.
     fn publish_outbox(&mut self) {
-        let cert = self.service.keys().cert.to_proto();
         let outbox = self.service.take_outbox();
         for change in &outbox {
             let channel = channel(&change.doc());
             if channel == Channel::SyncOnly {
                 continue;
             }
-            let msg = gossip_message(change, &cert);
+            let msg = gossip_message(change, &self.cert);
             match channel {
                 Channel::Public => self.command(Command::Publish(msg)),
                 Channel::Group(group) => {
