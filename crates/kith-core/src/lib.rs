@@ -15,6 +15,7 @@
 pub mod archive;
 pub mod cert;
 pub mod chunk;
+pub mod device_keys;
 pub mod doc;
 pub mod group;
 pub mod id;
@@ -32,6 +33,7 @@ pub mod proto {
 
 pub use cert::{CertError, DeviceCert};
 pub use chunk::{ChangeHeader, ChunkError};
+pub use device_keys::DeviceKeys;
 pub use doc::{DocId, DocKind, SpaceId};
 pub use group::{GroupState, Role};
 pub use id::{DeviceId, IdentityId, ParseIdError, PostId};

@@ -5,10 +5,13 @@
 //! change) or by [`verify_batch`], so code that applies changes cannot be
 //! handed an unchecked one by mistake.
 
+use std::collections::HashMap;
+
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
 
 use crate::chunk::{ChangeHeader, ChunkError, parse_header};
+use crate::device_keys::{DeviceKeys, decompress};
 use crate::doc::{DocId, DocIdError, DocKind};
 use crate::{DeviceId, DeviceKey, IdentityId, proto};
 
@@ -189,16 +192,6 @@ impl SignedChange {
         Self::from_proto(p)
     }
 
-    /// The device key, decompressed and checked for small order.
-    fn device_key(&self) -> Result<VerifyingKey, VerifyError> {
-        let key =
-            VerifyingKey::from_bytes(&self.device.0).map_err(|_| VerifyError::InvalidDeviceKey)?;
-        if key.is_weak() {
-            return Err(VerifyError::WeakDeviceKey);
-        }
-        Ok(key)
-    }
-
     /// The size limit and the header (steps 6 and 7 of proto/README.md §7).
     fn structure(&self) -> Result<ChangeHeader, VerifyError> {
         if self.change.len() > MAX_CHANGE_BYTES {
@@ -248,16 +241,20 @@ impl SignedChange {
 /// [`verify_batch`] spread over `threads` threads (the same results, in the
 /// same order). Signature checks are most of the cost of catching up, and
 /// they are independent, so a node uses its spare cores for them.
+///
+/// Device keys come from `keys`, and those not there yet are added.
 pub fn verify_batch_parallel(
     changes: Vec<SignedChange>,
     certs: &(impl Certificates + Sync),
     threads: usize,
+    keys: &mut DeviceKeys,
 ) -> Vec<Result<Verified<SignedChange>, VerifyError>> {
     /// Below this, starting threads costs more than it saves.
     const MIN_PER_THREAD: usize = 32;
+    let keys = &resolve(&changes, keys);
     let threads = threads.clamp(1, changes.len() / MIN_PER_THREAD + 1);
     if threads == 1 {
-        return verify_batch(changes, certs);
+        return verify_resolved(changes, certs, keys);
     }
     let per = changes.len().div_ceil(threads);
     let mut parts = Vec::with_capacity(threads);
@@ -273,9 +270,9 @@ pub fn verify_batch_parallel(
         // The calling thread takes the first part itself.
         let first = parts.next().unwrap_or_default();
         let handles: Vec<_> = parts
-            .map(|part| scope.spawn(move || verify_batch(part, certs)))
+            .map(|part| scope.spawn(move || verify_resolved(part, certs, keys)))
             .collect();
-        let mut out = verify_batch(first, certs);
+        let mut out = verify_resolved(first, certs, keys);
         for h in handles {
             match h.join() {
                 Ok(results) => out.extend(results),
@@ -299,16 +296,36 @@ pub fn verify_batch(
     changes: Vec<SignedChange>,
     certs: &impl Certificates,
 ) -> Vec<Result<Verified<SignedChange>, VerifyError>> {
-    let mut keys: std::collections::HashMap<DeviceId, Result<VerifyingKey, VerifyError>> =
-        std::collections::HashMap::new();
+    let keys = resolve(&changes, &mut DeviceKeys::default());
+    verify_resolved(changes, certs, &keys)
+}
+
+/// Each signing device's key, or why it cannot sign.
+type Resolved = HashMap<DeviceId, Result<VerifyingKey, VerifyError>>;
+
+fn resolve(changes: &[SignedChange], keys: &mut DeviceKeys) -> Resolved {
+    let mut resolved = Resolved::new();
+    for change in changes {
+        resolved
+            .entry(change.device)
+            .or_insert_with(|| keys.get(&change.device));
+    }
+    resolved
+}
+
+fn verify_resolved(
+    changes: Vec<SignedChange>,
+    certs: &impl Certificates,
+    keys: &Resolved,
+) -> Vec<Result<Verified<SignedChange>, VerifyError>> {
     changes
         .into_iter()
         .map(|change| {
             let header = change.structure()?;
-            let key = keys
-                .entry(change.device)
-                .or_insert_with(|| change.device_key())
-                .clone()?;
+            let key = match keys.get(&change.device) {
+                Some(key) => key.clone()?,
+                None => decompress(&change.device)?,
+            };
             let author = change.authorise(&header, certs)?;
             let msg = SignedChange::signed_bytes(&change.doc, &header.hash);
             key.verify_strict(&msg, &Signature::from_bytes(&change.signature))

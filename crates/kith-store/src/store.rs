@@ -67,6 +67,8 @@ pub struct Store {
     journal: Journal,
     /// Threads that check signatures during an ingest (1: the caller's only).
     verify_threads: usize,
+    /// Signing keys of the devices heard from, as curve points.
+    device_keys: kith_core::DeviceKeys,
     /// Local commits are not durable until `flush` (see `begin_session`).
     session: bool,
     /// Opening found a crashed session.
@@ -181,6 +183,7 @@ impl Store {
             unflushed: false,
             journal,
             verify_threads: 1,
+            device_keys: Default::default(),
             session: false,
             recovered,
             sealing_due: true,

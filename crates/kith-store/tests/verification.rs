@@ -296,20 +296,26 @@ fn certificates_from_peers_are_kept_only_with_a_change_that_passes() {
 }
 
 #[test]
-fn checking_on_several_threads_gives_the_same_verdicts_in_order() {
+fn checking_on_several_threads_or_with_kept_keys_gives_the_same_verdicts_in_order() {
     let (_d, _store, mut alice, mallory) = setup();
     let mut changes: Vec<_> = (0..300)
         .map(|i| alice.post(&format!("k{i}"), "hi"))
         .collect();
     let (device, identity) = (alice.device.id(), alice.id());
     let certs = move |d: &kith_core::DeviceId| (*d == device).then_some(identity);
-    // Every seventh is forged, every eleventh from an uncertified device.
+    // Every seventh is forged, every eleventh from an uncertified device,
+    // every thirteenth names a device key of small order.
     for (i, c) in changes.iter_mut().enumerate() {
         if i % 7 == 3 {
             c.signature[5] ^= 1;
         }
         if i % 11 == 4 {
             c.device = mallory.device.id();
+        }
+        if i % 13 == 5 {
+            let mut weak = [0u8; 32];
+            weak[0] = 1;
+            c.device = kith_core::DeviceId(weak);
         }
     }
     let verdict = |r: &Result<kith_core::Verified<kith_core::SignedChange>, VerifyError>| {
@@ -320,11 +326,20 @@ fn checking_on_several_threads_gives_the_same_verdicts_in_order() {
         .map(verdict)
         .collect();
     assert!(one.iter().any(Result::is_ok) && one.iter().any(Result::is_err));
-    for threads in [1, 2, 3, 8] {
-        let many: Vec<_> = kith_core::verify_batch_parallel(changes.clone(), &certs, threads)
-            .iter()
-            .map(verdict)
-            .collect();
+    assert!(one.contains(&Err(VerifyError::WeakDeviceKey)));
+    // Keys kept from one call serve the next, with the same verdicts.
+    let mut keys = kith_core::DeviceKeys::default();
+    for threads in [1, 2, 3, 8, 1] {
+        let many: Vec<_> =
+            kith_core::verify_batch_parallel(changes.clone(), &certs, threads, &mut keys)
+                .iter()
+                .map(verdict)
+                .collect();
         assert_eq!(many, one, "{threads} threads");
     }
+    assert_eq!(
+        keys.len(),
+        2,
+        "alice's and mallory's keys, not the weak one"
+    );
 }

@@ -102,6 +102,7 @@ impl Store {
             changes,
             &|d: &DeviceId| known.get(d).copied(),
             self.verify_threads,
+            &mut self.device_keys,
         );
         let mut report = IngestReport::default();
         let mut by_doc: BTreeMap<DocId, Vec<(usize, Verified<SignedChange>)>> = BTreeMap::new();
