@@ -311,3 +311,58 @@ fn concurrent_invite_and_removal_while_partitioned_converge() {
         });
     }
 }
+
+/// The addresses an invite key made now on `home` offers, as text.
+fn offered(home: &TestHome, group: &str) -> Vec<String> {
+    let key = kith_core::InviteKey::decode(&invite(home, group, &[])).expect("a valid key");
+    key.addresses
+        .into_iter()
+        .map(|a| {
+            kith_net::Multiaddr::try_from(a)
+                .expect("an address")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn an_invite_key_offers_the_addresses_the_node_has_now() {
+    // alice alone on a LAN, listening on every interface. Her host gains a
+    // second address and loses it again, as a laptop joins and leaves a
+    // network: invite keys follow.
+    let lan = Lan::up(1);
+    let h = lan.homes(&["alice"]);
+    let _node = h[0].node(&["--listen", "/ip4/0.0.0.0/tcp/4610"]);
+    let g = create(&h[0], "travellers");
+    let (home_ip, extra) = (lan.ip(1), "10.231.77.1");
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &lan.netns(1)])
+            .args(args)
+            .output()
+            .expect("ip runs");
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    let has = |addrs: &[String], ip: &str| addrs.iter().any(|a| a.contains(&format!("/{ip}/")));
+    converge(30, "the key offers the LAN address", || {
+        has(&offered(&h[0], &g), &home_ip).then_some(())
+    });
+    ip(&["addr", "add", &format!("{extra}/24"), "dev", "eth0"]);
+    converge(30, "the key offers the new address too", || {
+        let now = offered(&h[0], &g);
+        (has(&now, extra) && has(&now, &home_ip)).then_some(())
+    });
+    ip(&["addr", "del", &format!("{extra}/24"), "dev", "eth0"]);
+    converge(30, "the key no longer offers the lost address", || {
+        let now = offered(&h[0], &g);
+        (!has(&now, extra) && has(&now, &home_ip)).then_some(())
+    });
+    let status = h[0].run(&["status", "--json"]).json();
+    let listen: Vec<String> = status["listen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!has(&listen, extra), "status still lists it: {listen:?}");
+}

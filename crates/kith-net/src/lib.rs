@@ -85,6 +85,9 @@ pub enum Via {
 #[derive(Debug)]
 pub enum Event {
     Listening(Multiaddr),
+    /// An address this node listened on is gone: its interface lost it (a
+    /// laptop left a network) or its listener closed.
+    NotListening(Multiaddr),
     Connected {
         peer: DeviceId,
         address: Multiaddr,

@@ -188,6 +188,12 @@ pub async fn run(
             }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => send(Event::Listening(address)),
+                SwarmEvent::ExpiredListenAddr { address, .. } => send(Event::NotListening(address)),
+                SwarmEvent::ListenerClosed { addresses, .. } => {
+                    for address in addresses {
+                        send(Event::NotListening(address));
+                    }
+                }
                 SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
                     let Some(device) = device_of_peer(&peer_id) else {
                         let _ = swarm.disconnect_peer_id(peer_id);

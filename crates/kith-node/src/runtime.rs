@@ -399,7 +399,16 @@ impl ServiceLoop {
                 if let Some(port) = tcp_port(&addr) {
                     let _ = std::fs::write(&self.port_file, port.to_string());
                 }
-                self.listen.push(addr);
+                if !self.listen.contains(&addr) {
+                    self.listen.push(addr);
+                }
+                let reachable = self.invite_addresses();
+                self.service.set_reachable_at(reachable);
+            }
+            Event::NotListening(addr) => {
+                tracing::info!(%addr, "no longer listening");
+                // Invite keys made from now on leave it out.
+                self.listen.retain(|a| *a != addr);
                 let reachable = self.invite_addresses();
                 self.service.set_reachable_at(reachable);
             }
