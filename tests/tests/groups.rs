@@ -366,3 +366,42 @@ fn an_invite_key_offers_the_addresses_the_node_has_now() {
         .collect();
     assert!(!has(&listen, extra), "status still lists it: {listen:?}");
 }
+
+#[test]
+fn a_member_who_leaves_is_shut_out_by_a_new_key_and_the_rest_carry_on() {
+    // alice -- bob -- carol, one LAN, all in alice's group; carol leaves.
+    let lan = Lan::up(3);
+    let h = lan.homes(&["alice", "bob", "carol"]);
+    let _nodes: Vec<NodeProc> = (0..3).map(|i| lan.start(&h[i], i + 1)).collect();
+    let g = create(&h[0], "allotment");
+    let key = invite(&h[0], &g, &["--uses", "2"]);
+    for joiner in &h[1..] {
+        joiner
+            .run(&["group", "join", &key, "--timeout", "60s"])
+            .out();
+    }
+    let epoch =
+        |home: &TestHome| home.run(&["group", "show", &g, "--json"]).json()["epoch"].clone();
+    converge(30, "everyone holds the first key", || {
+        h.iter().all(|p| epoch(p) == 0).then_some(())
+    });
+
+    h[2].run(&["group", "leave", &g]).out();
+    // alice's node, the group's only admin, starts a new epoch by itself,
+    // and bob gets its key.
+    converge(30, "bob hears of a new epoch", || {
+        (epoch(&h[1]) == 1).then_some(())
+    });
+    assert_eq!(epoch(&h[0]), 1);
+    let after = post(&h[0], &g, "after carol left");
+    converge(30, "alice's post under the new key reaches bob", || {
+        group_feed(&h[1], &g).contains(&after).then_some(())
+    });
+    let reply = post(&h[1], &g, "bob too");
+    converge(30, "bob's post under the new key reaches alice", || {
+        group_feed(&h[0], &g).contains(&reply).then_some(())
+    });
+    assert!(!group_feed(&h[2], &g).contains(&after));
+    h[2].run(&["post", "--group", &g, "still here?"])
+        .fails_with("not a member");
+}

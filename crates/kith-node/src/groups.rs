@@ -69,6 +69,9 @@ pub struct GroupView {
     pub members: Vec<MemberView>,
     /// Open and past invites; shown to admins only.
     pub invites: Vec<InviteView>,
+    /// The newest key epoch in the group's log: a new one starts when a
+    /// member is removed or leaves (`None` before the first key).
+    pub epoch: Option<u32>,
 }
 
 /// A line of `kith group list`.
@@ -285,6 +288,7 @@ impl Service {
             role: state.role(&me),
             members,
             invites,
+            epoch: state.epoch(),
         })
     }
 
@@ -402,16 +406,13 @@ impl Service {
             )));
         }
         let cutoff = self.store().group_feed_clock(group, &who)?;
-        // A new epoch whose key only the remaining members' devices get.
-        let key = EpochKey::generate().map_err(HomeError::from)?;
         let remaining: BTreeSet<IdentityId> = state
             .members
             .keys()
             .filter(|m| **m != who)
             .copied()
             .collect();
-        let seals = self.seal_to(&key, &remaining)?;
-        let epoch = state.epoch().map_or(0, |e| e + 1);
+        let keys = self.new_epoch(&state, &remaining)?;
         self.write_control(
             group,
             &[
@@ -419,9 +420,55 @@ impl Service {
                     identity: who,
                     cutoff,
                 },
-                Record::Keys { epoch, seals },
+                keys,
             ],
         )
+    }
+
+    /// A new epoch of `state`'s group whose key only `members`' devices get.
+    fn new_epoch(
+        &self,
+        state: &GroupState,
+        members: &BTreeSet<IdentityId>,
+    ) -> Result<Record, ActionError> {
+        let key = EpochKey::generate().map_err(HomeError::from)?;
+        let seals = self.seal_to(&key, members)?;
+        let epoch = state.epoch().map_or(0, |e| e + 1);
+        Ok(Record::Keys { epoch, seals })
+    }
+
+    /// Starts a new epoch of `group` if someone who is no longer a member
+    /// holds its newest key (a member left) and this device is the one to
+    /// do it: the rekeying admin's (see [`GroupState::rekeying_admin`]),
+    /// and of that admin's devices this store knows, the smallest. Returns
+    /// whether it did.
+    pub fn rekey_if_due(&mut self, group: &SpaceId) -> Result<bool, ActionError> {
+        let me = self.identity();
+        let Some(state) = self.store().group(group)? else {
+            return Ok(false);
+        };
+        if state.rekeying_admin() != Some(me) {
+            return Ok(false);
+        }
+        let device = self.keys().device.id();
+        let first_device = self
+            .store()
+            .devices_of(&BTreeSet::from([me]))?
+            .into_iter()
+            .map(|(_, d)| d)
+            .chain([device])
+            .min();
+        if first_device != Some(device) {
+            return Ok(false);
+        }
+        let store = self.store();
+        if !state.newest_key_reaches_outsiders(|d| store.identity_of(d).ok().flatten()) {
+            return Ok(false);
+        }
+        let members: BTreeSet<IdentityId> = state.members.keys().copied().collect();
+        let keys = self.new_epoch(&state, &members)?;
+        self.write_control(group, &[keys])?;
+        Ok(true)
     }
 
     /// Seals `key` to every device this store knows of `members` (this

@@ -124,6 +124,9 @@ impl ServiceLoop {
     /// Runs until `Shutdown` or until every sender is gone.
     pub fn run(mut self, mut inputs: mpsc::Receiver<ServiceInput>) {
         self.refresh_groups();
+        // A member may have left while this node was down.
+        let groups = self.service.my_groups().unwrap_or_default().into_keys();
+        self.rekey(groups.collect());
         while let Some(input) = inputs.blocking_recv() {
             match input {
                 ServiceInput::Shutdown => break,
@@ -220,14 +223,16 @@ impl ServiceLoop {
         let (changed, lost) = self.service.store_mut().take_changed();
         let me = self.service.identity();
         let mut authors = BTreeSet::new();
-        let mut groups_changed = lost;
+        let mut groups = BTreeSet::new();
         for c in &changed {
             match c {
                 Changed::Post { author, .. } => {
                     authors.insert(*author);
                 }
                 Changed::Profile { who } if *who == me => self.interests = None,
-                Changed::Group { .. } => groups_changed = true,
+                Changed::Group { group } => {
+                    groups.insert(*group);
+                }
                 _ => {}
             }
         }
@@ -237,8 +242,12 @@ impl ServiceLoop {
         // A group's log changed (here, by gossip or by sync): new members,
         // new keys, a new group. Local changes were published first, under
         // the key members held until now.
-        if groups_changed {
+        if lost || !groups.is_empty() {
             self.refresh_groups();
+            if lost {
+                groups.extend(self.service.my_groups().unwrap_or_default().into_keys());
+            }
+            self.rekey(groups);
         }
         if self.events.receiver_count() > 0 {
             if lost {
@@ -249,6 +258,25 @@ impl ServiceLoop {
             }
         }
         (!lost).then_some(authors)
+    }
+
+    /// Starts the new key epochs that members' leaving made due (see
+    /// `Service::rekey_if_due`), and sends them under the keys members hold.
+    fn rekey(&mut self, groups: BTreeSet<SpaceId>) {
+        let mut started = false;
+        for group in groups {
+            match self.service.rekey_if_due(&group) {
+                Ok(true) => {
+                    tracing::info!(%group, "a member left: started a new key epoch");
+                    started = true;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, %group, "could not start a new key epoch"),
+            }
+        }
+        if started {
+            self.publish_outbox();
+        }
     }
 
     /// Whether this node keeps `owner`'s documents (see the `interests`

@@ -185,6 +185,74 @@ fn removing_a_member_starts_an_epoch_the_member_cannot_open() {
     assert_eq!(bob.service.current_key(&g).unwrap().1.id(), before.1.id());
 }
 
+#[test]
+fn a_member_who_leaves_is_shut_out_by_a_new_epoch_from_the_first_admin() {
+    // alice and erin are admins, bob and dave members; dave leaves.
+    let (mut alice, mut bob, mut dave, mut erin) = (person(), person(), person(), person());
+    let g = alice.service.group_create("neighbours", "").unwrap().id;
+    let members = invite(&mut alice, &g, 3_600_000, 2);
+    ask(&mut alice, &bob, &members).unwrap();
+    ask(&mut alice, &dave, &members).unwrap();
+    let admins = alice
+        .service
+        .group_invite(&g, 3_600_000, 1, Role::Admin)
+        .unwrap();
+    ask(&mut alice, &erin, &InviteKey::decode(&admins.key).unwrap()).unwrap();
+    for p in [&mut bob, &mut dave, &mut erin] {
+        sync_group(&alice, p, &g);
+    }
+    // Every admin knows every member's device, as hellos would have told them.
+    let certs: Vec<_> = [&alice, &bob, &dave, &erin]
+        .iter()
+        .map(|p| p.service.keys().cert.clone())
+        .collect();
+    for admin in [&mut alice, &mut erin] {
+        for cert in &certs {
+            admin.service.store_mut().add_certificate(cert).unwrap();
+        }
+    }
+    let before = alice.service.current_key(&g).unwrap();
+    // Nothing is due while everyone holding the key is a member.
+    for admin in [&mut alice, &mut erin] {
+        assert!(!admin.service.rekey_if_due(&g).unwrap());
+    }
+
+    dave.service.group_leave(&g).unwrap();
+    for admin in [&mut alice, &mut erin] {
+        sync_group(&dave, admin, &g);
+    }
+    // Only the admin with the smaller identity starts the epoch, once.
+    let (first, second) = if alice.service.identity() < erin.service.identity() {
+        (&mut alice, &mut erin)
+    } else {
+        (&mut erin, &mut alice)
+    };
+    assert!(!second.service.rekey_if_due(&g).unwrap());
+    assert!(first.service.rekey_if_due(&g).unwrap());
+    assert!(!first.service.rekey_if_due(&g).unwrap(), "started once");
+    let after = first.service.current_key(&g).unwrap();
+    assert_eq!(after.0, before.0 + 1);
+    assert_ne!(after.1.id(), before.1.id());
+    sync_group(first, second, &g);
+    assert!(!second.service.rekey_if_due(&g).unwrap());
+    let first: &Person = first;
+    sync_group(first, &mut bob, &g);
+    assert_eq!(bob.service.current_key(&g).unwrap().1.id(), after.1.id());
+    // The new key is sealed to every member's device and not to dave's.
+    let state = first.service.store().group(&g).unwrap().unwrap();
+    let sealed: Vec<_> = state
+        .keys
+        .iter()
+        .filter(|k| k.epoch == after.0)
+        .flat_map(|k| k.seals.keys().copied())
+        .collect();
+    for p in [&alice, &bob, &erin] {
+        assert!(sealed.contains(&p.service.keys().device.id()));
+    }
+    assert!(!sealed.contains(&dave.service.keys().device.id()));
+    assert_eq!(dave.service.current_key(&g).unwrap().1.id(), before.1.id());
+}
+
 /// Hands engine `to` the request `(id, request)` of peer `from`, and
 /// returns its answer.
 fn answer(

@@ -284,6 +284,9 @@ fn print_group(g: &GroupView) {
         ),
         None => println!("  you are not a member"),
     }
+    if let Some(epoch) = g.epoch {
+        println!("  key epoch {epoch}");
+    }
     println!("  members:");
     for m in &g.members {
         let invited = match m.invited_by {

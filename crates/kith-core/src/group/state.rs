@@ -175,6 +175,35 @@ impl GroupState {
         self.role(who) == Some(Role::Admin)
     }
 
+    /// Whether someone who is no longer a member holds the newest key: a
+    /// device whose owner (as `identity_of` says; unknown devices do not
+    /// count) is not a member has a seal of that epoch. So it is after a
+    /// member left: a leaver cannot start the epoch that shuts it out.
+    pub fn newest_key_reaches_outsiders(
+        &self,
+        identity_of: impl Fn(&DeviceId) -> Option<IdentityId>,
+    ) -> bool {
+        let Some(newest) = self.epoch() else {
+            return false;
+        };
+        self.keys
+            .iter()
+            .filter(|k| k.epoch == newest)
+            .flat_map(|k| k.seals.keys())
+            .filter_map(identity_of)
+            .any(|owner| !self.is_member(&owner))
+    }
+
+    /// The admin whose node starts a new epoch that no admin's action
+    /// started (see [`Self::newest_key_reaches_outsiders`]): the one with
+    /// the smallest identity, so that admins do not all start one at once.
+    pub fn rekeying_admin(&self) -> Option<IdentityId> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.role == Role::Admin)
+            .map(|(id, _)| *id)
+    }
+
     /// Whether a change of a group feed, by `author` from `actor` with
     /// sequence number `seq`, counts: members' changes do, and a former
     /// member's up to the cutoff of its removal.
