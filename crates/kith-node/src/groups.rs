@@ -450,22 +450,34 @@ impl Service {
         if state.rekeying_admin() != Some(me) {
             return Ok(false);
         }
-        let device = self.keys().device.id();
-        let first_device = self
-            .store()
-            .devices_of(&BTreeSet::from([me]))?
+        // The members' devices, read once: most seals are theirs, and only
+        // the others need a lookup.
+        let members: BTreeSet<IdentityId> = state.members.keys().copied().collect();
+        let store = self.store();
+        let owners: BTreeMap<DeviceId, IdentityId> = store
+            .devices_of(&members)?
             .into_iter()
-            .map(|(_, d)| d)
+            .map(|(owner, device)| (device, owner))
+            .collect();
+        let device = self.keys().device.id();
+        let first_device = owners
+            .iter()
+            .filter(|(_, owner)| **owner == me)
+            .map(|(d, _)| *d)
             .chain([device])
             .min();
         if first_device != Some(device) {
             return Ok(false);
         }
-        let store = self.store();
-        if !state.newest_key_reaches_outsiders(|d| store.identity_of(d).ok().flatten()) {
+        let owner_of = |d: &DeviceId| {
+            owners
+                .get(d)
+                .copied()
+                .or_else(|| store.identity_of(d).ok().flatten())
+        };
+        if !state.newest_key_reaches_outsiders(owner_of) {
             return Ok(false);
         }
-        let members: BTreeSet<IdentityId> = state.members.keys().copied().collect();
         let keys = self.new_epoch(&state, &members)?;
         self.write_control(group, &[keys])?;
         Ok(true)
