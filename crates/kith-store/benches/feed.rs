@@ -1,5 +1,6 @@
 //! Reading a feed from the indexes with 100,000 posts stored: the newest page
-//! (target: at most 5 ms for 50 posts) and a page deep in the history.
+//! (target: at most 5 ms for 50 posts), a page deep in the history, and the
+//! one-row read a waiting API call makes whenever its author's feed changes.
 
 mod corpus;
 
@@ -43,6 +44,15 @@ fn main() {
     let page = store.feed(&deep).expect("feed");
     assert_eq!(page.len(), PAGE);
     assert_eq!(page[0].id, corpus.posts[STORED_POSTS - 2 - DEEP_OFFSET].id);
+    let newest_of_author = FeedQuery {
+        author: Some(corpus.cert.identity),
+        viewer: Some(kith_core::IdentityId([9; 32])),
+        limit: 1,
+        ..FeedQuery::default()
+    };
+    let ids = store.feed_ids(&newest_of_author).expect("feed ids");
+    let last = corpus.posts[STORED_POSTS - 1];
+    assert_eq!(ids, [(last.id, last.at_ms)]);
 
     let mut group = c.benchmark_group(format!("feed_{STORED_POSTS}_posts"));
     group
@@ -55,6 +65,10 @@ fn main() {
     });
     group.bench_function(format!("{PAGE}_below_{DEEP_OFFSET}_newer"), |b| {
         b.iter(|| store.feed(&deep).expect("feed"));
+    });
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("author_newest_id", |b| {
+        b.iter(|| store.feed_ids(&newest_of_author).expect("feed ids"));
     });
     group.finish();
     c.final_summary();

@@ -1,7 +1,7 @@
 //! Reads, answered from the indexes (DESIGN.md decision 5). Post texts are
 //! read from the stored change that the index points at.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -46,34 +46,63 @@ impl Default for FeedQuery {
 /// Most replies a thread view walks, so a huge thread cannot make one read unbounded.
 pub const MAX_THREAD_POSTS: usize = 10_000;
 
-/// The tables a read needs, from one read transaction.
-struct Reader {
-    posts: ReadOnlyTable<&'static [u8; 16], &'static [u8]>,
-    people: ReadOnlyTable<u32, &'static [u8]>,
-    person_nos: ReadOnlyTable<&'static [u8; 32], u32>,
-    changes: ReadOnlyTable<&'static [u8; 12], &'static [u8]>,
-    sealed: ReadOnlyTable<&'static [u8; 13], &'static [u8]>,
+/// The tables a read needs, from one read transaction, each opened when
+/// first used: opening a table is a lookup in redb's table of tables, and
+/// most reads need two or three of these (a waiting call's check for a new
+/// post needs one).
+struct Reader<'t> {
+    txn: &'t ReadTransaction,
+    posts: OnceCell<ReadOnlyTable<&'static [u8; 16], &'static [u8]>>,
+    people: OnceCell<ReadOnlyTable<u32, &'static [u8]>>,
+    person_nos: OnceCell<ReadOnlyTable<&'static [u8; 32], u32>>,
+    changes: OnceCell<ReadOnlyTable<&'static [u8; 12], &'static [u8]>>,
+    sealed: OnceCell<ReadOnlyTable<&'static [u8; 13], &'static [u8]>>,
     blocks: RefCell<BlockCache>,
-    reactions: ReadOnlyTable<&'static [u8], u32>,
-    replies: ReadOnlyTable<&'static [u8; 40], ()>,
+    reactions: OnceCell<ReadOnlyTable<&'static [u8], u32>>,
+    replies: OnceCell<ReadOnlyTable<&'static [u8; 40], ()>>,
 }
 
-impl Reader {
-    fn open(txn: &ReadTransaction) -> Result<Reader, StoreError> {
+/// Accessors `fn name(&self) -> Result<&table, StoreError>` for the
+/// reader's tables, each opened on first use.
+macro_rules! lazy_tables {
+    ($($name:ident: $def:ident, $k:ty, $v:ty;)*) => {$(
+        fn $name(&self) -> Result<&ReadOnlyTable<$k, $v>, StoreError> {
+            if let Some(t) = self.$name.get() {
+                return Ok(t);
+            }
+            let t = self.txn.open_table($def)?;
+            Ok(self.$name.get_or_init(|| t))
+        }
+    )*};
+}
+
+impl<'t> Reader<'t> {
+    fn open(txn: &'t ReadTransaction) -> Result<Reader<'t>, StoreError> {
         Ok(Reader {
-            posts: txn.open_table(POSTS)?,
-            people: txn.open_table(PEOPLE)?,
-            person_nos: txn.open_table(PERSON_NOS)?,
-            changes: txn.open_table(CHANGES)?,
-            sealed: txn.open_table(SEALED)?,
+            txn,
+            posts: OnceCell::new(),
+            people: OnceCell::new(),
+            person_nos: OnceCell::new(),
+            changes: OnceCell::new(),
+            sealed: OnceCell::new(),
             blocks: RefCell::default(),
-            reactions: txn.open_table(REACTIONS)?,
-            replies: txn.open_table(REPLIES)?,
+            reactions: OnceCell::new(),
+            replies: OnceCell::new(),
         })
     }
 
+    lazy_tables! {
+        posts: POSTS, &'static [u8; 16], &'static [u8];
+        people: PEOPLE, u32, &'static [u8];
+        person_nos: PERSON_NOS, &'static [u8; 32], u32;
+        changes: CHANGES, &'static [u8; 12], &'static [u8];
+        sealed: SEALED, &'static [u8; 13], &'static [u8];
+        reactions: REACTIONS, &'static [u8], u32;
+        replies: REPLIES, &'static [u8; 40], ();
+    }
+
     fn row(&self, id: &PostId) -> Result<Option<PostRow>, StoreError> {
-        match self.posts.get(&id.0)? {
+        match self.posts()?.get(&id.0)? {
             None => Ok(None),
             Some(v) => PostRow::decode(v.value())
                 .map(Some)
@@ -82,21 +111,21 @@ impl Reader {
     }
 
     fn person(&self, no: u32) -> Result<PersonRow, StoreError> {
-        self.people
+        self.people()?
             .get(no)?
             .and_then(|v| PersonRow::decode(v.value()))
             .ok_or_else(|| StoreError::Corrupt(format!("person {no}")))
     }
 
     fn person_no(&self, id: &IdentityId) -> Result<Option<u32>, StoreError> {
-        Ok(self.person_nos.get(&id.0)?.map(|v| v.value()))
+        Ok(self.person_nos()?.get(&id.0)?.map(|v| v.value()))
     }
 
     fn text(&self, row: &PostRow) -> Result<Option<String>, StoreError> {
         let Some(t) = row.text else { return Ok(None) };
         let rows = Rows {
-            changes: &self.changes,
-            sealed: &self.sealed,
+            changes: self.changes()?,
+            sealed: self.sealed()?,
         };
         let key = change_key(row.doc_no, t.actor_no, t.seq);
         let Some(stored) = rows.get_cached(&key, &mut self.blocks.borrow_mut())? else {
@@ -112,7 +141,7 @@ impl Reader {
     fn view(&self, id: PostId, row: &PostRow) -> Result<PostView, StoreError> {
         let author = self.person(row.author_no)?;
         let mut reactions: BTreeMap<String, u32> = BTreeMap::new();
-        for entry in self.reactions.range(&id.0[..]..)? {
+        for entry in self.reactions()?.range(&id.0[..]..)? {
             let (k, _) = entry?;
             let k = k.value();
             if !k.starts_with(&id.0) {
@@ -122,7 +151,7 @@ impl Reader {
             *reactions.entry(emoji).or_default() += 1;
         }
         let replies = self
-            .replies
+            .replies()?
             .range::<&[u8; 40]>(
                 &reply_key(&id, 0, &PostId([0; 16]))
                     ..=&reply_key(&id, u64::MAX, &PostId([0xff; 16])),
@@ -143,7 +172,7 @@ impl Reader {
     }
 
     fn children(&self, id: &PostId) -> Result<Vec<PostId>, StoreError> {
-        self.replies
+        self.replies()?
             .range::<&[u8; 40]>(
                 &reply_key(id, 0, &PostId([0; 16]))..=&reply_key(id, u64::MAX, &PostId([0xff; 16])),
             )?
@@ -298,7 +327,7 @@ impl Store {
             return Ok(None);
         };
         let Some(doc_no) = r
-            .reactions
+            .reactions()?
             .get(reaction_key(post, no, emoji).as_slice())?
             .map(|v| v.value())
         else {
@@ -534,7 +563,7 @@ impl Store {
         let r = Reader::open(&txn)?;
         let viewer_no = r.person_no(viewer)?;
         let mut out = Vec::new();
-        for entry in r.people.iter()? {
+        for entry in r.people()?.iter()? {
             let (k, _) = entry?;
             let no = k.value();
             if Some(no) == viewer_no {
@@ -571,7 +600,7 @@ impl Store {
         let person =
             |no: u32| -> Result<String, StoreError> { Ok(r.person(no)?.identity.to_string()) };
         let mut lines = Vec::new();
-        for entry in r.posts.iter()? {
+        for entry in r.posts()?.iter()? {
             let (k, v) = entry?;
             let id = PostId(*k.value());
             let row =
@@ -608,7 +637,7 @@ impl Store {
                 lines.push(format!("{name} {who} {:?} {}", &k[4..12], timeline_post(k)));
             }
         }
-        for entry in r.replies.iter()? {
+        for entry in r.replies()?.iter()? {
             let (k, _) = entry?;
             lines.push(format!("reply {:?}", k.value()));
         }
@@ -622,7 +651,7 @@ impl Store {
                 v.value()
             ));
         }
-        for entry in r.reactions.iter()? {
+        for entry in r.reactions()?.iter()? {
             let (k, _) = entry?;
             let k = k.value();
             let who = u32::from_be_bytes(k[16..20].try_into().expect("fixed slice"));
@@ -654,7 +683,7 @@ impl Store {
                 String::from_utf8_lossy(&k[8..])
             ));
         }
-        for entry in r.people.iter()? {
+        for entry in r.people()?.iter()? {
             let (_, v) = entry?;
             let p = PersonRow::decode(v.value())
                 .ok_or_else(|| StoreError::Corrupt("person row".into()))?;
