@@ -113,12 +113,19 @@ impl Waiters {
         if self.waiting.is_empty() {
             return;
         }
-        // Each author's newest posts are read once, however many wait on them.
-        let mut read: std::collections::HashMap<IdentityId, Vec<(PostId, u64)>> =
+        // Each author's newest posts are read once, however many wait on
+        // them (again only if a wait needs more than were read).
+        let mut read: std::collections::HashMap<IdentityId, (usize, Vec<(PostId, u64)>)> =
             Default::default();
         let mut newest = |a: &IdentityId, n: usize| -> Vec<(PostId, u64)> {
-            let posts = read.entry(*a).or_insert_with(|| newest(a, MAX_SEEN));
-            posts.iter().take(n).copied().collect()
+            match read.get(a) {
+                Some((asked, posts)) if *asked >= n => posts.iter().take(n).copied().collect(),
+                _ => {
+                    let posts = newest(a, n);
+                    read.insert(*a, (n, posts.clone()));
+                    posts
+                }
+            }
         };
         let mut still = Vec::with_capacity(self.waiting.len());
         for w in std::mem::take(&mut self.waiting) {
@@ -157,6 +164,14 @@ impl Waiters {
     fn answer(&self, what: &Awaited, newest: &mut Newest<'_>) -> Option<Reply> {
         match what {
             Awaited::Feed { author, seen } => {
+                // The newest post usually settles it, and is one row to read:
+                // if the caller has not seen it, it is no older than
+                // anything they have.
+                match newest(author, 1).first() {
+                    None => return None,
+                    Some((p, _)) if !seen.contains(p) => return Some(Reply::Post(*p)),
+                    Some(_) => {}
+                }
                 let posts = newest(author, seen.len().max(1));
                 let floor = posts
                     .iter()
@@ -223,6 +238,36 @@ mod tests {
         };
         w.park(what, MAX_WAIT, tx, &mut |_, _| vec![(id(2), 5), (id(9), 3)]);
         assert!(rx.try_recv().is_err(), "post 9 is older than what was seen");
+    }
+
+    #[test]
+    fn a_new_post_at_the_top_is_found_by_reading_one_row() {
+        let author = IdentityId([1; 32]);
+        let mut w = Waiters::default();
+        let mut receivers = Vec::new();
+        for _ in 0..3 {
+            let (tx, rx) = oneshot::channel();
+            let what = Awaited::Feed {
+                author,
+                seen: vec![id(1), id(0)],
+            };
+            w.park(what, MAX_WAIT, tx, &mut |_, n| {
+                [(id(1), 5), (id(0), 4)].into_iter().take(n).collect()
+            });
+            receivers.push(rx);
+        }
+        let mut asked = Vec::new();
+        w.wake(&|_| true, &mut |_, n| {
+            asked.push(n);
+            [(id(2), 6), (id(1), 5), (id(0), 4)]
+                .into_iter()
+                .take(n)
+                .collect()
+        });
+        assert_eq!(asked, [1], "one read of one row answers all three waits");
+        for mut rx in receivers {
+            assert!(matches!(rx.try_recv(), Ok(Ok(Reply::Post(p))) if p == id(2)));
+        }
     }
 
     #[test]
