@@ -78,6 +78,14 @@ fn propagation(bin: &Path, dir: &Path) {
     // and bare gossipsub probes alternate, so both travel between the same
     // processes, through the same API, under the same load.
     let (mut post_delays, mut probe_delays) = (Vec::new(), Vec::new());
+    // CPU time per node summed over the samples of each kind: what a post
+    // costs the nodes beyond what a probe does.
+    let (mut post_cpu, mut probe_cpu) = (vec![0u64; n], vec![0u64; n]);
+    let add = |total: &mut Vec<u64>, cpu: Vec<u64>| {
+        for (t, c) in total.iter_mut().zip(cpu) {
+            *t += c;
+        }
+    };
     // The author's latest few posts: posts made in one millisecond sort in
     // any order, so "new" means "not among these".
     let mut recent = std::collections::VecDeque::from([warm]);
@@ -88,13 +96,15 @@ fn propagation(bin: &Path, dir: &Path) {
             timeout_ms: 30_000,
         };
         let mut posted = None;
-        post_delays.extend(sample(&nodes, &wait, || {
+        let (delays, cpu) = sample(&nodes, &wait, || {
             posted = Some(nodes[0].call(&Call::Post {
                 text: format!("propagation {i}"),
                 reply_to: None,
                 group: None,
             }));
-        }));
+        });
+        post_delays.extend(delays);
+        add(&mut post_cpu, cpu);
         match posted {
             Some(Reply::Post(id)) => recent.push_front(id),
             other => panic!("{other:?}"),
@@ -105,9 +115,11 @@ fn propagation(bin: &Path, dir: &Path) {
             nonce,
             timeout_ms: 30_000,
         };
-        probe_delays.extend(sample(&nodes, &wait, || {
+        let (delays, cpu) = sample(&nodes, &wait, || {
             assert_eq!(nodes[0].call(&Call::Probe { nonce }), Reply::Done);
-        }));
+        });
+        probe_delays.extend(delays);
+        add(&mut probe_cpu, cpu);
     }
     post_delays.sort_by(f64::total_cmp);
     probe_delays.sort_by(f64::total_cmp);
@@ -131,12 +143,29 @@ fn propagation(bin: &Path, dir: &Path) {
         p50 / f50,
         p99 / f99
     );
+    // Per sample, in µs: the author's, and the mean of the other nodes'.
+    let per_sample = |total: &[u64]| {
+        let others = total[1..].iter().sum::<u64>() as f64 / (n - 1) as f64;
+        (
+            total[0] as f64 / posts as f64 / 1000.0,
+            others / posts as f64 / 1000.0,
+        )
+    };
+    let ((post_a, post_o), (probe_a, probe_o)) = (per_sample(&post_cpu), per_sample(&probe_cpu));
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    println!(
+        "CPU per sample, post vs probe: author {post_a:.0} vs {probe_a:.0} µs, each other node {post_o:.0} vs {probe_o:.0} µs; a post costs {:.2} ms more CPU in all, on {cores} cores",
+        ((post_a - probe_a) + (post_o - probe_o) * (n - 1) as f64) / 1000.0
+    );
     drop(nodes);
 }
 
 /// Parks `wait` on every node but the first, runs `act`, and returns each
 /// node's delay in milliseconds from the start of `act` to its answer.
-fn sample(nodes: &[Node], wait: &Call, act: impl FnOnce()) -> Vec<f64> {
+/// One sample: each node but the first holds `wait`, then `act` runs. The
+/// delays until each answer (ms), and the CPU time each node used from just
+/// before `act` until the last answer (ns).
+fn sample(nodes: &[Node], wait: &Call, act: impl FnOnce()) -> (Vec<f64>, Vec<u64>) {
     std::thread::scope(|s| {
         let waiting: Vec<_> = nodes[1..]
             .iter()
@@ -155,16 +184,23 @@ fn sample(nodes: &[Node], wait: &Call, act: impl FnOnce()) -> Vec<f64> {
                     _ => false,
                 })
         });
+        let cpu_before: Vec<u64> = nodes.iter().map(Node::cpu_ns).collect();
         let t0 = Instant::now();
         act();
-        waiting
+        let delays = waiting
             .into_iter()
             .map(|h| {
                 let (at, reply) = h.join().expect("waiting thread");
                 assert!(matches!(reply, Reply::Post(_) | Reply::Done), "{reply:?}");
                 (at - t0).as_secs_f64() * 1000.0
             })
-            .collect()
+            .collect();
+        let cpu = nodes
+            .iter()
+            .zip(cpu_before)
+            .map(|(n, before)| n.cpu_ns().saturating_sub(before))
+            .collect();
+        (delays, cpu)
     })
 }
 
