@@ -77,8 +77,8 @@ macro_rules! lazy_tables {
 }
 
 impl<'t> Reader<'t> {
-    fn open(txn: &'t ReadTransaction) -> Result<Reader<'t>, StoreError> {
-        Ok(Reader {
+    fn new(txn: &'t ReadTransaction) -> Reader<'t> {
+        Reader {
             txn,
             posts: OnceCell::new(),
             people: OnceCell::new(),
@@ -88,7 +88,7 @@ impl<'t> Reader<'t> {
             blocks: RefCell::default(),
             reactions: OnceCell::new(),
             replies: OnceCell::new(),
-        })
+        }
     }
 
     lazy_tables! {
@@ -188,7 +188,7 @@ impl Store {
     /// Newest posts first, from the FEED (or BY_AUTHOR) index.
     pub fn feed(&self, q: &FeedQuery) -> Result<Vec<PostView>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         self.feed_rows(&txn, &r, q)?
             .into_iter()
             .map(|(id, row)| r.view(id, &row))
@@ -200,7 +200,7 @@ impl Store {
     /// building the views.
     pub fn feed_ids(&self, q: &FeedQuery) -> Result<Vec<(PostId, u64)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         Ok(self
             .feed_rows(&txn, &r, q)?
             .into_iter()
@@ -281,7 +281,7 @@ impl Store {
     /// One post, deleted or not.
     pub fn post(&self, id: &PostId) -> Result<Option<PostView>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         match r.row(id)? {
             Some(row) => Ok(Some(r.view(*id, &row)?)),
             None => Ok(None),
@@ -292,7 +292,7 @@ impl Store {
     /// timeline below it starts.
     pub fn post_time(&self, id: &PostId) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         Ok(r.row(id)?.map(|row| row.at_ms))
     }
 
@@ -302,7 +302,7 @@ impl Store {
         id: &PostId,
     ) -> Result<Option<(DocId, String, IdentityId)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         let Some(row) = r.row(id)? else {
             return Ok(None);
         };
@@ -322,7 +322,7 @@ impl Store {
         emoji: &str,
     ) -> Result<Option<DocId>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         let Some(no) = r.person_no(reactor)? else {
             return Ok(None);
         };
@@ -342,7 +342,7 @@ impl Store {
     /// A post and every reply below it, depth first, replies oldest first.
     pub fn thread(&self, id: &PostId) -> Result<Vec<ThreadEntry>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         let mut out = Vec::new();
         let mut stack = vec![(*id, 0u32)];
         let mut removals = Removals::new(&txn);
@@ -377,7 +377,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<PostView>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         let blocked = match viewer {
             Some(v) => self.blocked_by(&txn, &r, v)?,
             None => BTreeSet::new(),
@@ -441,7 +441,7 @@ impl Store {
     /// Every text a post has had, oldest first. Empty once deleted.
     pub fn history(&self, id: &PostId) -> Result<Vec<Version>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         let Some(row) = r.row(id)? else {
             return Ok(Vec::new());
         };
@@ -488,7 +488,7 @@ impl Store {
         id: &IdentityId,
     ) -> Result<Option<PersonView>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         let Some(no) = r.person_no(id)? else {
             return Ok(None);
         };
@@ -560,7 +560,7 @@ impl Store {
         label: Option<&str>,
     ) -> Result<Vec<PersonView>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         let viewer_no = r.person_no(viewer)?;
         let mut out = Vec::new();
         for entry in r.people()?.iter()? {
@@ -589,7 +589,7 @@ impl Store {
     /// lines, whatever order the changes arrived in.
     pub fn index_dump(&self) -> Result<Vec<String>, StoreError> {
         let txn = self.db.begin_read()?;
-        let r = Reader::open(&txn)?;
+        let r = Reader::new(&txn);
         let actors = txn.open_table(ACTORS)?;
         let actor = |no: u32| -> Result<String, StoreError> {
             Ok(actors
