@@ -160,8 +160,6 @@ fn propagation(bin: &Path, dir: &Path) {
     drop(nodes);
 }
 
-/// Parks `wait` on every node but the first, runs `act`, and returns each
-/// node's delay in milliseconds from the start of `act` to its answer.
 /// One sample: each node but the first holds `wait`, then `act` runs. The
 /// delays until each answer (ms), and the CPU time each node used from just
 /// before `act` until the last answer (ns).
