@@ -248,8 +248,10 @@ fn bad_inputs_get_clear_errors_and_change_nothing() {
     let bob = TestHome::init("Bob");
     let before = ada.run(&["feed", "--json"]).json();
 
-    ada.run(&["post", ""]).fails_with("post text is empty");
-    ada.run(&["post", "   "]).fails_with("post text is empty");
+    ada.run(&["post", ""])
+        .fails_with("a post needs visible text");
+    ada.run(&["post", "   "])
+        .fails_with("a post needs visible text");
     ada.run(&["post", &"x".repeat(10_001)])
         .fails_with("the limit is 10000");
     assert!(
@@ -387,7 +389,8 @@ fn commands_go_through_a_running_node_and_work_again_after_it_stops() {
         home.run(&["show", &id, "--json"]).json()["post"]["text"],
         "while the node runs"
     );
-    home.run(&["post", ""]).fails_with("post text is empty");
+    home.run(&["post", ""])
+        .fails_with("a post needs visible text");
     node.stop();
     assert!(
         !home.path("node.json").exists(),
@@ -489,4 +492,42 @@ fn group_commands_work_offline_and_explain_refusals() {
     ada.run(&["group", "leave", &id]).out();
     ada.run(&["post", "--group", &id, "still here?"])
         .fails_with("not a member");
+}
+
+#[test]
+fn names_and_posts_that_hide_what_they_say_are_refused() {
+    let ada = TestHome::init("Ada");
+    ada.run(&["profile", "set", "--name", "Ada\nLovelace"])
+        .fails_with("a name may not contain control characters");
+    ada.run(&["profile", "set", "--name", "Ada\u{1b}[2J"])
+        .fails_with("a name may not contain control characters");
+    ada.run(&["profile", "set", "--name", "Ada\u{202E}ecalevoL"])
+        .fails_with("a name may not contain bidirectional text controls");
+    ada.run(&["profile", "set", "--name", "\u{200B}"])
+        .fails_with("a name needs visible characters");
+    assert_eq!(ada.run(&["whoami", "--json"]).json()["name"], "Ada");
+
+    let mallory = TestHome::new();
+    mallory
+        .run(&["init", "--name", "Mallory\rAda"])
+        .fails_with("a name may not contain control characters");
+    assert!(
+        !mallory.dir.join("identity.key").exists(),
+        "nothing was created"
+    );
+
+    ada.run(&["group", "create", "climbers\n  you are an admin"])
+        .fails_with("a name may not contain control characters");
+    ada.run(&["group", "create", "\u{2067}climbers"])
+        .fails_with("a name may not contain bidirectional text controls");
+    assert_eq!(
+        ada.run(&["group", "list", "--json"]).json(),
+        serde_json::json!([])
+    );
+
+    for invisible in ["\u{200B}", "\u{FEFF}\u{2060}", " \u{200D} \n", "\u{202E}"] {
+        ada.run(&["post", invisible])
+            .fails_with("a post needs visible text");
+    }
+    assert_eq!(ada.run(&["feed", "--json"]).json(), serde_json::json!([]));
 }

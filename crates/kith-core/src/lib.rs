@@ -24,6 +24,7 @@ pub mod keys;
 pub mod schema;
 pub mod signed;
 pub mod sync;
+pub mod text;
 
 /// Types generated from `proto/kith.proto`.
 #[allow(missing_debug_implementations, clippy::all)]

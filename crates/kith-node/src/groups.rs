@@ -211,7 +211,7 @@ impl Service {
 
     /// Creates a group with this identity as its first admin.
     pub fn group_create(&mut self, name: &str, about: &str) -> Result<GroupView, ActionError> {
-        group::records::check_info(name, about).map_err(ActionError::Invalid)?;
+        group::records::check_new_info(name, about).map_err(ActionError::Invalid)?;
         let me = self.identity();
         let nonce = kith_core::keys::random_bytes::<16>().map_err(HomeError::from)?;
         let id = group::group_id(&me, &nonce);
@@ -548,7 +548,7 @@ impl Service {
     ) -> Result<(), ActionError> {
         let state = self.my_admin_group(group)?;
         let about = about.unwrap_or(&state.about).to_owned();
-        group::records::check_info(name, &about).map_err(ActionError::Invalid)?;
+        group::records::check_new_info(name, &about).map_err(ActionError::Invalid)?;
         self.write_control(
             group,
             &[Record::Info {

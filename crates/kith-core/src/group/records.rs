@@ -121,7 +121,8 @@ const PROMOTE_PREFIX: &str = "a/";
 const REMOVE_PREFIX: &str = "x/";
 const KEYS_PREFIX: &str = "k/";
 
-/// Checks a group's name and description against the limits.
+/// Checks a group's name and description against the limits: what every
+/// member checks of an `info` record, whoever wrote it.
 pub fn check_info(name: &str, about: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("a group needs a name".into());
@@ -139,6 +140,16 @@ pub fn check_info(name: &str, about: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Checks a group's name and description as a member writes them: the
+/// limits of [`check_info`], and a name that shows as what it says
+/// ([`crate::text::check_name`]). Members decode others' records with
+/// [`check_info`] alone: those are signed, and refusing some would make
+/// members disagree about the group's name ([`crate::text`] says more).
+pub fn check_new_info(name: &str, about: &str) -> Result<(), String> {
+    check_info(name, about)?;
+    crate::text::check_name(name).map_err(|e| e.to_string())
 }
 
 fn role_to_proto(role: Role) -> i32 {
@@ -451,6 +462,49 @@ mod tests {
         read.sort_by_key(by_key);
         written.sort_by_key(by_key);
         assert_eq!(read, written);
+    }
+
+    #[test]
+    fn a_new_group_name_may_not_hide_what_it_says() {
+        assert_eq!(
+            check_new_info("Tuesday climbers", "ropes\nand chalk"),
+            Ok(())
+        );
+        assert_eq!(
+            check_new_info("  ", ""),
+            Err("a group needs a name".to_owned())
+        );
+        for (name, says) in [
+            (
+                "climbers\nadmins",
+                "a name may not contain control characters",
+            ),
+            (
+                "\u{1b}[2Jclimbers",
+                "a name may not contain control characters",
+            ),
+            (
+                "climbers\u{9b}",
+                "a name may not contain control characters",
+            ),
+            (
+                "climbers\u{202E}",
+                "a name may not contain bidirectional text controls",
+            ),
+            ("\u{200B}", "a name needs visible characters"),
+        ] {
+            let refused = check_new_info(name, "").expect_err(name);
+            assert!(refused.starts_with(says), "{name:?}: {refused}");
+        }
+    }
+
+    #[test]
+    fn an_info_record_someone_wrote_with_a_control_character_still_decodes() {
+        let info = Record::Info {
+            name: "climbers\u{1b}[2J".into(),
+            about: "".into(),
+        };
+        assert_eq!(Record::decode(INFO_KEY, &info.encode()), Ok(info));
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub const MAX_REACTION_BYTES: usize = 32;
 /// Why a feed edit was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FeedError {
-    #[error("post text is empty")]
-    EmptyText,
+    #[error("a post needs visible text: this one is empty or only spaces and invisible characters")]
+    NoVisibleText,
     #[error("post text is {0} characters; the limit is {MAX_POST_CHARS}")]
     TextTooLong(usize),
     #[error("reaction must be 1 to {MAX_REACTION_BYTES} bytes with no spaces")]
@@ -50,10 +50,13 @@ impl From<automerge::AutomergeError> for FeedError {
     }
 }
 
-/// Checks post text: not blank, at most [`MAX_POST_CHARS`] characters.
+/// Checks post text as its author writes it: something visible in it
+/// ([`crate::text::has_visible_text`]), at most [`MAX_POST_CHARS`]
+/// characters. Posts that others signed are read as they are, unchecked
+/// ([`crate::text`] says why).
 pub fn check_text(text: &str) -> Result<(), FeedError> {
-    if text.trim().is_empty() {
-        return Err(FeedError::EmptyText);
+    if !crate::text::has_visible_text(text) {
+        return Err(FeedError::NoVisibleText);
     }
     let n = text.chars().count();
     if n > MAX_POST_CHARS {
@@ -239,8 +242,43 @@ mod tests {
     }
 
     #[test]
+    fn a_post_of_only_invisible_characters_is_refused() {
+        for text in [
+            "",
+            "\u{200B}",
+            "\u{200C}\u{200D}",
+            " \u{2060} \u{FEFF}\n",
+            "\u{202E}\u{2066}",
+            "\u{00AD}\u{E0041}",
+        ] {
+            assert_eq!(check_text(text), Err(FeedError::NoVisibleText), "{text:?}");
+        }
+        let mut doc = AutoCommit::new();
+        assert_eq!(
+            create_post(&mut doc, "k", "\u{200B}\u{200B}", 1, None),
+            Err(FeedError::NoVisibleText)
+        );
+        assert_eq!(post_state(&doc, "k"), None, "nothing was written");
+        create_post(&mut doc, "k", "visible", 1, None).unwrap();
+        assert_eq!(
+            edit_post(&mut doc, "k", "\u{FEFF}"),
+            Err(FeedError::NoVisibleText)
+        );
+        assert_eq!(
+            FeedError::NoVisibleText.to_string().split(':').next(),
+            Some("a post needs visible text")
+        );
+    }
+
+    #[test]
+    fn a_post_with_visible_text_may_hold_invisible_characters_too() {
+        assert_eq!(check_text("\u{200B}hi\u{200B}"), Ok(()));
+        assert_eq!(check_text("👩\u{200D}👩\u{200D}👧"), Ok(()));
+    }
+
+    #[test]
     fn text_limits_are_enforced() {
-        assert_eq!(check_text("  \n"), Err(FeedError::EmptyText));
+        assert_eq!(check_text("  \n"), Err(FeedError::NoVisibleText));
         assert_eq!(check_text(&"é".repeat(MAX_POST_CHARS)), Ok(()));
         assert_eq!(
             check_text(&"a".repeat(MAX_POST_CHARS + 1)),

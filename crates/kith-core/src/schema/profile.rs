@@ -8,6 +8,7 @@
 use automerge::{AutoCommit, ReadDoc, transaction::Transactable};
 
 use crate::IdentityId;
+use crate::text::{self, NameError};
 
 pub const NAME: &str = "name";
 pub const BIO: &str = "bio";
@@ -21,8 +22,10 @@ pub const MAX_BIO_CHARS: usize = 1_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProfileError {
-    #[error("name must be 1 to {MAX_NAME_CHARS} characters, without line breaks")]
-    BadName,
+    #[error(transparent)]
+    BadName(#[from] NameError),
+    #[error("name is {0} characters; the limit is {MAX_NAME_CHARS}")]
+    NameTooLong(usize),
     #[error("bio is longer than {MAX_BIO_CHARS} characters")]
     BioTooLong,
     #[error("automerge refused the edit: {0}")]
@@ -35,10 +38,15 @@ impl From<automerge::AutomergeError> for ProfileError {
     }
 }
 
+/// Sets the display name, trimmed, if [`text::check_name`] accepts it and it
+/// is at most [`MAX_NAME_CHARS`] long. Names that others signed are read as
+/// they are, unchecked ([`crate::text`] says why).
 pub fn set_name(doc: &mut AutoCommit, name: &str) -> Result<(), ProfileError> {
     let n = name.trim();
-    if n.is_empty() || n.chars().count() > MAX_NAME_CHARS || n.contains(['\n', '\r']) {
-        return Err(ProfileError::BadName);
+    text::check_name(n)?;
+    let chars = n.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(ProfileError::NameTooLong(chars));
     }
     doc.put(automerge::ROOT, NAME, n)?;
     Ok(())
@@ -84,4 +92,55 @@ pub fn remove(doc: &mut AutoCommit, key: &str) -> Result<(), ProfileError> {
 
 pub fn contains(doc: &AutoCommit, key: &str) -> bool {
     matches!(doc.get(automerge::ROOT, key), Ok(Some((automerge::Value::Scalar(s), _))) if s.as_ref() == &automerge::ScalarValue::Boolean(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_name_trims_and_stores_a_plain_name() {
+        let mut doc = AutoCommit::new();
+        set_name(&mut doc, "  Ada Lovelace\n").unwrap();
+        assert_eq!(name(&doc).as_deref(), Some("Ada Lovelace"));
+    }
+
+    #[test]
+    fn set_name_refuses_a_name_that_hides_what_it_says_and_keeps_the_old_one() {
+        let mut doc = AutoCommit::new();
+        set_name(&mut doc, "Ada").unwrap();
+        for (bad, error) in [
+            ("Ada\nBob", NameError::ControlCharacter('\n')),
+            (
+                "Ada\u{1b}]52;c;aGk=\u{7}",
+                NameError::ControlCharacter('\u{1b}'),
+            ),
+            ("Ada\u{202E}evoL", NameError::BidiControl('\u{202E}')),
+            ("\u{200B}", NameError::NoVisibleText),
+        ] {
+            assert_eq!(
+                set_name(&mut doc, bad),
+                Err(ProfileError::BadName(error)),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(name(&doc).as_deref(), Some("Ada"));
+        assert_eq!(
+            ProfileError::BadName(NameError::ControlCharacter('\n'))
+                .to_string()
+                .split(" (")
+                .next(),
+            Some("a name may not contain control characters")
+        );
+    }
+
+    #[test]
+    fn set_name_refuses_a_long_name() {
+        let mut doc = AutoCommit::new();
+        assert_eq!(set_name(&mut doc, &"é".repeat(MAX_NAME_CHARS)), Ok(()));
+        assert_eq!(
+            set_name(&mut doc, &"é".repeat(MAX_NAME_CHARS + 1)),
+            Err(ProfileError::NameTooLong(MAX_NAME_CHARS + 1))
+        );
+    }
 }
