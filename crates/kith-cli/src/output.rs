@@ -1,19 +1,33 @@
 //! Printing results for people and for programs.
+//!
+//! Every text that someone else wrote (or that came from the network) is
+//! printed through [`Untrusted`], which escapes what could drive the
+//! terminal; JSON goes through [`untrusted::json`].
 
 use kith_store::{PersonView, PostView};
 use serde::Serialize;
 
+use crate::untrusted::{self, Untrusted};
+
 /// Prints `value` as one JSON document.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!("{}", untrusted::json(&serde_json::to_string_pretty(value)?));
     Ok(())
 }
 
-/// A person's display name: their name, or the end of their id.
+/// A person's display name, escaped: their name, or the end of their id.
 pub fn display_name(name: Option<&str>, id: &kith_core::IdentityId) -> String {
     match name {
-        Some(n) => n.to_owned(),
+        Some(n) => Untrusted(n).to_string(),
         None => format!("…{}", id.short()),
+    }
+}
+
+/// Prints untrusted `text` line by line, each line escaped and indented by
+/// `pad`, so that no line of it can pass for a line of the command's own.
+pub fn lines(pad: &str, text: &str) {
+    for line in text.lines() {
+        println!("{pad}{}", Untrusted(line));
     }
 }
 
@@ -52,17 +66,13 @@ pub fn post(p: &PostView, depth: u32) {
         when(p.created_at_ms)
     );
     match &p.text {
-        Some(t) => {
-            for line in t.lines() {
-                println!("{pad}  {line}");
-            }
-        }
+        Some(t) => lines(&format!("{pad}  "), t),
         None => println!("{pad}  [deleted]"),
     }
     let mut extra: Vec<String> = p
         .reactions
         .iter()
-        .map(|(e, n)| format!("{e} {n}"))
+        .map(|(e, n)| format!("{} {n}", Untrusted(e)))
         .collect();
     if p.replies > 0 {
         extra.push(format!(
@@ -85,7 +95,7 @@ pub fn person(p: &PersonView) {
     if p.blocked {
         tags.push("blocked".to_owned());
     }
-    tags.extend(p.labels.iter().map(|l| format!("#{l}")));
+    tags.extend(p.labels.iter().map(|l| format!("#{}", Untrusted(l))));
     println!(
         "{}  {}  {}",
         display_name(p.name.as_deref(), &p.id),

@@ -12,6 +12,16 @@ pub enum OpenError {
         path: String,
         source: redb::DatabaseError,
     },
+    /// The file is damaged; it was not changed.
+    #[error(
+        "the store {path} is damaged ({detail}); nothing in it was changed. `kith check` says what is wrong, and `kith repair` rebuilds the store from what can be read and from your peers, keeping the damaged file aside"
+    )]
+    Damaged { path: String, detail: String },
+    /// A `kith repair` was interrupted; only finishing it may open the store.
+    #[error(
+        "a repair of the store {path} did not finish (the damaged file is kept at {damaged}): run `kith repair` again to finish it"
+    )]
+    RepairUnfinished { path: String, damaged: String },
     #[error(
         "the store {path} was written by a newer kith (layout {found}, this kith reads {expected})"
     )]
@@ -24,30 +34,131 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Random(#[from] kith_core::RandomError),
-    #[error(transparent)]
-    Journal(#[from] crate::JournalError),
-    #[error("the journal {path} holds a change the store refuses ({reason}); it was left as it is")]
+    #[error(
+        "the journal {path} holds a change the store refuses ({reason}); the journal was left as it is"
+    )]
     Replay { path: String, reason: String },
+}
+
+impl From<crate::JournalError> for OpenError {
+    fn from(e: crate::JournalError) -> Self {
+        OpenError::Store(e.into())
+    }
+}
+
+impl OpenError {
+    /// What redb's refusal to open `path` means for a person.
+    pub(crate) fn from_db(path: &str, e: redb::DatabaseError) -> OpenError {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse { path: path.into() },
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+                OpenError::Damaged {
+                    path: path.into(),
+                    detail,
+                }
+            }
+            redb::DatabaseError::Storage(redb::StorageError::Io(io)) if is_disk_full(&io) => {
+                OpenError::Store(StoreError::DiskFull {
+                    path: path.into(),
+                    closed: false,
+                })
+            }
+            source => OpenError::Db {
+                path: path.into(),
+                source,
+            },
+        }
+    }
 }
 
 /// A storage operation failed; nothing of it was committed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] redb::Error),
-    #[error("the store is corrupt: {0}")]
+    Db(redb::Error),
+    /// The disk (or the user's quota) is full: nothing was written.
+    #[error(
+        "the disk holding {path} is full, so nothing was written; free some space and try again (everything stored so far is kept)"
+    )]
+    DiskFull {
+        path: String,
+        /// The write failed inside redb, which then refuses everything
+        /// until the store is opened again (see [`StoreError::needs_reopen`]).
+        closed: bool,
+    },
+    /// Reading or writing the disk failed; the store closes and opens again.
+    #[error("the disk failed a read or write ({0}); nothing of this action was written")]
+    Io(String),
+    /// The store closed after a failed write and could not yet open again.
+    #[error("the store is closed after a failed write: {0}")]
+    Closed(String),
+    #[error(
+        "the store is damaged: {0}. `kith check` says what is wrong; `kith repair` rebuilds the store, keeping the damaged file aside"
+    )]
     Corrupt(String),
     #[error(transparent)]
     Random(#[from] kith_core::RandomError),
-    #[error(transparent)]
-    Journal(#[from] crate::JournalError),
+}
+
+/// Whether an I/O error means the disk or the quota is full.
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(28 | 122)) // ENOSPC, EDQUOT
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Io(io) if is_disk_full(&io) => StoreError::DiskFull {
+                path: "the store".into(),
+                closed: true,
+            },
+            redb::Error::Io(io) => StoreError::Io(io.to_string()),
+            redb::Error::PreviousIo => {
+                StoreError::Io("an earlier write to the store failed".into())
+            }
+            redb::Error::Corrupted(detail) => StoreError::Corrupt(detail),
+            e => StoreError::Db(e),
+        }
+    }
+}
+
+impl From<crate::JournalError> for StoreError {
+    fn from(e: crate::JournalError) -> Self {
+        if e.is_disk_full() {
+            StoreError::DiskFull {
+                path: e.path,
+                closed: false,
+            }
+        } else {
+            StoreError::Io(e.to_string())
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the store must close and open again before it is used: a
+    /// write failed underneath redb, which then refuses every operation.
+    pub fn needs_reopen(&self) -> bool {
+        matches!(
+            self,
+            StoreError::DiskFull { closed: true, .. } | StoreError::Io(_) | StoreError::Closed(_)
+        )
+    }
+
+    /// Whether this is the full-disk error.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::DiskFull { .. })
+    }
 }
 
 macro_rules! via_redb_error {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
+                redb::Error::from(e).into()
             }
         }
     )*};

@@ -69,7 +69,7 @@ impl Store {
         if let Some(state) = self.groups.get(group) {
             return Ok(Some(state));
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(DOC_NOS)?;
         let control = DocId::group_control(*group);
         let Some(doc_no) = nos.get(&control.to_bytes()[..])?.map(|v| v.value()) else {
@@ -94,7 +94,7 @@ impl Store {
     /// Every group whose control document this store holds.
     pub fn groups(&self) -> Result<Vec<Arc<GroupState>>, StoreError> {
         let ids: Vec<SpaceId> = {
-            let txn = self.db.begin_read()?;
+            let txn = self.db()?.begin_read()?;
             let nos = txn.open_table(DOC_NOS)?;
             let lo = [DocKind::GroupControl as u8];
             let hi = [DocKind::GroupControl as u8 + 1];
@@ -123,7 +123,7 @@ impl Store {
         group: &SpaceId,
         who: &IdentityId,
     ) -> Result<Vec<(Vec<u8>, u32)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(DOC_NOS)?;
         let clocks = txn.open_table(CLOCKS)?;
         let actors = txn.open_table(ACTORS)?;
@@ -147,7 +147,7 @@ impl Store {
         &self,
         who: &std::collections::BTreeSet<IdentityId>,
     ) -> Result<Vec<(IdentityId, kith_core::DeviceId)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let devices = txn.open_table(DEVICES)?;
         let mut out = Vec::new();
         for entry in devices.iter()? {

@@ -12,9 +12,15 @@
 //! already is a duplicate, and ignored.
 //!
 //! A record is `u32 length ‖ u32 CRC-32 ‖ SignedChange protobuf`, lengths
-//! little-endian. Reading stops at the first record that is cut short or
-//! fails its checksum: a crash in the middle of an append, which nobody was
-//! told had succeeded.
+//! little-endian. A record that is cut short or fails its checksum is
+//! skipped, and reading goes on at the next offset where a whole record
+//! checks out: a flipped byte costs the one record it hit, never the
+//! records after it. Whenever anything is skipped, the original file is
+//! first kept aside (`kith.journal.damaged-…`) and only then is the journal
+//! rewritten with the records that could be read. A skipped change cannot
+//! be told apart from an acknowledged one, so nobody is told it was not:
+//! the report says what was skipped, and sync fetches a change back from
+//! any peer that has it (the store's own documents are among its interests).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -27,8 +33,12 @@ use kith_core::SignedChange;
 /// (freed only by a durable commit) stay few.
 pub const CHECKPOINT_BYTES: u64 = 1 << 20;
 
-/// Largest record a journal holds; longer means a damaged length field.
-const MAX_RECORD: usize = 16 << 20;
+/// Largest record a journal holds (the protocol's limit for one signed
+/// change); a longer length field is damage.
+const MAX_RECORD: usize = kith_core::signed::MAX_SIGNED_CHANGE_BYTES;
+
+/// Bytes of a record's header: length and checksum.
+const HEADER: usize = 8;
 
 /// The open journal file, positioned at its end.
 #[derive(Debug)]
@@ -40,6 +50,47 @@ pub struct Journal {
     unsynced: bool,
 }
 
+/// What opening a journal found in it.
+#[derive(Debug)]
+pub struct Opened {
+    pub journal: Journal,
+    /// The changes of every record that could be read, in order.
+    pub changes: Vec<SignedChange>,
+    /// What could not be read, if anything.
+    pub damage: Option<JournalDamage>,
+}
+
+/// Parts of a journal that could not be read, and where the original is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalDamage {
+    /// Where the file was kept, byte for byte, before it was rewritten.
+    pub kept_at: PathBuf,
+    /// The unreadable byte ranges, as `(offset, length)`.
+    pub skipped: Vec<(u64, u64)>,
+    /// Whether readable records follow the first unreadable range (damage
+    /// inside the file rather than a write a crash cut short at its end).
+    pub inside: bool,
+}
+
+impl std::fmt::Display for JournalDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes: u64 = self.skipped.iter().map(|(_, n)| n).sum();
+        let places = self.skipped.len();
+        write!(
+            f,
+            "{bytes} unreadable byte{} in {places} place{} {}; the original file is kept at {}",
+            if bytes == 1 { "" } else { "s" },
+            if places == 1 { "" } else { "s" },
+            if self.inside {
+                "(damage inside the file; the records after it were kept, and a change lost with it is fetched back from peers that have it)"
+            } else {
+                "(at its end: most likely a write a crash cut short, before it was acknowledged)"
+            },
+            self.kept_at.display()
+        )
+    }
+}
+
 /// Why a journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("journal {path}: {source}")]
@@ -49,10 +100,19 @@ pub struct JournalError {
     pub source: std::io::Error,
 }
 
+impl JournalError {
+    /// Whether the disk (or the user's quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        crate::error::is_disk_full(&self.source)
+    }
+}
+
 impl Journal {
     /// Opens (or creates) the journal at `path` and reads the changes it
-    /// holds; a damaged tail is cut off.
-    pub fn open(path: &Path) -> Result<(Journal, Vec<SignedChange>), JournalError> {
+    /// holds. Unreadable parts are skipped; the file is then kept aside and
+    /// rewritten with what could be read (see the module's documentation).
+    /// Should keeping it aside fail, nothing is rewritten and this fails.
+    pub fn open(path: &Path) -> Result<Opened, JournalError> {
         let err = |source| JournalError {
             path: path.display().to_string(),
             source,
@@ -66,23 +126,45 @@ impl Journal {
             .map_err(err)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(err)?;
-        let (changes, good) = read_records(&bytes);
-        if good < bytes.len() {
-            tracing::warn!(
-                journal = %path.display(),
-                dropped = bytes.len() - good,
-                "the journal ends in a record cut short by a crash; it was never acknowledged"
-            );
-            file.set_len(good as u64).map_err(err)?;
+        let read = read_records(&bytes);
+        let mut damage = None;
+        let mut len = bytes.len() as u64;
+        if !read.skipped.is_empty() {
+            let kept_at = keep_aside(path, &bytes).map_err(err)?;
+            let good: Vec<u8> = read
+                .spans
+                .iter()
+                .flat_map(|&(at, n)| &bytes[at..at + n])
+                .copied()
+                .collect();
+            drop(file);
+            file = rewrite(path, &good).map_err(err)?;
+            len = good.len() as u64;
+            let last_good_end = read.spans.last().map_or(0, |&(at, n)| at + n);
+            let found = JournalDamage {
+                kept_at,
+                skipped: read
+                    .skipped
+                    .iter()
+                    .map(|&(at, n)| (at as u64, n as u64))
+                    .collect(),
+                inside: read.skipped[0].0 < last_good_end,
+            };
+            tracing::warn!(journal = %path.display(), "{found}");
+            damage = Some(found);
         }
-        file.seek(SeekFrom::Start(good as u64)).map_err(err)?;
+        file.seek(SeekFrom::Start(len)).map_err(err)?;
         let journal = Journal {
             file,
             path: path.to_owned(),
-            len: good as u64,
+            len,
             unsynced: false,
         };
-        Ok((journal, changes))
+        Ok(Opened {
+            journal,
+            changes: read.changes,
+            damage,
+        })
     }
 
     /// Appends `change`; durable after the next [`Journal::sync`].
@@ -154,31 +236,120 @@ impl Journal {
     }
 }
 
-/// The changes of every whole record, and how many bytes they span.
-fn read_records(bytes: &[u8]) -> (Vec<SignedChange>, usize) {
-    let mut changes = Vec::new();
+/// What a scan of journal bytes found.
+#[derive(Debug, Default)]
+struct Records {
+    changes: Vec<SignedChange>,
+    /// Each good record's `(offset, length)`, header included.
+    spans: Vec<(usize, usize)>,
+    /// Each unreadable range's `(offset, length)`.
+    skipped: Vec<(usize, usize)>,
+}
+
+/// Reads every whole record; past an unreadable one, looks for the next
+/// offset where a record checks out (length within bounds, checksum and
+/// protobuf good). A false match needs a 32-bit checksum to agree by chance
+/// and the bytes to decode as a signed change.
+fn read_records(bytes: &[u8]) -> Records {
+    let mut out = Records::default();
     let mut at = 0;
-    while let Some(header) = bytes.get(at..at + 8) {
-        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-        let sum = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-        if len > MAX_RECORD {
-            break;
+    let mut bad_from = None;
+    while at < bytes.len() {
+        match record_at(bytes, at) {
+            Some((change, len)) => {
+                if let Some(from) = bad_from.take() {
+                    out.skipped.push((from, at - from));
+                }
+                out.changes.push(change);
+                out.spans.push((at, len));
+                at += len;
+            }
+            None => {
+                bad_from.get_or_insert(at);
+                at += 1;
+            }
         }
-        let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
-            break;
-        };
-        let mut crc = flate2::Crc::new();
-        crc.update(payload);
-        if crc.sum() != sum {
-            break;
-        }
-        let Ok(change) = SignedChange::decode(payload) else {
-            break;
-        };
-        changes.push(change);
-        at += 8 + len;
     }
-    (changes, at)
+    if let Some(from) = bad_from {
+        out.skipped.push((from, bytes.len() - from));
+    }
+    out
+}
+
+/// The record starting at `at`, if a whole, good one does, and its length.
+fn record_at(bytes: &[u8], at: usize) -> Option<(SignedChange, usize)> {
+    let header = bytes.get(at..at + HEADER)?;
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let sum = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    if len == 0 || len > MAX_RECORD {
+        return None;
+    }
+    let payload = bytes.get(at + HEADER..at + HEADER + len)?;
+    let mut crc = flate2::Crc::new();
+    crc.update(payload);
+    if crc.sum() != sum {
+        return None;
+    }
+    let change = SignedChange::decode(payload).ok()?;
+    Some((change, HEADER + len))
+}
+
+/// Copies the journal's bytes to a new `….damaged-<unix seconds>[-n]` file
+/// beside it, durably, and returns its path.
+fn keep_aside(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = path
+        .file_name()
+        .map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
+    for n in 0..1000 {
+        let suffix = if n == 0 {
+            format!("{name}.damaged-{secs}")
+        } else {
+            format!("{name}.damaged-{secs}-{n}")
+        };
+        let aside = path.with_file_name(suffix);
+        let mut file = match OpenOptions::new().write(true).create_new(true).open(&aside) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        };
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            // A partial copy is no copy: say so by removing it.
+            let _ = std::fs::remove_file(&aside);
+            return Err(e);
+        }
+        sync_dir(path)?;
+        return Ok(aside);
+    }
+    Err(std::io::Error::other(
+        "no free name to keep the damaged journal under",
+    ))
+}
+
+/// Replaces the journal with `good`, atomically: a crash leaves either the
+/// old file or the new one.
+fn rewrite(path: &Path, good: &[u8]) -> std::io::Result<File> {
+    let tmp = path.with_extension("journal-rewrite");
+    {
+        let mut file = File::create(&tmp)?;
+        file.write_all(good)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path)?;
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+/// Makes a rename or a new file in `path`'s directory durable.
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -196,56 +367,96 @@ mod tests {
         }
     }
 
+    fn open(path: &Path) -> (Journal, Vec<SignedChange>, Option<JournalDamage>) {
+        let o = Journal::open(path).unwrap();
+        (o.journal, o.changes, o.damage)
+    }
+
     #[test]
     fn records_survive_a_reopen_and_a_clear_empties_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
-        let (mut j, found) = Journal::open(&path).unwrap();
+        let (mut j, found, _) = open(&path);
         assert!(found.is_empty());
         j.append(&change(1)).unwrap();
         j.append(&change(2)).unwrap();
         j.sync().unwrap();
         drop(j);
-        let (mut j, found) = Journal::open(&path).unwrap();
+        let (mut j, found, damage) = open(&path);
         assert_eq!(found, vec![change(1), change(2)]);
+        assert_eq!(damage, None);
         j.append(&change(3)).unwrap();
         drop(j);
-        let (mut j, found) = Journal::open(&path).unwrap();
+        let (mut j, found, _) = open(&path);
         assert_eq!(found, vec![change(1), change(2), change(3)]);
         j.clear().unwrap();
         assert_eq!(j.bytes(), 0);
         j.append(&change(4)).unwrap();
         drop(j);
-        let (_, found) = Journal::open(&path).unwrap();
+        let (_, found, _) = open(&path);
         assert_eq!(found, vec![change(4)]);
     }
 
     #[test]
-    fn a_torn_or_damaged_tail_is_cut_off_and_appends_follow_the_good_records() {
+    fn a_torn_tail_is_kept_aside_then_dropped_and_appends_follow_the_good_records() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
-        let (mut j, _) = Journal::open(&path).unwrap();
+        let (mut j, _, _) = open(&path);
         j.append(&change(1)).unwrap();
         j.append(&change(2)).unwrap();
         drop(j);
         let whole = std::fs::read(&path).unwrap();
-        // Every cut inside the second record keeps exactly the first.
-        let first = 8 + change(1).encode().len();
-        for cut in first..whole.len() {
+        // Every cut inside the second record keeps exactly the first, and
+        // the bytes as they were are kept aside first.
+        let first = HEADER + change(1).encode().len();
+        for cut in first + 1..whole.len() {
             std::fs::write(&path, &whole[..cut]).unwrap();
-            let (_, found) = Journal::open(&path).unwrap();
+            let (_, found, damage) = open(&path);
             assert_eq!(found, vec![change(1)], "cut at {cut}");
+            let damage = damage.expect("the cut is reported");
+            assert!(!damage.inside, "cut at {cut}: a cut tail is not inside");
+            assert_eq!(damage.skipped, vec![(first as u64, (cut - first) as u64)]);
+            assert_eq!(std::fs::read(&damage.kept_at).unwrap(), &whole[..cut]);
             assert_eq!(std::fs::metadata(&path).unwrap().len(), first as u64);
         }
-        // A flipped byte in the second record's payload fails its checksum.
-        let mut damaged = whole.clone();
-        *damaged.last_mut().unwrap() ^= 0x40;
-        std::fs::write(&path, &damaged).unwrap();
-        let (mut j, found) = Journal::open(&path).unwrap();
-        assert_eq!(found, vec![change(1)]);
+        let (mut j, _, _) = open(&path);
         j.append(&change(3)).unwrap();
         drop(j);
-        let (_, found) = Journal::open(&path).unwrap();
+        let (_, found, damage) = open(&path);
         assert_eq!(found, vec![change(1), change(3)]);
+        assert_eq!(damage, None);
+    }
+
+    #[test]
+    fn a_flipped_byte_costs_only_the_record_it_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (mut j, _, _) = open(&path);
+        let all: Vec<SignedChange> = (1..=5).map(change).collect();
+        for c in &all {
+            j.append(c).unwrap();
+        }
+        drop(j);
+        let whole = std::fs::read(&path).unwrap();
+        let mut starts = vec![0];
+        for c in &all {
+            starts.push(starts.last().unwrap() + HEADER + c.encode().len());
+        }
+        // A flip anywhere in record k (header or payload) loses record k
+        // alone; the original is kept aside byte for byte.
+        for at in 0..whole.len() {
+            let hit = starts.iter().rposition(|&s| s <= at).unwrap();
+            let mut damaged = whole.clone();
+            damaged[at] ^= 0x10;
+            std::fs::write(&path, &damaged).unwrap();
+            let (_, found, damage) = open(&path);
+            let mut expected = all.clone();
+            expected.remove(hit);
+            assert_eq!(found, expected, "flip at {at}");
+            let damage = damage.expect("the flip is reported");
+            assert_eq!(damage.inside, hit + 1 < all.len(), "flip at {at}");
+            assert_eq!(std::fs::read(&damage.kept_at).unwrap(), damaged);
+            std::fs::remove_file(&damage.kept_at).unwrap();
+        }
     }
 }

@@ -21,6 +21,7 @@ mod groups;
 mod index;
 mod journal;
 mod query;
+pub mod repair;
 mod rows;
 mod store;
 mod sync;
@@ -31,8 +32,10 @@ mod views;
 pub use changed::{Changed, MAX_CHANGED};
 pub use docs::DOC_CACHE_CAPACITY;
 pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
-pub use journal::{CHECKPOINT_BYTES, JournalError};
+pub use journal::{CHECKPOINT_BYTES, JournalDamage, JournalError};
 pub use kith_core::sync::{ChangeBatch, VersionVector};
 pub use query::FeedQuery;
-pub use store::{ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, Store};
+pub use store::{
+    ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, MIN_FREE_BYTES, Store,
+};
 pub use views::{PersonView, PostView, ThreadEntry, Version, from_rfc3339, rfc3339};

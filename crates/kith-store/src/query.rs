@@ -187,7 +187,7 @@ impl<'t> Reader<'t> {
 impl Store {
     /// Newest posts first, from the FEED (or BY_AUTHOR) index.
     pub fn feed(&self, q: &FeedQuery) -> Result<Vec<PostView>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         self.feed_rows(&txn, &r, q)?
             .into_iter()
@@ -199,7 +199,7 @@ impl Store {
     /// times only: what a caller waiting for a new post needs, without
     /// building the views.
     pub fn feed_ids(&self, q: &FeedQuery) -> Result<Vec<(PostId, u64)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         Ok(self
             .feed_rows(&txn, &r, q)?
@@ -280,7 +280,7 @@ impl Store {
 
     /// One post, deleted or not.
     pub fn post(&self, id: &PostId) -> Result<Option<PostView>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         match r.row(id)? {
             Some(row) => Ok(Some(r.view(*id, &row)?)),
@@ -291,7 +291,7 @@ impl Store {
     /// When a post was made, if this store holds it: where a page of a
     /// timeline below it starts.
     pub fn post_time(&self, id: &PostId) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         Ok(r.row(id)?.map(|row| row.at_ms))
     }
@@ -301,7 +301,7 @@ impl Store {
         &self,
         id: &PostId,
     ) -> Result<Option<(DocId, String, IdentityId)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let Some(row) = r.row(id)? else {
             return Ok(None);
@@ -321,7 +321,7 @@ impl Store {
         reactor: &IdentityId,
         emoji: &str,
     ) -> Result<Option<DocId>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let Some(no) = r.person_no(reactor)? else {
             return Ok(None);
@@ -341,7 +341,7 @@ impl Store {
 
     /// A post and every reply below it, depth first, replies oldest first.
     pub fn thread(&self, id: &PostId) -> Result<Vec<ThreadEntry>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let mut out = Vec::new();
         let mut stack = vec![(*id, 0u32)];
@@ -376,7 +376,7 @@ impl Store {
         before: Option<(u64, PostId)>,
         limit: usize,
     ) -> Result<Vec<PostView>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let blocked = match viewer {
             Some(v) => self.blocked_by(&txn, &r, v)?,
@@ -440,7 +440,7 @@ impl Store {
 
     /// Every text a post has had, oldest first. Empty once deleted.
     pub fn history(&self, id: &PostId) -> Result<Vec<Version>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let Some(row) = r.row(id)? else {
             return Ok(Vec::new());
@@ -487,7 +487,7 @@ impl Store {
         viewer: &IdentityId,
         id: &IdentityId,
     ) -> Result<Option<PersonView>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let Some(no) = r.person_no(id)? else {
             return Ok(None);
@@ -559,7 +559,7 @@ impl Store {
         viewer: &IdentityId,
         label: Option<&str>,
     ) -> Result<Vec<PersonView>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let viewer_no = r.person_no(viewer)?;
         let mut out = Vec::new();
@@ -588,7 +588,7 @@ impl Store {
     /// global ids: two replicas that hold the same changes return the same
     /// lines, whatever order the changes arrived in.
     pub fn index_dump(&self) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let actors = txn.open_table(ACTORS)?;
         let actor = |no: u32| -> Result<String, StoreError> {

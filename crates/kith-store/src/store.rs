@@ -55,9 +55,16 @@ pub struct IngestReport {
     pub rejected: Vec<(usize, IngestError)>,
 }
 
+/// Least free space on the store's disk for a write to be tried. Below it a
+/// write is refused with [`StoreError::DiskFull`] before redb sees it: a
+/// write that fails inside redb closes the whole database (reads too) until
+/// it is opened again, while a refusal here leaves reads working.
+pub const MIN_FREE_BYTES: u64 = 4 << 20;
+
 /// The redb-backed store.
 pub struct Store {
-    pub(crate) db: Database,
+    /// `None` while closed after a failed write (see [`Store::reopen`]).
+    pub(crate) db: Option<Database>,
     pub(crate) docs: DocCache,
     suffix: Vec<u8>,
     path: PathBuf,
@@ -65,6 +72,13 @@ pub struct Store {
     unflushed: bool,
     /// Local changes since the last durable commit (see `journal`).
     journal: Journal,
+    /// The journal holds records that may not be in redb yet (from before
+    /// the last open): it must not be emptied until they are replayed.
+    journal_owed: bool,
+    /// What opening found unreadable in the journal.
+    journal_damage: Option<crate::JournalDamage>,
+    /// Free bytes below which writes are refused.
+    min_free_bytes: u64,
     /// Threads that check signatures during an ingest (1: the caller's only).
     verify_threads: usize,
     /// Signing keys of the devices heard from, as curve points.
@@ -109,79 +123,24 @@ impl Drop for Store {
 impl Store {
     /// Opens the store at `path`, creating it (and its actor suffix) if needed.
     pub fn open(path: &Path) -> Result<Store, OpenError> {
-        let shown = path.display().to_string();
-        let db = Database::builder().create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
-                path: shown.clone(),
-            },
-            source => OpenError::Db {
-                path: shown.clone(),
-                source,
-            },
-        })?;
-        let txn = db.begin_write().map_err(StoreError::from)?;
-        let (suffix, recovered) = {
-            // The layout is checked before any other table is opened: a newer
-            // layout may have changed their types.
-            let mut meta = txn.open_table(META).map_err(StoreError::from)?;
-            let schema = meta
-                .get(META_SCHEMA)
-                .map_err(StoreError::from)?
-                .map(|v| v.value().to_vec());
-            match schema {
-                Some(v) => {
-                    let found = v
-                        .as_slice()
-                        .try_into()
-                        .map(u32::from_be_bytes)
-                        .unwrap_or(u32::MAX);
-                    if found > SCHEMA_VERSION || found == 0 {
-                        return Err(OpenError::Schema {
-                            path: shown,
-                            found,
-                            expected: SCHEMA_VERSION,
-                        });
-                    }
-                    if found < SCHEMA_VERSION {
-                        // Layout 1 reads as it is (see `tables`); marking
-                        // the upgrade keeps older kith from misreading it.
-                        meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())
-                            .map_err(StoreError::from)?;
-                    }
-                }
-                None => {
-                    meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())
-                        .map_err(StoreError::from)?;
-                }
-            }
-            let existing = meta
-                .get(META_ACTOR_SUFFIX)
-                .map_err(StoreError::from)?
-                .map(|v| v.value().to_vec());
-            // A session left open: the last node crashed, maybe after
-            // publishing changes it had not written (see `begin_session`).
-            let crashed = meta
-                .remove(META_SESSION)
-                .map_err(StoreError::from)?
-                .is_some();
-            let suffix = match existing {
-                Some(s) if !crashed => s,
-                _ => new_actor_suffix(&mut meta)?,
-            };
-            drop(meta);
-            // Creates every table a fresh store lacks.
-            Writer::create_tables(&txn)?;
-            (suffix, crashed)
-        };
-        txn.commit().map_err(StoreError::from)?;
-        let (journal, left) = Journal::open(&path.with_extension("journal"))?;
+        if let Some(damaged) = crate::repair::unfinished(path) {
+            return Err(OpenError::RepairUnfinished {
+                path: path.display().to_string(),
+                damaged: damaged.display().to_string(),
+            });
+        }
+        let (db, suffix, recovered) = open_db(path)?;
+        let opened = Journal::open(&path.with_extension("journal"))?;
         let mut store = Store {
-            db,
+            db: Some(db),
             docs: DocCache::default(),
             suffix,
             path: path.to_owned(),
             unflushed: false,
-            journal,
+            journal: opened.journal,
+            journal_owed: true,
+            journal_damage: opened.damage,
+            min_free_bytes: MIN_FREE_BYTES,
             verify_threads: 1,
             device_keys: Default::default(),
             session: false,
@@ -191,15 +150,110 @@ impl Store {
             changed: ChangedLog::default(),
             actor_retired: false,
         };
-        store.replay(left)?;
+        store.replay(opened.changes)?;
         Ok(store)
     }
 
-    /// Applies what a crash left in the journal, durably, and empties it.
-    /// These are this device's own signed changes, checked like any other;
-    /// those the store holds already are duplicates.
+    /// Closes the database and opens it again, replaying the journal: what
+    /// a store needs after a write failed underneath redb (a full disk, an
+    /// I/O error), which then refuses every operation. Commits since the
+    /// last durable one may be lost with the old handle; the journal holds
+    /// every local one, and sync fetches again what peers sent. Should the
+    /// open fail (the disk is still full), the store stays closed, and its
+    /// operations say so, until a later call succeeds.
+    pub fn reopen(&mut self) -> Result<(), OpenError> {
+        // The file must be closed before it can be opened again.
+        self.db = None;
+        self.docs.clear();
+        self.groups.clear();
+        self.device_keys = Default::default();
+        self.unflushed = false;
+        self.journal_owed = true;
+        let (db, suffix, _) = open_db(&self.path)?;
+        // A session open here is this store's own; `open_db` saw it as a
+        // crash and took a new suffix, which is right: changes published
+        // since the last durable commit may be gone with the old handle.
+        self.db = Some(db);
+        self.suffix = suffix;
+        self.actor_retired = false;
+        let opened = Journal::open(&self.path.with_extension("journal"))?;
+        self.journal = opened.journal;
+        if opened.damage.is_some() {
+            self.journal_damage = opened.damage;
+        }
+        self.sealing_due = true;
+        self.replay(opened.changes)?;
+        if self.session {
+            self.begin_session()?;
+        }
+        tracing::info!(store = %self.path.display(), "the store is open again");
+        Ok(())
+    }
+
+    /// Whether the store is closed after a failed write (see [`Store::reopen`]).
+    pub fn is_closed(&self) -> bool {
+        self.db.is_none()
+    }
+
+    /// The database, unless closed after a failed write.
+    pub(crate) fn db(&self) -> Result<&Database, StoreError> {
+        self.db.as_ref().ok_or_else(|| {
+            StoreError::Closed(
+                "a write failed (is the disk full?) and the store could not open again yet".into(),
+            )
+        })
+    }
+
+    fn db_mut(&mut self) -> Result<&mut Database, StoreError> {
+        self.db.as_mut().ok_or_else(|| {
+            StoreError::Closed(
+                "a write failed (is the disk full?) and the store could not open again yet".into(),
+            )
+        })
+    }
+
+    /// What opening found unreadable in the journal, if anything.
+    pub fn journal_damage(&self) -> Option<&crate::JournalDamage> {
+        self.journal_damage.as_ref()
+    }
+
+    /// Sets the free space below which writes are refused (default
+    /// [`MIN_FREE_BYTES`]).
+    pub fn set_min_free_bytes(&mut self, bytes: u64) {
+        self.min_free_bytes = bytes;
+    }
+
+    /// Refuses a write when the store's disk has less than the minimum
+    /// free space (see [`MIN_FREE_BYTES`]).
+    pub(crate) fn ensure_space(&self) -> Result<(), StoreError> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        // Should the file system not say, the write is tried.
+        let Ok(stats) = rustix::fs::statvfs(dir) else {
+            return Ok(());
+        };
+        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+        if free < self.min_free_bytes {
+            return Err(StoreError::DiskFull {
+                path: dir.display().to_string(),
+                closed: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies what the journal holds (a crash, or a reopen, left it),
+    /// durably, and only then empties it. These are this device's own
+    /// signed changes, checked like any other; those the store holds
+    /// already are duplicates.
     fn replay(&mut self, left: Vec<SignedChange>) -> Result<(), OpenError> {
         if left.is_empty() {
+            self.journal_owed = false;
             return Ok(());
         }
         let count = left.len();
@@ -215,6 +269,8 @@ impl Store {
             new = report.applied + report.pending,
             "replayed the journal of local changes"
         );
+        // `ingest_with` committed durably: everything in the journal is in redb.
+        self.journal_owed = false;
         self.journal.clear()?;
         Ok(())
     }
@@ -232,7 +288,7 @@ impl Store {
     /// Records a verified certificate. A device already certified by another
     /// identity is refused: the first certificate stands.
     pub fn add_certificate(&mut self, cert: &DeviceCert) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let added = {
             let mut devices = txn.open_table(DEVICES)?;
             certify(&mut devices, cert)? == cert.identity
@@ -243,7 +299,7 @@ impl Store {
 
     /// The identity that certified `device`, if any.
     pub fn identity_of(&self, device: &DeviceId) -> Result<Option<IdentityId>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let devices = txn.open_table(DEVICES)?;
         let cert = devices.get(&device.0)?;
         Ok(cert
@@ -258,7 +314,7 @@ impl Store {
         doc: &DocId,
         f: impl FnOnce(&AutoCommit) -> R,
     ) -> Result<R, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(DOC_NOS)?;
         let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
             return Ok(f(&AutoCommit::new()));
@@ -273,7 +329,7 @@ impl Store {
 
     /// A document's current heads (empty if unknown).
     pub fn doc_heads(&mut self, doc: &DocId) -> Result<Vec<ChangeHash>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(DOC_NOS)?;
         let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
             return Ok(Vec::new());
@@ -288,7 +344,7 @@ impl Store {
 
     /// How many changes a document holds (0 if unknown): decides feed shard roll-over.
     pub fn doc_size(&self, doc: &DocId) -> Result<u32, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(DOC_NOS)?;
         let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
             return Ok(0);
@@ -307,7 +363,7 @@ impl Store {
     /// the store next and finds it still open gives the store a new actor
     /// suffix: a fresh sequence of numbers.
     pub fn begin_session(&mut self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         txn.open_table(META)?
             .insert(META_SESSION, [1u8].as_slice())?;
         txn.commit()?;
@@ -329,10 +385,12 @@ impl Store {
         // Should this fail, the session stays open, and the next opener
         // takes a new suffix anyway.
         self.retire_actor_if_due()?;
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         txn.open_table(META)?.remove(META_SESSION)?;
         txn.commit()?;
-        self.journal.clear()?;
+        if !self.journal_owed {
+            self.journal.clear()?;
+        }
         self.unflushed = false;
         self.session = false;
         Ok(())
@@ -372,11 +430,12 @@ impl Store {
         f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
         on_signed: impl FnOnce(&Verified<SignedChange>) -> bool,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
+        self.ensure_space()?;
         self.retire_actor_if_due()?;
         let actor = self.actor_for(&signer.key.id());
         self.sealing_due = true;
         // Durable through the journal, not through this commit.
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::None)
             .map_err(|e| CommitError::Store(StoreError::Corrupt(e.to_string())))?;
         self.unflushed = true;
@@ -524,7 +583,7 @@ impl Store {
         if !self.actor_retired {
             return Ok(());
         }
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let suffix = new_actor_suffix(&mut txn.open_table(META)?)?;
         txn.commit()?;
         tracing::warn!(
@@ -547,10 +606,15 @@ impl Store {
     pub fn flush(&mut self) -> Result<(), StoreError> {
         if self.unflushed {
             // An empty durable commit persists every earlier non-durable one.
-            self.db.begin_write()?.commit()?;
+            self.db()?.begin_write()?.commit()?;
             self.unflushed = false;
         }
-        self.journal.clear()?;
+        // Emptied only once every record in it is durably in redb: never
+        // while records from before the open wait to be replayed, nor
+        // while the store is closed after a failed write.
+        if !self.journal_owed && self.db.is_some() {
+            self.journal.clear()?;
+        }
         Ok(())
     }
 
@@ -567,7 +631,7 @@ impl Store {
 
     /// Everything this store holds, as a portable archive.
     pub fn export(&self) -> Result<Archive, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let mut archive = Archive::default();
         for entry in txn.open_table(DEVICES)?.iter()? {
             let (_, v) = entry?;
@@ -605,7 +669,7 @@ impl Store {
 
     /// Counts of what is stored, for status displays and tests.
     pub fn counts(&self) -> Result<Counts, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         Ok(Counts {
             documents: txn.open_table(DOCS)?.len()?,
             changes: txn
@@ -630,10 +694,11 @@ impl Store {
     /// blocks (see `changelog`); returns how many. A node calls this while
     /// idle, a little at a time, so writes never wait for it.
     pub fn seal(&mut self, limit: usize) -> Result<usize, StoreError> {
-        if !self.sealing_due {
+        // Sealing is maintenance: it waits for the disk to have room.
+        if !self.sealing_due || self.ensure_space().is_err() {
             return Ok(0);
         }
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let sealed = {
             let mut w = Writer::open(&txn)?;
             changelog::seal(&mut w, limit)?
@@ -651,7 +716,7 @@ impl Store {
     /// for maintenance, not the hot path. Returns whether the file shrank.
     pub fn compact(&mut self) -> Result<bool, StoreError> {
         while self.seal(1024)? > 0 {}
-        Ok(self.db.compact()?)
+        Ok(self.db_mut()?.compact()?)
     }
 
     /// Seals everything, then compacts if more than half of a file of at
@@ -660,16 +725,17 @@ impl Store {
     /// file's size before and after, if it compacted.
     pub fn tidy(&mut self, min_file_bytes: u64) -> Result<Option<(u64, u64)>, StoreError> {
         while self.seal(1024)? > 0 {}
-        let file_len = || std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let path = self.path.clone();
+        let file_len = || std::fs::metadata(&path).map_or(0, |m| m.len());
         let before = file_len();
         let used = {
-            let stats = self.db.begin_write()?.stats()?;
+            let stats = self.db()?.begin_write()?.stats()?;
             stats.allocated_pages() * stats.page_size() as u64
         };
-        if before < min_file_bytes || used * 2 > before {
+        if before < min_file_bytes || used * 2 > before || self.ensure_space().is_err() {
             return Ok(None);
         }
-        self.db.compact()?;
+        self.db_mut()?.compact()?;
         Ok(Some((before, file_len())))
     }
 
@@ -739,4 +805,74 @@ fn store_rows(
         }
     }
     Ok(())
+}
+
+/// Opens (or creates) the redb file: checks its layout, creates missing
+/// tables, and takes a new actor suffix if a session was left open. Returns
+/// the database, the suffix and whether a session was left open.
+fn open_db(path: &Path) -> Result<(Database, Vec<u8>, bool), OpenError> {
+    let shown = path.display().to_string();
+    // redb may panic on a file damaged outside it; that is damage to report.
+    let db = std::panic::catch_unwind(|| Database::builder().create(path))
+        .map_err(|panic| OpenError::Damaged {
+            path: shown.clone(),
+            detail: crate::repair::panic_text(&panic),
+        })?
+        .map_err(|e| OpenError::from_db(&shown, e))?;
+    let txn = db.begin_write().map_err(StoreError::from)?;
+    let (suffix, recovered) = {
+        // The layout is checked before any other table is opened: a newer
+        // layout may have changed their types.
+        let mut meta = txn.open_table(META).map_err(StoreError::from)?;
+        let schema = meta
+            .get(META_SCHEMA)
+            .map_err(StoreError::from)?
+            .map(|v| v.value().to_vec());
+        match schema {
+            Some(v) => {
+                let found = v
+                    .as_slice()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(u32::MAX);
+                if found > SCHEMA_VERSION || found == 0 {
+                    return Err(OpenError::Schema {
+                        path: shown,
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+                if found < SCHEMA_VERSION {
+                    // Layout 1 reads as it is (see `tables`); marking
+                    // the upgrade keeps older kith from misreading it.
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())
+                        .map_err(StoreError::from)?;
+                }
+            }
+            None => {
+                meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())
+                    .map_err(StoreError::from)?;
+            }
+        }
+        let existing = meta
+            .get(META_ACTOR_SUFFIX)
+            .map_err(StoreError::from)?
+            .map(|v| v.value().to_vec());
+        // A session left open: the last node crashed, maybe after
+        // publishing changes it had not written (see `begin_session`).
+        let crashed = meta
+            .remove(META_SESSION)
+            .map_err(StoreError::from)?
+            .is_some();
+        let suffix = match existing {
+            Some(s) if !crashed => s,
+            _ => new_actor_suffix(&mut meta)?,
+        };
+        drop(meta);
+        // Creates every table a fresh store lacks.
+        Writer::create_tables(&txn)?;
+        (suffix, crashed)
+    };
+    txn.commit().map_err(StoreError::from)?;
+    Ok((db, suffix, recovered))
 }

@@ -45,7 +45,7 @@ impl Store {
         profiles: &BTreeSet<IdentityId>,
         asker: Option<IdentityId>,
     ) -> Result<Vec<(DocId, VersionVector)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(DOC_NOS)?;
         let clocks = txn.open_table(CLOCKS)?;
         let actors = txn.open_table(ACTORS)?;
@@ -95,7 +95,7 @@ impl Store {
         if !self.may_receive(doc, asker)? {
             return Ok(ChangeBatch::default());
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(DOC_NOS)?;
         let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
             return Ok(ChangeBatch::default());
@@ -164,7 +164,7 @@ impl Store {
 
     /// This store's version vector of one document (empty if unknown).
     pub fn version(&self, doc: &DocId) -> Result<VersionVector, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(DOC_NOS)?;
         let Some(doc_no) = nos.get(&doc.to_bytes()[..])?.map(|v| v.value()) else {
             return Ok(VersionVector::new());
@@ -180,7 +180,7 @@ impl Store {
 
     /// Whom `who` follows, according to their profile.
     pub fn follows(&self, who: &IdentityId) -> Result<Vec<IdentityId>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(PERSON_NOS)?;
         let Some(no) = nos.get(&who.0)?.map(|v| v.value()) else {
             return Ok(Vec::new());
@@ -203,7 +203,7 @@ impl Store {
 
     /// This store's certificate for `device`, if it has one.
     pub fn certificate(&self, device: &DeviceId) -> Result<Option<DeviceCert>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let devices = txn.open_table(DEVICES)?;
         let stored = devices.get(&device.0)?;
         stored.map(|v| stored_cert(v.value())).transpose()
@@ -255,7 +255,7 @@ impl Store {
         if !asker.is_some_and(|a| state.is_member(&a)) {
             return Ok(Vec::new());
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let nos = txn.open_table(DOC_NOS)?;
         let clocks = txn.open_table(CLOCKS)?;
         let actors = txn.open_table(ACTORS)?;

@@ -67,9 +67,7 @@ pub fn show(ctx: &Context, a: ShowArgs) -> anyhow::Result<()> {
         }
         for (i, v) in versions.iter().enumerate() {
             println!("#{i}  {}", output::when(v.at_ms));
-            for line in v.text.lines() {
-                println!("  {line}");
-            }
+            output::lines("  ", &v.text);
         }
         return Ok(());
     }

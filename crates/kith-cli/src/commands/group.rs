@@ -10,6 +10,7 @@ use kith_node::{Call, Reply};
 
 use super::Context;
 use crate::output;
+use crate::untrusted::Untrusted;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum GroupCommand {
@@ -168,7 +169,12 @@ fn list(ctx: &Context) -> anyhow::Result<()> {
     }
     for g in &groups {
         let role = g.role.map_or("left", Role::name);
-        println!("{}  {}  {} members  ({role})", g.name, g.id, g.members);
+        println!(
+            "{}  {}  {} members  ({role})",
+            Untrusted(&g.name),
+            g.id,
+            g.members
+        );
     }
     Ok(())
 }
@@ -235,10 +241,11 @@ fn join(ctx: &Context, a: JoinArgs) -> anyhow::Result<()> {
     if ctx.json {
         return output::json(&g);
     }
+    let name = Untrusted(&g.name);
     if a.no_wait {
-        println!("joined {} ({}); its history keeps arriving", g.name, g.id);
+        println!("joined {name} ({}); its history keeps arriving", g.id);
     } else {
-        println!("joined {} ({})", g.name, g.id);
+        println!("joined {name} ({})", g.id);
     }
     Ok(())
 }
@@ -269,10 +276,8 @@ fn show_progress(ctx: &Context, done: &std::sync::atomic::AtomicBool) {
 }
 
 fn print_group(g: &GroupView) {
-    println!("{}  {}", g.name, g.id);
-    if !g.about.is_empty() {
-        println!("  {}", g.about);
-    }
+    println!("{}  {}", Untrusted(&g.name), g.id);
+    output::lines("  ", &g.about);
     match g.role {
         Some(r) => println!(
             "  you are {}",

@@ -5,6 +5,7 @@ use kith_node::{Call, Reply, Service};
 
 use super::Context;
 use crate::output;
+use crate::untrusted::Untrusted;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -49,7 +50,9 @@ pub fn whoami(ctx: &Context) -> anyhow::Result<()> {
         "name      {}",
         me.name
             .as_deref()
-            .unwrap_or("(not set: kith profile set --name NAME)")
+            .map_or("(not set: kith profile set --name NAME)".into(), |n| {
+                Untrusted(n).to_string()
+            })
     );
     println!("home      {}", me.home);
     Ok(())

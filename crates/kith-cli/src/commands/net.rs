@@ -7,6 +7,7 @@ use kith_node::{Call, Reply};
 
 use super::Context;
 use crate::output;
+use crate::untrusted::Untrusted;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PeerCommand {
@@ -36,14 +37,14 @@ pub fn peers(ctx: &Context) -> anyhow::Result<()> {
     }
     for p in &peers {
         let who = match (&p.name, &p.identity) {
-            (Some(n), _) => n.clone(),
-            (None, Some(id)) => format!("…{}", id.short()),
+            (name, Some(id)) => output::display_name(name.as_deref(), id),
+            (Some(n), None) => Untrusted(n).to_string(),
             (None, None) => "(not identified yet)".into(),
         };
         println!(
             "{who}  device …{}  {}  via {}",
             p.device.short(),
-            p.addresses.join(" "),
+            Untrusted(&p.addresses.join(" ")),
             p.via
         );
     }
@@ -70,10 +71,15 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
         return output::json(&s);
     }
     println!("identity   {}", s.identity);
-    println!("name       {}", s.name.as_deref().unwrap_or("(not set)"));
+    println!(
+        "name       {}",
+        s.name
+            .as_deref()
+            .map_or("(not set)".into(), |n| Untrusted(n).to_string())
+    );
     println!("device     {}", s.device);
     for a in &s.listen {
-        println!("listening  {a}");
+        println!("listening  {}", Untrusted(a));
     }
     println!("api        http://{}", s.api);
     println!("peers      {}", s.peers);

@@ -47,7 +47,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             // One line, so that programs can read it as soon as it is printed.
             let mut v = serde_json::to_value(s).unwrap_or_default();
             v["app"] = serde_json::Value::from(app);
-            println!("{v}");
+            println!("{}", crate::untrusted::json(&v.to_string()));
             return;
         }
         println!(
@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         println!("identity  {}", s.identity);
         println!("device    {}", s.device);
         for addr in &s.listen {
-            println!("listening {addr}");
+            println!("listening {}", crate::untrusted::Untrusted(addr));
         }
         println!("api       http://{}", s.api);
         println!("app       {app}  (one-time link; `kith open` makes another)");

@@ -5,6 +5,7 @@ use kith_node::{Call, Reply};
 
 use super::Context;
 use crate::output;
+use crate::untrusted::Untrusted;
 
 #[derive(Debug, clap::Args)]
 pub struct PersonRef {
@@ -58,7 +59,7 @@ fn person(ctx: &Context, call: Call, verb: &str) -> anyhow::Result<()> {
         let labels = if p.labels.is_empty() {
             "no labels".to_owned()
         } else {
-            p.labels.join(", ")
+            Untrusted(&p.labels.join(", ")).to_string()
         };
         println!(
             "{}: {labels}",

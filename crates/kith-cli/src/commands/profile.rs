@@ -5,6 +5,7 @@ use kith_node::{Call, Reply};
 
 use super::Context;
 use crate::output;
+use crate::untrusted::Untrusted;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProfileCommand {
@@ -40,7 +41,13 @@ pub fn run(ctx: &Context, c: ProfileCommand) -> anyhow::Result<()> {
     println!("{}", output::display_name(p.name.as_deref(), &p.id));
     println!("id       {}", p.id);
     if let Some(bio) = &p.bio {
-        println!("bio      {bio}");
+        let mut bio = bio.lines();
+        if let Some(first) = bio.next() {
+            println!("bio      {}", Untrusted(first));
+        }
+        for line in bio {
+            println!("         {}", Untrusted(line));
+        }
     }
     println!("posts    {}", p.posts);
     println!("follows  {}", p.follows.len());
@@ -51,7 +58,7 @@ pub fn run(ctx: &Context, c: ProfileCommand) -> anyhow::Result<()> {
         println!("you block them");
     }
     if !p.labels.is_empty() {
-        println!("labels   {}", p.labels.join(", "));
+        println!("labels   {}", Untrusted(&p.labels.join(", ")));
     }
     Ok(())
 }

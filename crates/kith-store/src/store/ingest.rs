@@ -64,9 +64,10 @@ impl Store {
         atomic: bool,
         durable: bool,
     ) -> Result<IngestReport, ImportError> {
+        self.ensure_space()?;
         let mut known: HashMap<DeviceId, IdentityId> = HashMap::new();
         {
-            let txn = self.db.begin_read().map_err(StoreError::from)?;
+            let txn = self.db()?.begin_read().map_err(StoreError::from)?;
             let devices = txn.open_table(DEVICES).map_err(StoreError::from)?;
             let lookup = |d: &DeviceId| -> Result<Option<IdentityId>, StoreError> {
                 Ok(devices
@@ -121,7 +122,7 @@ impl Store {
         }
 
         self.sealing_due = true;
-        let mut txn = self.db.begin_write().map_err(StoreError::from)?;
+        let mut txn = self.db()?.begin_write().map_err(StoreError::from)?;
         if !durable {
             txn.set_durability(redb::Durability::None)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
