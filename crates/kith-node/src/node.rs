@@ -64,6 +64,9 @@ pub fn open_service(home: &Home) -> anyhow::Result<Service> {
             home.dir.display()
         );
     }
+    if let Some(damage) = service.store().journal_damage() {
+        eprintln!("warning: the journal of local changes had {damage}");
+    }
     Ok(service)
 }
 
@@ -82,7 +85,19 @@ pub async fn run(
     );
     let mut service = open_service(home)?;
     let tidy_from = std::time::Instant::now();
-    match service.store_mut().tidy(TIDY_MIN_FILE_BYTES) {
+    // Tidying reads every unsealed change: on a damaged page redb may
+    // panic, which must stop the node with advice, not a backtrace.
+    let tidied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        service.store_mut().tidy(TIDY_MIN_FILE_BYTES)
+    }))
+    .map_err(|panic| {
+        anyhow::anyhow!(
+            "the store {} is damaged ({}); `kith check` says what is wrong, and `kith repair` rebuilds it from what can be read and from your peers",
+            home.store_path().display(),
+            kith_store::repair::panic_text(&panic)
+        )
+    })?;
+    match tidied {
         Ok(Some((before, after))) => tracing::info!(
             before_mib = before >> 20,
             after_mib = after >> 20,
@@ -90,6 +105,7 @@ pub async fn run(
             "sealed and compacted the store"
         ),
         Ok(None) => {}
+        Err(e @ kith_store::StoreError::Corrupt(_)) => return Err(e.into()),
         Err(e) => tracing::warn!(error = %e, "could not tidy the store"),
     }
     // Local changes are published while their write is flushed (see

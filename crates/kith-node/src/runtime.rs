@@ -128,8 +128,59 @@ impl ServiceLoop {
         let groups = self.service.my_groups().unwrap_or_default().into_keys();
         self.rekey(groups.collect());
         while let Some(input) = inputs.blocking_recv() {
+            if matches!(input, ServiceInput::Shutdown) {
+                break;
+            }
+            self.reopen_if_closed();
+            // redb may panic on a page damaged outside it: that stops the
+            // input, not the node, and the store is opened again.
+            let handled =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(input)));
+            if let Err(panic) = handled {
+                tracing::error!(
+                    "{}; `kith check` says what is damaged, `kith repair` rebuilds the store",
+                    kith_store::repair::panic_text(&panic)
+                );
+                self.reopen();
+            }
+        }
+        self.flush();
+        if let Err(e) = self.service.store_mut().end_session() {
+            tracing::error!(error = %e, "could not close the store's session");
+        }
+        tracing::info!("service stopped");
+    }
+
+    /// Opens the store again if a failed write closed it.
+    fn reopen_if_closed(&mut self) {
+        if self.service.store().is_closed() {
+            self.reopen();
+        }
+    }
+
+    /// Closes and opens the store again after a failed write (see
+    /// `Store::reopen`); if that fails too, the store stays closed, its
+    /// operations say why, and the next input tries again.
+    fn reopen(&mut self) {
+        match self.service.store_mut().reopen() {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "the store is closed until it can open again"),
+        }
+    }
+
+    /// Reopens the store if `result` says a write failed underneath it.
+    fn after<T>(&mut self, result: &Result<T, ActionError>) {
+        if let Err(ActionError::Store(e) | ActionError::NotDurable(e)) = result
+            && e.needs_reopen()
+        {
+            self.reopen();
+        }
+    }
+
+    fn handle(&mut self, input: ServiceInput) {
+        {
             match input {
-                ServiceInput::Shutdown => break,
+                ServiceInput::Shutdown => {}
                 ServiceInput::Tick => {
                     self.refresh_groups();
                     self.sync_event();
@@ -178,6 +229,7 @@ impl ServiceLoop {
                 }
                 ServiceInput::Api(call, reply) => {
                     let result = self.call(call);
+                    self.after(&result);
                     let _ = reply.send(result);
                     self.wake_waiters();
                 }
@@ -190,18 +242,18 @@ impl ServiceLoop {
                 }
             }
         }
-        self.flush();
-        if let Err(e) = self.service.store_mut().end_session() {
-            tracing::error!(error = %e, "could not close the store's session");
-        }
-        tracing::info!("service stopped");
     }
 
     /// Makes changes ingested from the network durable (group commit: at
-    /// most one tick's worth can be lost in a crash, and sync fetches it again).
+    /// most one tick's worth can be lost in a crash, and sync fetches it
+    /// again). A failed checkpoint leaves redb refusing every operation:
+    /// the store is opened again, and the journal replays.
     fn flush(&mut self) {
         if let Err(e) = self.service.store_mut().flush() {
             tracing::error!(error = %e, "could not flush the store");
+            if e.needs_reopen() {
+                self.reopen();
+            }
         }
     }
 
@@ -691,12 +743,12 @@ impl ServiceLoop {
         // Peers heard of a public change as soon as it was signed, and hear
         // of group changes now; the caller hears back once the journal
         // records are on disk (nothing to wait for if the call changed
-        // nothing). Should that write fail, the changes are out already: an
-        // error would invite a retry and a second post, so the failure is
-        // logged and the next tick checkpoints.
+        // nothing). Should that write fail, the change is not acknowledged:
+        // the caller is told it was not saved, and that peers may have it.
         self.publish_outbox();
         if let Err(e) = self.service.store_mut().sync_local() {
             tracing::error!(error = %e, "could not sync the journal of local changes");
+            return Err(ActionError::NotDurable(e));
         }
         if interests_change {
             self.sync(SyncInput::InterestsChanged);

@@ -46,12 +46,26 @@ pub enum ActionError {
     NodeOnly,
     #[error("import refused, nothing was applied: {0}")]
     Import(#[from] kith_store::ImportError),
+    /// A local change was stored but its journal record could not be made
+    /// durable: it is not acknowledged (and may have reached peers).
+    #[error(
+        "not saved: the change was made but could not be written to disk ({0}); it may have reached your peers already"
+    )]
+    NotDurable(kith_store::StoreError),
 }
 
 impl ActionError {
     /// A stable, machine-readable code for the local API.
     pub fn code(&self) -> &'static str {
         match self {
+            ActionError::Open(kith_store::OpenError::Store(e)) | ActionError::Store(e)
+                if e.is_disk_full() =>
+            {
+                "disk_full"
+            }
+            ActionError::Open(kith_store::OpenError::Damaged { .. })
+            | ActionError::Open(kith_store::OpenError::RepairUnfinished { .. })
+            | ActionError::Store(kith_store::StoreError::Corrupt(_)) => "store_damaged",
             ActionError::Home(_) | ActionError::Open(_) => "home",
             ActionError::Store(_) => "store",
             ActionError::Invalid(_) => "invalid",
@@ -62,6 +76,8 @@ impl ActionError {
             ActionError::ArchiveTooLarge { .. } => "archive_too_large",
             ActionError::NodeOnly => "node_only",
             ActionError::Import(_) => "import_refused",
+            ActionError::NotDurable(e) if e.is_disk_full() => "disk_full",
+            ActionError::NotDurable(_) => "store",
         }
     }
 }

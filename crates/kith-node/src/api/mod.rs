@@ -55,6 +55,7 @@ impl ApiError {
             "unknown_post" | "unknown_person" => StatusCode::NOT_FOUND,
             "not_yours" => StatusCode::FORBIDDEN,
             "busy" => StatusCode::SERVICE_UNAVAILABLE,
+            "disk_full" => StatusCode::INSUFFICIENT_STORAGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
