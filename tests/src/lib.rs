@@ -107,6 +107,16 @@ impl TestHome {
         }
     }
 
+    /// A fresh home at `dir` (which must not exist yet), for tests that
+    /// need it on a particular disk.
+    pub fn in_dir(dir: PathBuf) -> TestHome {
+        TestHome {
+            _tmp: tempfile::tempdir().expect("tempdir"),
+            dir,
+            netns: None,
+        }
+    }
+
     /// A home with an identity named `name`.
     pub fn init(name: &str) -> TestHome {
         let h = TestHome::new();
