@@ -85,6 +85,12 @@ enum Command {
     Export(archive::FileArgs),
     /// Verify and apply an archive (all or nothing).
     Import(archive::FileArgs),
+    /// Verify the store: every change's signature and hash, every index
+    /// row; exits non-zero on damage.
+    Check,
+    /// Rebuild a damaged store: keep it aside, salvage what can be read,
+    /// then fetch the rest from peers.
+    Repair,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +131,8 @@ fn main() -> ExitCode {
         Command::Sync(a) => net::sync(&ctx, a),
         Command::Export(a) => archive::export(&ctx, a),
         Command::Import(a) => archive::import(&ctx, a),
+        Command::Check => store::check(&ctx),
+        Command::Repair => store::repair(&ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod open;
 pub mod people;
 pub mod post;
 pub mod profile;
+pub mod store;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,16 @@ impl Context {
             other => Ok(other?),
         }
     }
+}
+
+/// Whether a node answers on `home` (its node file names a live API).
+pub fn node_is_running(home: &Home) -> bool {
+    let Ok(Some((node, _))) = running_node(home) else {
+        return false;
+    };
+    node.api.parse::<std::net::SocketAddr>().is_ok_and(|a| {
+        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+    })
 }
 
 /// The running node's API address and token, if a node runs on `home`.
