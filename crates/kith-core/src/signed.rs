@@ -161,8 +161,19 @@ impl SignedChange {
         }
     }
 
-    /// Reads the wire form, checking field lengths (not signatures).
+    /// Reads the wire form: the envelope limit, then field lengths (steps 1
+    /// and 3 to 5 of proto/README.md §7; not signatures). Every path by which
+    /// a change arrives comes through here: a bare envelope
+    /// ([`SignedChange::decode`]), an archive record, a sync response and a
+    /// gossip message, so all of them refuse an oversized envelope alike. An
+    /// envelope inside another message is measured as protobuf encodes the
+    /// fields it carries: its own bytes are gone once the outer message is
+    /// decoded (whose limit bounded them).
     pub fn from_proto(p: proto::SignedChange) -> Result<SignedChange, VerifyError> {
+        let len = p.encoded_len();
+        if len > MAX_SIGNED_CHANGE_BYTES {
+            return Err(VerifyError::EnvelopeTooLarge(len));
+        }
         if p.change.len() > MAX_CHANGE_BYTES {
             return Err(VerifyError::Oversized(p.change.len()));
         }
@@ -183,7 +194,8 @@ impl SignedChange {
         self.to_proto().encode_to_vec()
     }
 
-    /// Reads protobuf bytes, refusing oversized input before decoding it.
+    /// Reads protobuf bytes, refusing oversized input before decoding it
+    /// (so nothing is allocated for it), then as [`SignedChange::from_proto`].
     pub fn decode(bytes: &[u8]) -> Result<SignedChange, VerifyError> {
         if bytes.len() > MAX_SIGNED_CHANGE_BYTES {
             return Err(VerifyError::EnvelopeTooLarge(bytes.len()));

@@ -68,6 +68,11 @@ pub enum DecodeError {
     Empty,
     #[error("bad field: {0}")]
     Field(String),
+    #[error("change {index} of the response: {error}")]
+    Change {
+        index: usize,
+        error: crate::VerifyError,
+    },
     #[error("message lists {0} entries, over the limit")]
     TooMany(usize),
 }
@@ -251,8 +256,10 @@ impl Response {
                 changes: c
                     .changes
                     .into_iter()
-                    .map(|s| {
-                        SignedChange::from_proto(s).map_err(|e| DecodeError::Field(e.to_string()))
+                    .enumerate()
+                    .map(|(index, s)| {
+                        SignedChange::from_proto(s)
+                            .map_err(|error| DecodeError::Change { index, error })
                     })
                     .collect::<Result<_, _>>()?,
                 certificates: c
