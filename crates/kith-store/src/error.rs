@@ -34,10 +34,6 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Random(#[from] kith_core::RandomError),
-    #[error(
-        "the journal {path} holds a change the store refuses ({reason}); the journal was left as it is"
-    )]
-    Replay { path: String, reason: String },
 }
 
 impl From<crate::JournalError> for OpenError {

@@ -70,17 +70,35 @@ pub struct JournalDamage {
     /// Whether readable records follow the first unreadable range (damage
     /// inside the file rather than a write a crash cut short at its end).
     pub inside: bool,
+    /// Records that were read but hold a change the store refuses (damage
+    /// their checksum could not see); they were left out.
+    pub refused: usize,
 }
 
 impl std::fmt::Display for JournalDamage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let bytes: u64 = self.skipped.iter().map(|(_, n)| n).sum();
-        let places = self.skipped.len();
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        let mut parts = Vec::new();
+        if !self.skipped.is_empty() {
+            let bytes: u64 = self.skipped.iter().map(|(_, n)| n).sum();
+            let places = self.skipped.len() as u64;
+            parts.push(format!(
+                "{bytes} unreadable byte{} in {places} place{}",
+                plural(bytes),
+                plural(places)
+            ));
+        }
+        if self.refused > 0 {
+            parts.push(format!(
+                "{} record{} whose change does not verify",
+                self.refused,
+                plural(self.refused as u64)
+            ));
+        }
         write!(
             f,
-            "{bytes} unreadable byte{} in {places} place{} {}; the original file is kept at {}",
-            if bytes == 1 { "" } else { "s" },
-            if places == 1 { "" } else { "s" },
+            "{} {}; the original file is kept at {}",
+            parts.join(" and "),
             if self.inside {
                 "(damage inside the file; the records after it were kept, and a change lost with it is fetched back from peers that have it)"
             } else {
@@ -149,6 +167,7 @@ impl Journal {
                     .map(|&(at, n)| (at as u64, n as u64))
                     .collect(),
                 inside: read.skipped[0].0 < last_good_end,
+                refused: 0,
             };
             tracing::warn!(journal = %path.display(), "{found}");
             damage = Some(found);
@@ -223,6 +242,19 @@ impl Journal {
         Ok(())
     }
 
+    /// Keeps a copy of the journal as it stands beside it
+    /// (`….damaged-…`), durably; returns where.
+    pub fn keep_aside(&mut self) -> Result<PathBuf, JournalError> {
+        let mut bytes = Vec::new();
+        let read = self
+            .file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| self.file.read_to_end(&mut bytes))
+            .and_then(|_| self.file.seek(SeekFrom::Start(self.len)));
+        read.map_err(|e| self.err(e))?;
+        keep_aside(&self.path, &bytes).map_err(|e| self.err(e))
+    }
+
     /// Bytes of records held.
     pub fn bytes(&self) -> u64 {
         self.len
@@ -234,6 +266,13 @@ impl Journal {
             source,
         }
     }
+}
+
+/// How many records `bytes` holds, and how many bytes are unreadable.
+pub(crate) fn scan(bytes: &[u8]) -> (usize, usize) {
+    let read = read_records(bytes);
+    let skipped = read.skipped.iter().map(|(_, n)| n).sum();
+    (read.changes.len(), skipped)
 }
 
 /// What a scan of journal bytes found.

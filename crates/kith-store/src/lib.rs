@@ -22,6 +22,17 @@ mod index;
 mod journal;
 mod query;
 pub mod repair;
+
+/// Entry points for the fuzzers under `fuzz/`: the decoders a damaged file
+/// reaches, without the file.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Scans journal bytes as opening a journal does; returns how many
+    /// records were read and how many bytes were skipped.
+    pub fn scan_journal(bytes: &[u8]) -> (usize, usize) {
+        crate::journal::scan(bytes)
+    }
+}
 mod rows;
 mod store;
 mod sync;

@@ -258,11 +258,30 @@ impl Store {
         }
         let count = left.len();
         let report = self.ingest_with(&[], left)?;
-        if let Some((_, why)) = report.rejected.first() {
-            return Err(OpenError::Replay {
-                path: self.path.with_extension("journal").display().to_string(),
-                reason: why.to_string(),
-            });
+        if !report.rejected.is_empty() {
+            // A record that passed its checksum but fails verification is
+            // damage the checksum could not see (it never was a valid
+            // change): kept aside with the rest, like any damaged record,
+            // rather than keeping the store from opening.
+            let kept_at = self.journal.keep_aside()?;
+            let reasons: Vec<String> = report
+                .rejected
+                .iter()
+                .take(3)
+                .map(|(_, why)| why.to_string())
+                .collect();
+            let damage = crate::JournalDamage {
+                kept_at,
+                skipped: Vec::new(),
+                inside: true,
+                refused: report.rejected.len(),
+            };
+            tracing::warn!(
+                refused = report.rejected.len(),
+                reasons = %reasons.join("; "),
+                "the journal holds changes the store refuses; {damage}"
+            );
+            self.journal_damage = Some(damage);
         }
         tracing::info!(
             changes = count,

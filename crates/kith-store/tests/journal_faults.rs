@@ -1,9 +1,10 @@
-//! No error path empties the journal: a store that cannot replay it at open
-//! leaves it byte for byte as it was, whatever the reason.
+//! No error path loses the journal: a record that passes its checksum but
+//! holds a change the store refuses is damage too. The journal is kept aside
+//! byte for byte, the good records are replayed, and the store opens.
 
 use kith_core::schema::feed;
 use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId};
-use kith_store::{LocalSigner, OpenError, Store};
+use kith_store::{FeedQuery, LocalSigner, Store};
 
 /// Re-frames journal records as `kith-store` writes them: `u32 length ‖
 /// u32 CRC-32 ‖ SignedChange`, with `f` applied to each change.
@@ -26,7 +27,7 @@ fn reframe(bytes: &[u8], f: impl Fn(&mut SignedChange)) -> Vec<u8> {
 }
 
 #[test]
-fn a_journal_the_store_refuses_to_replay_is_left_as_it_is() {
+fn a_journal_record_the_store_refuses_is_kept_aside_and_the_rest_replayed() {
     let identity = IdentityKey::from_secret_bytes(&[4; 32]);
     let device = DeviceKey::from_secret_bytes(&[3; 32]);
     let dir = tempfile::tempdir().unwrap();
@@ -69,15 +70,23 @@ fn a_journal_the_store_refuses_to_replay_is_left_as_it_is() {
     std::fs::write(&crashed_journal, &forged).unwrap();
     drop(store);
 
-    for _ in 0..2 {
-        match Store::open(&crashed_path) {
-            Err(OpenError::Replay { .. }) => {}
-            other => panic!("expected a refused replay, got {other:?}"),
-        }
-        assert_eq!(
-            std::fs::read(&crashed_journal).unwrap(),
-            forged,
-            "a failed open leaves the journal as it was"
-        );
-    }
+    let store = Store::open(&crashed_path).expect("the store opens");
+    let damage = store
+        .journal_damage()
+        .expect("the refused record is reported");
+    assert_eq!(damage.refused, 1);
+    assert_eq!(
+        std::fs::read(&damage.kept_at).unwrap(),
+        forged,
+        "the journal is kept aside as it was"
+    );
+    // The first change applies; the third waits for the second, which a
+    // peer that has it gives back by sync.
+    let posts = store.feed(&FeedQuery::default()).unwrap();
+    assert_eq!(posts.len(), 1, "the record before the refused one applies");
+    assert_eq!(
+        store.counts().unwrap().pending,
+        1,
+        "the record after it is kept, waiting for its dependency"
+    );
 }
