@@ -3,9 +3,11 @@
 //! certificate or a signed change. Reading checks every length before it
 //! allocates; nothing here trusts the file.
 
+use std::collections::HashMap;
+
 use prost::Message;
 
-use crate::{DeviceCert, SignedChange, proto};
+use crate::{DeviceCert, DeviceId, IdentityId, SignedChange, proto};
 
 pub const MAGIC: &[u8; 8] = b"KITHARC1";
 
@@ -41,6 +43,10 @@ pub enum ArchiveError {
         offset: usize,
         error: crate::VerifyError,
     },
+    #[error(
+        "certificate at byte {offset}: device {device} is already certified by another identity in this archive"
+    )]
+    CertificateConflict { offset: usize, device: String },
 }
 
 impl Archive {
@@ -66,12 +72,16 @@ impl Archive {
         out
     }
 
-    /// Reads an archive; certificates are verified here, changes later by the store.
+    /// Reads an archive; certificates are verified here, changes later by the
+    /// store. An archive that certifies one device for two identities is
+    /// refused: which of them wrote that device's changes would depend on
+    /// the order of the records.
     pub fn decode(bytes: &[u8]) -> Result<Archive, ArchiveError> {
         let rest = bytes
             .strip_prefix(MAGIC.as_slice())
             .ok_or(ArchiveError::Magic)?;
         let mut archive = Archive::default();
+        let mut certified: HashMap<DeviceId, IdentityId> = HashMap::new();
         let mut buf = rest;
         while !buf.is_empty() {
             let offset = bytes.len() - buf.len();
@@ -89,10 +99,18 @@ impl Archive {
             let record =
                 proto::ArchiveRecord::decode(record).map_err(|_| ArchiveError::Decode(offset))?;
             match record.record.ok_or(ArchiveError::Empty(offset))? {
-                proto::archive_record::Record::Certificate(c) => archive.certificates.push(
-                    DeviceCert::from_proto(&c)
-                        .map_err(|error| ArchiveError::Certificate { offset, error })?,
-                ),
+                proto::archive_record::Record::Certificate(c) => {
+                    let cert = DeviceCert::from_proto(&c)
+                        .map_err(|error| ArchiveError::Certificate { offset, error })?;
+                    let identity = *certified.entry(cert.device).or_insert(cert.identity);
+                    if identity != cert.identity {
+                        return Err(ArchiveError::CertificateConflict {
+                            offset,
+                            device: cert.device.to_string(),
+                        });
+                    }
+                    archive.certificates.push(cert);
+                }
                 proto::archive_record::Record::Change(c) => archive.changes.push(
                     SignedChange::from_proto(c)
                         .map_err(|error| ArchiveError::Change { offset, error })?,
@@ -100,5 +118,41 @@ impl Archive {
             }
         }
         Ok(archive)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DeviceKey, IdentityKey};
+
+    #[test]
+    fn an_archive_certifying_one_device_for_two_identities_is_refused() {
+        let alice = IdentityKey::from_secret_bytes(&[1; 32]);
+        let mallory = IdentityKey::from_secret_bytes(&[66; 32]);
+        let laptop = DeviceKey::from_secret_bytes(&[2; 32]);
+        // The laptop's key counter-signed for both (the spec forbids it; a
+        // stolen key can do it anyway).
+        let archive = Archive {
+            certificates: vec![
+                DeviceCert::issue(&alice, &laptop, 1),
+                DeviceCert::issue(&alice, &laptop, 2),
+                DeviceCert::issue(&mallory, &laptop, 3),
+            ],
+            changes: vec![],
+        };
+        assert!(matches!(
+            Archive::decode(&archive.encode()),
+            Err(ArchiveError::CertificateConflict { device, .. }) if device == laptop.id().to_string()
+        ));
+        let renewed = Archive {
+            certificates: archive.certificates[..2].to_vec(),
+            changes: vec![],
+        };
+        assert_eq!(
+            Archive::decode(&renewed.encode()).unwrap().certificates,
+            renewed.certificates,
+            "two certificates from the same identity are no conflict"
+        );
     }
 }

@@ -77,7 +77,14 @@ impl Store {
                     .map(|c| c.identity))
             };
             for cert in certs {
-                match lookup(&cert.device)? {
+                // A certificate conflicts with a stored one or with an
+                // earlier one of the batch: an import refuses either, a
+                // network ingest keeps the first.
+                let earlier = match lookup(&cert.device)? {
+                    Some(id) => Some(id),
+                    None => known.get(&cert.device).copied(),
+                };
+                match earlier {
                     Some(id) if id != cert.identity => {
                         if atomic {
                             return Err(ImportError::CertificateConflict {
