@@ -86,7 +86,8 @@ fn acknowledged_posts_survive_sigkill() {
 /// killed with SIGKILL: the node acknowledges once the post's journal record
 /// is on disk, and the next open replays what the store had not made
 /// durable itself. Posts go through the node as `kith post` does; each
-/// round kills the node a random number of acknowledgements in.
+/// round kills the node a random number of acknowledgements in, during
+/// checkpoints too.
 #[test]
 fn posts_a_node_acknowledged_survive_sigkill() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,8 +106,16 @@ fn posts_a_node_acknowledged_survive_sigkill() {
             std::thread::spawn(move || {
                 let mut i = 0;
                 while !stop.load(Ordering::SeqCst) {
+                    // Odd rounds post long texts: the journal passes its
+                    // checkpoint size every hundred or so posts, so the
+                    // kill often lands in a checkpoint.
+                    let text = if round % 2 == 1 {
+                        format!("round {round} post {i} {}", "x".repeat(9_000))
+                    } else {
+                        format!("round {round} post {i}")
+                    };
                     let out = home
-                        .command(&["post", &format!("round {round} post {i}")])
+                        .command(&["post", &text])
                         .stderr(Stdio::null())
                         .output()
                         .unwrap();
@@ -119,7 +128,7 @@ fn posts_a_node_acknowledged_survive_sigkill() {
             })
         };
         let before = acknowledged.lock().unwrap().len();
-        let wanted = before + rng.random_range(1..25);
+        let wanted = before + rng.random_range(1..25) + (round % 2) * 100;
         let deadline = Instant::now() + Duration::from_secs(60);
         while acknowledged.lock().unwrap().len() < wanted {
             assert!(

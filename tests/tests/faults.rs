@@ -301,6 +301,102 @@ fn a_damaged_store_never_panics_and_repair_rebuilds_it_with_help_from_peers() {
     );
 }
 
+// No node: a store on a 16 MiB tmpfs with the free-space margin off, so
+// that writes fail inside redb itself, which then refuses everything until
+// the store opens again.
+#[test]
+fn a_store_a_failed_write_closed_opens_again_once_there_is_room() {
+    use kith_core::schema::feed;
+    use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SpaceId};
+    use kith_store::{FeedQuery, LocalSigner, Store};
+
+    let mount = Tmpfs::new(16);
+    let path = mount.dir.join("kith.redb");
+    let identity = IdentityKey::from_secret_bytes(&[7; 32]);
+    let device = DeviceKey::from_secret_bytes(&[8; 32]);
+    let mut store = Store::open(&path).unwrap();
+    store
+        .add_certificate(&DeviceCert::issue(&identity, &device, 1))
+        .unwrap();
+    store.set_min_free_bytes(0);
+    let signer = LocalSigner {
+        key: &device,
+        author: identity.id(),
+    };
+    let query = FeedQuery {
+        limit: 100_000,
+        ..FeedQuery::default()
+    };
+    mount.fill_leaving(2 << 20, "filler");
+    let mut acknowledged = 0u64;
+    let failure = loop {
+        // Shards of 512 changes, as a node writes them.
+        let doc = DocId::feed(identity.id(), SpaceId::PUBLIC, (acknowledged / 512) as u32);
+        let text = format!("{acknowledged} {}", "y".repeat(2_000));
+        let made = store.commit_local(doc, signer, 1 + acknowledged, |d| {
+            feed::create_post(
+                d,
+                &format!("k{acknowledged}"),
+                &text,
+                1 + acknowledged,
+                None,
+            )
+        });
+        match made {
+            Ok(_) => acknowledged += 1,
+            Err(e) => break e,
+        }
+        assert!(acknowledged < 100_000, "the disk never filled");
+    };
+    println!("redb on a full disk: {acknowledged} acknowledged, then: {failure}");
+    assert!(
+        failure.to_string().contains("full"),
+        "the failure names the full disk: {failure}"
+    );
+    // Whatever state the failure left, reopening while the disk is still
+    // full either works or says the disk is full; it never loses anything.
+    if store.needs_reopen()
+        && let Err(e) = store.reopen()
+    {
+        assert!(e.to_string().contains("full"), "reopen says why: {e}");
+        assert!(store.is_closed());
+        assert!(
+            store
+                .feed(&query)
+                .unwrap_err()
+                .to_string()
+                .contains("closed"),
+            "a closed store says so"
+        );
+    }
+    mount.remove("filler");
+    if store.needs_reopen() {
+        store.reopen().unwrap();
+    }
+    // Every acknowledged post is stored; the one whose write failed may be
+    // too, if it failed after its journal record (it was not acknowledged).
+    let stored = store.feed(&query).unwrap().len() as u64;
+    println!(
+        "redb on a full disk: {acknowledged} acknowledged, {stored} stored, lost: {}",
+        acknowledged.saturating_sub(stored)
+    );
+    assert!(stored >= acknowledged, "acknowledged posts lost");
+    assert!(
+        stored <= acknowledged + 1,
+        "only the failed post may be in doubt"
+    );
+    // And writes work again.
+    let doc = DocId::feed(identity.id(), SpaceId::PUBLIC, 1_000);
+    store
+        .commit_local(doc, signer, 1, |d| {
+            feed::create_post(d, "again", "room again", 1, None)
+        })
+        .unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.feed(&query).unwrap().len() as u64, stored + 1);
+}
+
 /// A tmpfs of a fixed size, unmounted when dropped.
 struct Tmpfs {
     _tmp: tempfile::TempDir,

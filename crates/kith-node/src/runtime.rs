@@ -151,9 +151,10 @@ impl ServiceLoop {
         tracing::info!("service stopped");
     }
 
-    /// Opens the store again if a failed write closed it.
+    /// Opens the store again if a failed write closed it or left redb
+    /// refusing everything.
     fn reopen_if_closed(&mut self) {
-        if self.service.store().is_closed() {
+        if self.service.store().needs_reopen() {
             self.reopen();
         }
     }

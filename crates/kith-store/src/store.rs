@@ -79,6 +79,9 @@ pub struct Store {
     journal_damage: Option<crate::JournalDamage>,
     /// Free bytes below which writes are refused.
     min_free_bytes: u64,
+    /// A write failed inside redb, which now refuses every operation until
+    /// the store opens again (see [`Store::reopen`]).
+    poisoned: bool,
     /// Threads that check signatures during an ingest (1: the caller's only).
     verify_threads: usize,
     /// Signing keys of the devices heard from, as curve points.
@@ -141,6 +144,7 @@ impl Store {
             journal_owed: true,
             journal_damage: opened.damage,
             min_free_bytes: MIN_FREE_BYTES,
+            poisoned: false,
             verify_threads: 1,
             device_keys: Default::default(),
             session: false,
@@ -169,6 +173,16 @@ impl Store {
         self.device_keys = Default::default();
         self.unflushed = false;
         self.journal_owed = true;
+        self.poisoned = false;
+        let opened = self.reopen_steps();
+        if opened.is_err() {
+            // Half-opened is closed: the next call tries again from the start.
+            self.db = None;
+        }
+        opened
+    }
+
+    fn reopen_steps(&mut self) -> Result<(), OpenError> {
         let (db, suffix, _) = open_db(&self.path)?;
         // A session open here is this store's own; `open_db` saw it as a
         // crash and took a new suffix, which is right: changes published
@@ -449,6 +463,19 @@ impl Store {
         f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
         on_signed: impl FnOnce(&Verified<SignedChange>) -> bool,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
+        self.heal()?;
+        let result = self.commit_local_inner(doc_id, signer, now_ms, f, on_signed);
+        self.note(result)
+    }
+
+    fn commit_local_inner<T, E: std::fmt::Display>(
+        &mut self,
+        doc_id: DocId,
+        signer: LocalSigner<'_>,
+        now_ms: u64,
+        f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
+        on_signed: impl FnOnce(&Verified<SignedChange>) -> bool,
+    ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
         self.ensure_space()?;
         self.retire_actor_if_due()?;
         let actor = self.actor_for(&signer.key.id());
@@ -625,7 +652,8 @@ impl Store {
     pub fn flush(&mut self) -> Result<(), StoreError> {
         if self.unflushed {
             // An empty durable commit persists every earlier non-durable one.
-            self.db()?.begin_write()?.commit()?;
+            let committed = (|| Ok::<_, StoreError>(self.db()?.begin_write()?.commit()?))();
+            self.note(committed)?;
             self.unflushed = false;
         }
         // Emptied only once every record in it is durably in redb: never
@@ -640,12 +668,49 @@ impl Store {
     /// Makes every local change durable: syncs the journal, and checkpoints
     /// once it has grown past [`CHECKPOINT_BYTES`]. What a node calls before
     /// it acknowledges an action of a session (see `begin_session`).
+    ///
+    /// Once the journal is synced the changes are durable: a checkpoint
+    /// that fails after it does not fail this call. It leaves redb
+    /// refusing every operation, so the store is marked to open again
+    /// (see [`Store::needs_reopen`]).
     pub fn sync_local(&mut self) -> Result<(), StoreError> {
         self.journal.sync()?;
-        if self.journal.bytes() > CHECKPOINT_BYTES {
-            self.flush()?;
+        if self.journal.bytes() > CHECKPOINT_BYTES
+            && let Err(e) = self.flush()
+        {
+            tracing::warn!(error = %e, "could not checkpoint; the journal keeps the changes");
+            self.poisoned |= e.needs_reopen();
         }
         Ok(())
+    }
+
+    /// Whether the store must open again before it is used (see
+    /// [`Store::reopen`]): it is closed, or a write failed inside redb.
+    /// Local commits and ingests open it again themselves.
+    pub fn needs_reopen(&self) -> bool {
+        self.poisoned || self.db.is_none()
+    }
+
+    /// Opens the store again if it needs to, for a write about to start.
+    fn heal(&mut self) -> Result<(), StoreError> {
+        if !self.needs_reopen() {
+            return Ok(());
+        }
+        self.reopen().map_err(|e| match e {
+            OpenError::Store(e) => e,
+            other => StoreError::Closed(other.to_string()),
+        })
+    }
+
+    /// Notes an error of a write: one that failed inside redb leaves it
+    /// refusing everything until the store opens again.
+    pub(crate) fn note<T, E: AsStoreError>(&mut self, result: Result<T, E>) -> Result<T, E> {
+        if let Err(e) = &result
+            && e.as_store_error().is_some_and(StoreError::needs_reopen)
+        {
+            self.poisoned = true;
+        }
+        result
     }
 
     /// Everything this store holds, as a portable archive.
@@ -894,4 +959,33 @@ fn open_db(path: &Path) -> Result<(Database, Vec<u8>, bool), OpenError> {
     };
     txn.commit().map_err(StoreError::from)?;
     Ok((db, suffix, recovered))
+}
+
+/// Errors that may carry a [`StoreError`], for [`Store::note`].
+pub(crate) trait AsStoreError {
+    fn as_store_error(&self) -> Option<&StoreError>;
+}
+
+impl AsStoreError for StoreError {
+    fn as_store_error(&self) -> Option<&StoreError> {
+        Some(self)
+    }
+}
+
+impl AsStoreError for CommitError {
+    fn as_store_error(&self) -> Option<&StoreError> {
+        match self {
+            CommitError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl AsStoreError for crate::ImportError {
+    fn as_store_error(&self) -> Option<&StoreError> {
+        match self {
+            crate::ImportError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
 }

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use automerge::ChangeHash;
-use kith_core::archive::Archive;
 use kith_core::{
     DeviceCert, DeviceId, DocId, IdentityId, SignedChange, Verified, verify_batch_parallel,
 };
@@ -39,12 +38,6 @@ impl Store {
         unatomic(self.ingest_inner(certs, changes, false, true))
     }
 
-    /// Imports an archive all-or-nothing: if any certificate or change fails
-    /// its checks, nothing is applied and the first failure is returned.
-    pub fn import(&mut self, archive: Archive) -> Result<IngestReport, ImportError> {
-        self.ingest_inner(&archive.certificates, archive.changes, true, true)
-    }
-
     /// Like [`Store::ingest_with`] but group-committed: the transaction is
     /// not flushed to disk until the next [`Store::flush`] (or durable
     /// commit). For network ingest, which nobody was promised: a crash can
@@ -57,7 +50,21 @@ impl Store {
         unatomic(self.ingest_inner(certs, changes, false, false))
     }
 
-    fn ingest_inner(
+    /// Checks and applies changes: `atomic`, all or nothing (an import);
+    /// otherwise each on its own merits. `durable` commits to disk at once.
+    pub(crate) fn ingest_inner(
+        &mut self,
+        certs: &[DeviceCert],
+        changes: Vec<SignedChange>,
+        atomic: bool,
+        durable: bool,
+    ) -> Result<IngestReport, ImportError> {
+        self.heal()?;
+        let result = self.ingest_unhealed(certs, changes, atomic, durable);
+        self.note(result)
+    }
+
+    fn ingest_unhealed(
         &mut self,
         certs: &[DeviceCert],
         changes: Vec<SignedChange>,
