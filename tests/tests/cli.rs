@@ -339,6 +339,32 @@ fn export_and_import_move_signed_history_between_homes() {
     );
 }
 
+/// ada -- backup file --> bob: ada's labels stay hers.
+#[test]
+fn an_import_never_stores_another_identitys_private_documents() {
+    let ada = TestHome::init("Ada");
+    let bob = TestHome::init("Bob");
+    let bobs = bob.path("../bob.kith");
+    bob.run(&["export", bobs.to_str().unwrap()]).out();
+    ada.run(&["import", bobs.to_str().unwrap()]).out();
+    ada.run(&["follow", &bob.id(), "--label", "friend"]).out();
+    let backup = ada.path("../ada.kith");
+    ada.run(&["export", backup.to_str().unwrap()]).out();
+
+    let imported = bob
+        .run(&["import", backup.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(imported["skipped_private"], 1, "{imported}");
+    let again = bob.run(&["import", backup.to_str().unwrap()]);
+    assert!(
+        again
+            .out()
+            .contains("skipped 1 change of another identity's private documents"),
+        "{}",
+        again.stdout
+    );
+}
+
 #[test]
 fn tampered_archives_are_refused_whole() {
     let ada = TestHome::init("Ada");

@@ -194,6 +194,9 @@ pub enum Reply {
         applied: usize,
         pending: usize,
         duplicates: usize,
+        /// Changes of another identity's private documents: never stored.
+        #[serde(default)]
+        skipped_private: usize,
     },
     Status(Status),
     Peers(Vec<PeerView>),
@@ -332,9 +335,10 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
         Call::Import { path } => {
             let r = service.import(&path)?;
             Reply::Imported {
-                applied: r.applied,
-                pending: r.pending,
-                duplicates: r.duplicates,
+                applied: r.ingested.applied,
+                pending: r.ingested.pending,
+                duplicates: r.ingested.duplicates,
+                skipped_private: r.skipped_private,
             }
         }
         Call::People { nearby: true, .. }

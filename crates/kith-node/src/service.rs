@@ -8,7 +8,7 @@ use kith_core::archive::Archive;
 use kith_core::schema::{feed, labels, profile};
 use kith_core::{DocId, IdentityId, PostId, SignedChange, SpaceId, Verified};
 use kith_store::{
-    CommitError, FeedQuery, IngestReport, LocalSigner, PersonView, PostView, Store, ThreadEntry,
+    CommitError, FeedQuery, ImportReport, LocalSigner, PersonView, PostView, Store, ThreadEntry,
     Version,
 };
 
@@ -588,8 +588,9 @@ impl Service {
         Ok(archive.changes.len())
     }
 
-    /// Verifies and applies an archive, all or nothing.
-    pub fn import(&mut self, path: &Path) -> Result<IngestReport, ActionError> {
+    /// Verifies and applies an archive, all or nothing. Another identity's
+    /// private documents in it are skipped, and counted in the report.
+    pub fn import(&mut self, path: &Path) -> Result<ImportReport, ActionError> {
         let shown = path.display().to_string();
         let size = std::fs::metadata(path)
             .map_err(|error| ActionError::File {
@@ -603,7 +604,8 @@ impl Service {
         let bytes =
             std::fs::read(path).map_err(|error| ActionError::File { path: shown, error })?;
         let archive = Archive::decode(&bytes).map_err(kith_store::ImportError::from)?;
-        Ok(self.store.import(archive)?)
+        let me = self.identity();
+        Ok(self.store.import(archive, me)?)
     }
 }
 

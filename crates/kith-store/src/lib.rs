@@ -13,6 +13,7 @@
 //! # let _ = newest; Ok(()) }
 //! ```
 
+mod archive;
 mod changed;
 mod changelog;
 mod docs;
@@ -40,6 +41,7 @@ mod tables;
 mod tx;
 mod views;
 
+pub use archive::ImportReport;
 pub use changed::{Changed, MAX_CHANGED};
 pub use docs::DOC_CACHE_CAPACITY;
 pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};

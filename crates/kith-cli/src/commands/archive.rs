@@ -37,6 +37,7 @@ pub fn import(ctx: &Context, a: FileArgs) -> anyhow::Result<()> {
         applied,
         pending,
         duplicates,
+        skipped_private,
     } = ctx.call(Call::Import {
         path: absolute(&a.file)?,
     })?
@@ -45,12 +46,20 @@ pub fn import(ctx: &Context, a: FileArgs) -> anyhow::Result<()> {
     };
     if ctx.json {
         return output::json(&serde_json::json!({
-            "file": a.file, "applied": applied, "pending": pending, "duplicates": duplicates
+            "file": a.file, "applied": applied, "pending": pending, "duplicates": duplicates,
+            "skipped_private": skipped_private,
         }));
     }
     println!(
         "imported {}: {applied} applied, {pending} waiting for earlier changes, {duplicates} already here",
         a.file.display()
     );
+    if skipped_private > 0 {
+        let s = if skipped_private == 1 { "" } else { "s" };
+        println!(
+            "skipped {skipped_private} change{s} of another identity's private documents: \
+             labels and notes stay with their owner and are never stored here"
+        );
+    }
     Ok(())
 }
