@@ -1,0 +1,10 @@
+//! An invite key as a person pastes it.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = kith_core::InviteKey::decode(text);
+    }
+});
