@@ -4,16 +4,34 @@
 //! cargo run -p kith-core --example test_vectors > proto/test-vectors.json
 //! ```
 //!
-//! Every input is fixed, so every run prints the same bytes. The test
+//! Every input is fixed, so every run prints the same bytes. Where kith
+//! draws randomness that its calls do not let a caller fix (a group's epoch
+//! key sealed to a device, a group gossip nonce), the vector is made with
+//! the primitive kith calls and the randomness fixed, and the test checks it
+//! by opening it with the fixed keys as well. The test
 //! `crates/kith-core/tests/vectors.rs` recomputes each field from the spec and
 //! compares it with the committed file.
 
-use automerge::AutoCommit;
+// One file per kind of vector, beside this one.
+#[path = "test_vectors/groups.rs"]
+mod groups;
+#[path = "test_vectors/messages.rs"]
+mod messages;
+#[path = "test_vectors/posts.rs"]
+mod posts;
+#[path = "test_vectors/profile.rs"]
+mod profile;
+#[path = "test_vectors/rejected.rs"]
+mod rejected;
+
 use automerge::transaction::CommitOptions;
+use automerge::{AutoCommit, Change};
 use kith_core::archive::Archive;
 use kith_core::cert::{CERT_DOMAIN, DEVICE_ACCEPT_DOMAIN};
 use kith_core::schema::feed;
-use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, PostId, SignedChange, SpaceId};
+use kith_core::{
+    DeviceCert, DeviceKey, DocId, IdentityId, IdentityKey, PostId, SignedChange, SpaceId,
+};
 
 const IDENTITY_SECRET: [u8; 32] = [0x01; 32];
 const DEVICE_SECRET: [u8; 32] = [0x02; 32];
@@ -52,6 +70,72 @@ struct Vectors {
     signed_change: String,
     post_id: String,
     archive: String,
+    // Further documents and messages, each built on the above.
+    reply: posts::Reply,
+    reaction: posts::Reaction,
+    text_object_post: posts::TextObjectPost,
+    profile: profile::Profile,
+    group: groups::Group,
+    sync: messages::Sync,
+    gossip: messages::Gossip,
+    rejected: rejected::Rejected,
+}
+
+/// One change of a vector: the raw chunk, its hash and the signed envelope.
+#[derive(Debug, serde::Serialize)]
+struct ChangeVector {
+    change: String,
+    change_hash: String,
+    signed_change: String,
+}
+
+/// What the later vectors build on: the keys, the certificate and the
+/// public feed holding the first post.
+struct Base {
+    identity: IdentityKey,
+    device: DeviceKey,
+    cert: DeviceCert,
+    doc_id: DocId,
+    post_id: PostId,
+    /// The feed document after the first post, to add more changes to.
+    feed: AutoCommit,
+    /// The first post's signed change.
+    post: SignedChange,
+}
+
+/// Commits `doc`'s pending operations at `time_ms` and returns the change.
+fn commit(doc: &mut AutoCommit, time_ms: i64) -> Result<Change, Box<dyn std::error::Error>> {
+    doc.commit_with(CommitOptions::default().with_time(time_ms))
+        .ok_or("the operations made no change")?;
+    Ok(doc
+        .get_last_local_change()
+        .ok_or("no change was committed")?
+        .clone())
+}
+
+/// Signs `change` for `doc_id` with the device of `base`.
+fn sign(
+    base: &Base,
+    doc_id: DocId,
+    change: &Change,
+) -> Result<(SignedChange, ChangeVector), Box<dyn std::error::Error>> {
+    let signed = SignedChange::sign(
+        doc_id,
+        change.raw_bytes().to_vec(),
+        &base.device,
+        base.identity.id(),
+    )?;
+    let vector = ChangeVector {
+        change: hex::encode(change.raw_bytes()),
+        change_hash: hex::encode(signed.header().hash),
+        signed_change: hex::encode(signed.signed().encode()),
+    };
+    Ok((signed.into_inner(), vector))
+}
+
+/// The identity whose secret is `byte` × 32 (the vectors' other people).
+fn person(byte: u8) -> IdentityId {
+    IdentityKey::from_secret_bytes(&[byte; 32]).id()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -78,6 +162,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         certificates: vec![cert.clone()],
         changes: vec![signed.clone()],
     };
+    let mut base = Base {
+        identity,
+        device,
+        cert: cert.clone(),
+        doc_id,
+        post_id: PostId::derive(&doc_id, POST_KEY),
+        feed: doc,
+        post: signed.clone(),
+    };
+    let (reply, reaction, feed_changes) = posts::replies_and_reactions(&mut base)?;
+    let text_object_post = posts::text_object_post(&base)?;
+    let profile = profile::vectors(&base)?;
+    let group = groups::vectors(&base)?;
+    let sync = messages::sync(&base, &feed_changes, &group)?;
+    let gossip = messages::gossip(&base);
+    let rejected = rejected::vectors(&base)?;
 
     let vectors = Vectors {
         description: "kith wire protocol v1 test vectors; see proto/README.md. \
@@ -114,6 +214,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         signed_change: hex::encode(signed.encode()),
         post_id: PostId::derive(&doc_id, POST_KEY).to_string(),
         archive: hex::encode(archive.encode()),
+        reply,
+        reaction,
+        text_object_post,
+        profile,
+        group: group.vector,
+        sync,
+        gossip,
+        rejected,
     };
     println!("{}", serde_json::to_string_pretty(&vectors)?);
     Ok(())
