@@ -608,3 +608,74 @@ fn a_removed_members_device_cannot_open_the_next_epochs_key() {
     d.commit();
     assert_eq!(w.state_of(dave).unwrap().epoch(), Some(1));
 }
+
+/// An invite is handed around freely once made: a member an admin removed
+/// may hold one (or have made one, as an admin). Whatever invites existed
+/// at the removal are closed to them; one made since brings them back, and
+/// a member who left on their own may rejoin with any open invite.
+#[test]
+fn a_removed_member_comes_back_only_with_an_invite_made_after_the_removal() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut w = new_world(&mut rng);
+    let (bob, carol) = (w.people[1].id, w.people[2].id);
+    let invite = |secret: u8, w: &World| InviteKey {
+        group: w.group,
+        secret: [secret; 32],
+        addresses: vec![],
+    };
+    let open = |key: &InviteKey| Record::Invite {
+        public_key: key.public_key(),
+        expires_at_ms: u64::MAX,
+        uses: 10,
+        role: Role::Member,
+    };
+    let join = |key: &InviteKey, who: IdentityId| Record::Join {
+        identity: who,
+        invite: key.public_key(),
+        proof: key.prove(&who),
+    };
+    let old = invite(1, &w);
+    w.write(0, &[open(&old)]);
+    w.write(0, &[join(&old, bob), join(&old, carol)]);
+    merge_into(&mut w, 0, 2);
+    let s = w.state_of(0).unwrap();
+    assert!(s.is_member(&bob) && s.is_member(&carol));
+
+    // alice removes bob; carol leaves on her own.
+    w.write(
+        0,
+        &[Record::Remove {
+            identity: bob,
+            cutoff: vec![],
+        }],
+    );
+    w.write(
+        2,
+        &[Record::Remove {
+            identity: carol,
+            cutoff: vec![],
+        }],
+    );
+    merge_into(&mut w, 2, 0);
+    let s = w.state_of(0).unwrap();
+    assert!(!s.is_member(&bob) && !s.is_member(&carol));
+    assert_eq!(
+        s.check_join(&old.public_key(), &bob, &old.prove(&bob), w.now_ms),
+        Err(group::JoinRefusal::RemovedSince),
+        "the invite bob could hold is closed to him"
+    );
+    assert_eq!(
+        s.check_join(&old.public_key(), &carol, &old.prove(&carol), w.now_ms),
+        Ok(Role::Member),
+        "carol left on her own and may come back"
+    );
+    // A join record with the old invite counts for nothing, everywhere.
+    w.write(0, &[join(&old, bob)]);
+    assert!(!w.state_of(0).unwrap().is_member(&bob));
+
+    // An invite made after the removal brings him back.
+    let new = invite(2, &w);
+    w.write(0, &[open(&new)]);
+    w.write(0, &[join(&new, bob)]);
+    assert!(w.state_of(0).unwrap().is_member(&bob));
+}

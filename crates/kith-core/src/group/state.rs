@@ -16,6 +16,9 @@
 //!   and a proof by the invite's secret for the joining identity. Joins of a
 //!   single-use invite made concurrently are decided by the canonical order:
 //!   the first one wins, everywhere.
+//! - A member an admin removed comes back only with an invite made after the
+//!   removal (later in the order): every invite they could have held is
+//!   closed to them. A member who left may rejoin with any open invite.
 //! - Removal wins: every change by a removed identity made concurrently with
 //!   its removal (neither knew of the other) counts for nothing, wherever the
 //!   canonical order placed it. Replaying is repeated until no more changes
@@ -55,6 +58,8 @@ pub struct InviteState {
     pub used: u32,
     pub role: Role,
     pub revoked: bool,
+    /// Where in the replay the invite was made (records applied before it).
+    pub made_at: u64,
 }
 
 impl InviteState {
@@ -71,6 +76,8 @@ pub struct Removal {
     pub at_ms: u64,
     /// Per actor: the last change of its group feeds that still counts.
     pub cutoff: BTreeMap<Vec<u8>, u32>,
+    /// Where in the replay the removal happened (records applied before it).
+    pub applied_at: u64,
 }
 
 /// One key record: an epoch's key sealed to some devices.
@@ -98,6 +105,10 @@ pub enum JoinRefusal {
     BadProof,
     #[error("already a member of the group")]
     AlreadyMember,
+    #[error(
+        "an admin removed this identity from the group after the invite was made; only an invite made since can bring it back"
+    )]
+    RemovedSince,
 }
 
 /// A group's membership and settings at some point of its log.
@@ -113,6 +124,8 @@ pub struct GroupState {
     pub invites: BTreeMap<[u8; 32], InviteState>,
     /// Key records, in log order.
     pub keys: Vec<KeySeals>,
+    /// Records applied so far: the position of the next one.
+    applied: u64,
 }
 
 impl GroupState {
@@ -126,6 +139,7 @@ impl GroupState {
             removed: BTreeMap::new(),
             invites: BTreeMap::new(),
             keys: Vec::new(),
+            applied: 0,
         }
     }
 
@@ -245,6 +259,12 @@ impl GroupState {
         if self.is_member(joiner) {
             return Err(JoinRefusal::AlreadyMember);
         }
+        if let Some(removal) = self.removed.get(joiner)
+            && removal.by != *joiner
+            && inv.made_at < removal.applied_at
+        {
+            return Err(JoinRefusal::RemovedSince);
+        }
         Ok(inv.role)
     }
 }
@@ -356,6 +376,14 @@ fn replay_once(
 
 /// Applies one record if the rules allow it; whether they did.
 fn apply(s: &mut GroupState, record: &Record, author: IdentityId, at_ms: u64) -> bool {
+    let applied = apply_rules(s, record, author, at_ms);
+    if applied {
+        s.applied += 1;
+    }
+    applied
+}
+
+fn apply_rules(s: &mut GroupState, record: &Record, author: IdentityId, at_ms: u64) -> bool {
     if let Record::Genesis { creator, nonce } = record {
         if s.creator.is_some() || *creator != author || super::group_id(creator, nonce) != s.id {
             return false;
@@ -398,6 +426,7 @@ fn apply(s: &mut GroupState, record: &Record, author: IdentityId, at_ms: u64) ->
                     used: 0,
                     role: *role,
                     revoked: false,
+                    made_at: s.applied,
                 },
             );
         }
@@ -455,6 +484,7 @@ fn apply(s: &mut GroupState, record: &Record, author: IdentityId, at_ms: u64) ->
                     by: author,
                     at_ms,
                     cutoff: cutoff.iter().cloned().collect(),
+                    applied_at: s.applied,
                 },
             );
         }
