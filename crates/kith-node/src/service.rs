@@ -142,18 +142,17 @@ impl Service {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         );
         store.add_certificate(&keys.cert)?;
-        Ok((
-            Service {
-                store,
-                keys,
-                home: home.clone(),
-                shards: Default::default(),
-                outbox: Vec::new(),
-                publisher: None,
-                reachable_at: Vec::new(),
-            },
-            created,
-        ))
+        let mut service = Service {
+            store,
+            keys,
+            home: home.clone(),
+            shards: Default::default(),
+            outbox: Vec::new(),
+            publisher: None,
+            reachable_at: Vec::new(),
+        };
+        service.make_blocks_private()?;
+        Ok((service, created))
     }
 
     pub fn identity(&self) -> IdentityId {
@@ -385,17 +384,54 @@ impl Service {
         })
     }
 
+    /// Blocks `who`, in the private document: only this identity's own
+    /// devices learn of it.
     pub fn block(&mut self, who: &IdentityId) -> Result<(), ActionError> {
         self.not_me(who, "block")?;
-        let key = profile::block_key(who);
-        self.commit(DocId::profile(self.identity()), |d| profile::add(d, &key))
+        let who = *who;
+        self.commit(DocId::private(self.identity()), |d| {
+            labels::set_block(d, &who, true)
+        })
     }
 
     pub fn unblock(&mut self, who: &IdentityId) -> Result<(), ActionError> {
-        let key = profile::block_key(who);
+        let who = *who;
+        self.commit(DocId::private(self.identity()), |d| {
+            labels::set_block(d, &who, false)
+        })?;
+        // A block an earlier version published goes too.
+        let key = format!("{}{who}", profile::LEGACY_BLOCK_PREFIX);
         self.commit(DocId::profile(self.identity()), |d| {
             profile::remove(d, &key)
         })
+    }
+
+    /// Moves the blocks an earlier version published in the profile to the
+    /// private document, so that they stop being public from now on (their
+    /// signed history stays, as any change does).
+    fn make_blocks_private(&mut self) -> Result<(), ActionError> {
+        let me = self.identity();
+        let legacy = self
+            .store
+            .read_doc(&DocId::profile(me), profile::legacy_blocks)?;
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        self.commit(DocId::private(me), |d| {
+            legacy
+                .iter()
+                .try_for_each(|who| labels::set_block(d, who, true))
+        })?;
+        self.commit(DocId::profile(me), |d| {
+            legacy.iter().try_for_each(|who| {
+                profile::remove(d, &format!("{}{who}", profile::LEGACY_BLOCK_PREFIX))
+            })
+        })?;
+        tracing::info!(
+            blocks = legacy.len(),
+            "moved blocks from the public profile to the private document"
+        );
+        Ok(())
     }
 
     /// Adds and removes private labels on `who`.

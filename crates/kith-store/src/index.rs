@@ -127,14 +127,14 @@ pub(crate) fn index_change(
                     w.people()?.insert(a.author_no, row.encode().as_slice())?;
                 } else if let Some(who) = key.strip_prefix(profile::FOLLOW_PREFIX) {
                     set_pair(w, doc, key, who, a.author_no, true)?;
-                } else if let Some(who) = key.strip_prefix(profile::BLOCK_PREFIX) {
-                    set_pair(w, doc, key, who, a.author_no, false)?;
                 }
             }
         }
         DocKind::Private => {
             for key in &touched.root_keys {
-                if let Some((who, label)) = labels::parse_label_key(key) {
+                if let Some(who) = key.strip_prefix(labels::BLOCK_PREFIX) {
+                    set_pair(w, doc, key, who, a.author_no, false)?;
+                } else if let Some((who, label)) = labels::parse_label_key(key) {
                     let subject = w.intern_person(&who)?;
                     let k = label_key(a.author_no, subject, label);
                     if labels::contains(doc, key) {
@@ -150,7 +150,8 @@ pub(crate) fn index_change(
     Ok(())
 }
 
-/// Follows (`follow == true`) or blocks, from a profile set key.
+/// Follows (`follow == true`, from the profile) or blocks (from the private
+/// document), from a set key.
 fn set_pair(
     w: &mut Writer<'_>,
     doc: &AutoCommit,

@@ -104,12 +104,8 @@ fn history(rng: &mut StdRng, steps: usize) -> (Vec<Author>, Vec<SignedChange>) {
             }
             6 => {
                 let who = *ids.choose(rng).unwrap();
-                if who != me {
-                    let key = if rng.random_bool(0.7) {
-                        profile::follow_key(&who)
-                    } else {
-                        profile::block_key(&who)
-                    };
+                if who != me && rng.random_bool(0.7) {
+                    let key = profile::follow_key(&who);
                     let present = writers[w]
                         .docs
                         .get(&DocId::profile(me))
@@ -120,6 +116,15 @@ fn history(rng: &mut StdRng, steps: usize) -> (Vec<Author>, Vec<SignedChange>) {
                         } else {
                             profile::add(d, &key).unwrap()
                         }
+                    }));
+                } else if who != me {
+                    // Blocks live in the private document.
+                    let present = writers[w]
+                        .docs
+                        .get(&DocId::private(me))
+                        .is_some_and(|d| labels::contains(d, &labels::block_key(&who)));
+                    out.extend(writers[w].try_change(DocId::private(me), |d| {
+                        labels::set_block(d, &who, !present).unwrap()
                     }));
                 }
             }

@@ -1,8 +1,10 @@
 //! The private document: labels on people (colleague, customer, vendor,
-//! friend, any word). Replicated only among the owner's own devices.
+//! friend, any word) and blocks. Replicated only among the owner's own
+//! devices: nobody else learns whom you label or block.
 //!
 //! ```text
 //! "l/<did>/<label>" → true
+//! "b/<did>"         → true (blocks)
 //! ```
 
 use automerge::{AutoCommit, transaction::Transactable};
@@ -10,6 +12,7 @@ use automerge::{AutoCommit, transaction::Transactable};
 use crate::IdentityId;
 
 pub const LABEL_PREFIX: &str = "l/";
+pub const BLOCK_PREFIX: &str = "b/";
 /// Longest label, in characters.
 pub const MAX_LABEL_CHARS: usize = 32;
 
@@ -54,6 +57,27 @@ pub fn parse_label_key(key: &str) -> Option<(IdentityId, &str)> {
 pub fn add(doc: &mut AutoCommit, who: &IdentityId, label: &str) -> Result<(), LabelError> {
     let l = normalise(label)?;
     doc.put(automerge::ROOT, label_key(who, &l), true)?;
+    Ok(())
+}
+
+pub fn block_key(who: &IdentityId) -> String {
+    format!("{BLOCK_PREFIX}{who}")
+}
+
+/// The identity a block key names.
+pub fn parse_block_key(key: &str) -> Option<IdentityId> {
+    key.strip_prefix(BLOCK_PREFIX)?.parse().ok()
+}
+
+/// Blocks (`on`) or unblocks `who`; unblocking someone not blocked changes
+/// nothing.
+pub fn set_block(doc: &mut AutoCommit, who: &IdentityId, on: bool) -> Result<(), LabelError> {
+    let key = block_key(who);
+    if on {
+        doc.put(automerge::ROOT, key, true)?;
+    } else if contains(doc, &key) {
+        doc.delete(automerge::ROOT, key)?;
+    }
     Ok(())
 }
 

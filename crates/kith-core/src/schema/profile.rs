@@ -1,8 +1,11 @@
-//! The profile & relations document: name, bio, follows and blocks. Public,
-//! written only by its owner.
+//! The profile & relations document: name, bio and follows. Public,
+//! written only by its owner. Blocks live in the private document
+//! ([`super::labels`]); `b/<did>` keys here are from earlier versions, which
+//! published them: nothing indexes them, and a node moves its own to the
+//! private document.
 //!
 //! ```text
-//! "name" → str, "bio" → str, "f/<did>" → true (follows), "b/<did>" → true (blocks)
+//! "name" → str, "bio" → str, "f/<did>" → true (follows)
 //! ```
 
 use automerge::{AutoCommit, ReadDoc, transaction::Transactable};
@@ -13,7 +16,8 @@ use crate::text::{self, NameError};
 pub const NAME: &str = "name";
 pub const BIO: &str = "bio";
 pub const FOLLOW_PREFIX: &str = "f/";
-pub const BLOCK_PREFIX: &str = "b/";
+/// Blocks as earlier versions published them (see the module documentation).
+pub const LEGACY_BLOCK_PREFIX: &str = "b/";
 
 /// Longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
@@ -72,11 +76,15 @@ pub fn follow_key(who: &IdentityId) -> String {
     format!("{FOLLOW_PREFIX}{who}")
 }
 
-pub fn block_key(who: &IdentityId) -> String {
-    format!("{BLOCK_PREFIX}{who}")
+/// The identities of the blocks an earlier version published in `doc`.
+pub fn legacy_blocks(doc: &AutoCommit) -> Vec<IdentityId> {
+    doc.keys(automerge::ROOT)
+        .filter(|k| contains(doc, k))
+        .filter_map(|k| k.strip_prefix(LEGACY_BLOCK_PREFIX)?.parse().ok())
+        .collect()
 }
 
-/// Adds `key` to a set (follow or block).
+/// Adds `key` to a set of follows.
 pub fn add(doc: &mut AutoCommit, key: &str) -> Result<(), ProfileError> {
     doc.put(automerge::ROOT, key, true)?;
     Ok(())
