@@ -406,6 +406,13 @@ fn every_route_succeeds_refuses_bad_input_and_guards_token_and_host() {
     let export = api.call("GET", "/api/export", None);
     assert_eq!(export.status, 200);
     assert!(export.text.contains("application/octet-stream"));
+    let public = api.call("GET", "/api/export?public=true", None);
+    assert_eq!(public.status, 200);
+    assert!(
+        public.text.len() < export.text.len(),
+        "less than everything"
+    );
+    api.bad("GET", "/api/export?path=/tmp/x", None, "bad query");
     let spec = api.ok("GET", "/api/openapi.json", None);
     assert_eq!(spec["openapi"], "3.1.0");
     let url = api.ok("POST", "/api/login-url", None)["url"]

@@ -365,6 +365,101 @@ fn an_import_never_stores_another_identitys_private_documents() {
     );
 }
 
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// ada alone, then ada with her node running.
+#[test]
+fn an_export_is_readable_only_by_its_owner_and_replaces_a_file_only_with_force() {
+    let ada = TestHome::init("Ada");
+    ada.run(&["post", "first"]).out();
+    let file = ada.path("../ada.kith");
+    let f = file.to_str().unwrap();
+    ada.run(&["export", f]).out();
+    assert_eq!(mode(&file), 0o600);
+    let first = std::fs::read(&file).unwrap();
+
+    ada.run(&["post", "second"]).out();
+    ada.run(&["export", f]).fails_with("exists");
+    ada.run(&["export", f]).fails_with("--force");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        first,
+        "the old file is intact"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    ada.run(&["export", f, "--force"]).out();
+    assert_eq!(mode(&file), 0o600, "a replaced file is not left readable");
+    assert_ne!(std::fs::read(&file).unwrap(), first);
+    ada.run(&["import", f, "--force"])
+        .fails_with("options of `kith export`");
+
+    // Through the node: the CLI writes the file, the node leaves none behind.
+    let _node = ada.node(&["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    let through = ada.path("../through-node.kith");
+    let t = through.to_str().unwrap();
+    let exported = ada.run(&["export", t, "--json"]).json();
+    assert_eq!(exported["changes"], 3, "profile name and two posts");
+    assert_eq!(mode(&through), 0o600);
+    ada.run(&["export", t]).fails_with("--force");
+    let staged = std::fs::read_dir(ada.path("exports")).unwrap().count();
+    assert_eq!(staged, 0, "no staged archive is left in the home");
+}
+
+/// bob -- public archive --> ada -- public archive --> carol
+#[test]
+fn a_public_export_holds_only_what_its_identity_published() {
+    let ada = TestHome::init("Ada");
+    let bob = TestHome::init("Bob");
+    bob.run(&["post", "bob's words"]).out();
+    let bobs = bob.path("../bob.kith");
+    bob.run(&["export", "--public", bobs.to_str().unwrap()])
+        .out();
+    ada.run(&["import", bobs.to_str().unwrap()]).out();
+    ada.run(&["follow", &bob.id(), "--label", "friend"]).out();
+    ada.run(&["post", "ada's words"]).out();
+    let club = ada.run(&["group", "create", "club", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ada.run(&["post", "members only", "--group", &club]).out();
+
+    let file = ada.path("../ada-public.kith");
+    let exported = ada
+        .run(&["export", "--public", file.to_str().unwrap(), "--json"])
+        .json();
+    let archive = Archive::decode(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(exported["changes"], archive.changes.len());
+    let ada_id: kith_core::IdentityId = ada.id().parse().unwrap();
+    assert!(
+        archive
+            .changes
+            .iter()
+            .all(|c| c.doc.owner == ada_id && c.doc.is_public()),
+        "only ada's profile and public feed: {:?}",
+        archive.changes
+    );
+    assert!(
+        archive.certificates.iter().all(|c| c.identity == ada_id),
+        "no one else's certificates"
+    );
+
+    let carol = TestHome::init("Carol");
+    let imported = carol
+        .run(&["import", file.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(imported["skipped_private"], 0, "{imported}");
+    let feed = carol.run(&["feed", "--json"]).json();
+    let texts: Vec<&str> = feed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["ada's words"]);
+}
+
 #[test]
 fn tampered_archives_are_refused_whole() {
     let ada = TestHome::init("Ada");

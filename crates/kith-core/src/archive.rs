@@ -3,7 +3,7 @@
 //! certificate or a signed change. Reading checks every length before it
 //! allocates; nothing here trusts the file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use prost::Message;
 
@@ -72,6 +72,28 @@ impl Archive {
         out
     }
 
+    /// Only what `identity` has published: the changes of its profile and of
+    /// its feeds in the public space, with the certificates of the devices
+    /// that signed them. Its private document, every group's documents and
+    /// everyone else's are left out (`kith export --public`).
+    pub fn published_by(self, identity: IdentityId) -> Archive {
+        let changes: Vec<SignedChange> = self
+            .changes
+            .into_iter()
+            .filter(|c| c.doc.owner == identity && c.doc.is_public())
+            .collect();
+        let signers: HashSet<DeviceId> = changes.iter().map(|c| c.device).collect();
+        let certificates = self
+            .certificates
+            .into_iter()
+            .filter(|c| c.identity == identity && signers.contains(&c.device))
+            .collect();
+        Archive {
+            certificates,
+            changes,
+        }
+    }
+
     /// Reads an archive; certificates are verified here, changes later by the
     /// store. An archive that certifies one device for two identities is
     /// refused: which of them wrote that device's changes would depend on
@@ -124,7 +146,58 @@ impl Archive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DeviceKey, IdentityKey};
+    use crate::{DeviceKey, DocId, IdentityKey, SpaceId};
+
+    /// A change of `doc` as if signed by `device` (not verified here).
+    fn change(doc: DocId, device: &DeviceKey) -> SignedChange {
+        SignedChange {
+            doc,
+            change: vec![doc.kind as u8],
+            device: device.id(),
+            signature: [0; 64],
+        }
+    }
+
+    #[test]
+    fn a_public_archive_holds_only_what_its_identity_published() {
+        let alice = IdentityKey::from_secret_bytes(&[1; 32]);
+        let laptop = DeviceKey::from_secret_bytes(&[2; 32]);
+        let phone = DeviceKey::from_secret_bytes(&[3; 32]);
+        let bob = IdentityKey::from_secret_bytes(&[4; 32]);
+        let bobs_device = DeviceKey::from_secret_bytes(&[5; 32]);
+        let group = SpaceId([9; 32]);
+        let (a, b) = (alice.id(), bob.id());
+        let published = vec![
+            change(DocId::profile(a), &laptop),
+            change(DocId::feed(a, SpaceId::PUBLIC, 0), &laptop),
+            change(DocId::feed(a, SpaceId::PUBLIC, 1), &laptop),
+        ];
+        let full = Archive {
+            certificates: vec![
+                DeviceCert::issue(&alice, &laptop, 1),
+                DeviceCert::issue(&alice, &phone, 1),
+                DeviceCert::issue(&bob, &bobs_device, 1),
+            ],
+            changes: [
+                published.clone(),
+                vec![
+                    change(DocId::private(a), &phone),
+                    change(DocId::feed(a, group, 0), &phone),
+                    change(DocId::group_control(group), &laptop),
+                    change(DocId::feed(b, SpaceId::PUBLIC, 0), &bobs_device),
+                    change(DocId::profile(b), &bobs_device),
+                ],
+            ]
+            .concat(),
+        };
+        let public = full.published_by(a);
+        assert_eq!(public.changes, published);
+        assert_eq!(
+            public.certificates,
+            vec![DeviceCert::issue(&alice, &laptop, 1)],
+            "only the certificates of the devices that signed what is published"
+        );
+    }
 
     #[test]
     fn an_archive_certifying_one_device_for_two_identities_is_refused() {

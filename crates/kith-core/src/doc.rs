@@ -143,6 +143,17 @@ impl DocId {
         }
     }
 
+    /// Whether anyone may hold the document: a profile, or a feed of the
+    /// public space. A private document goes only to its owner's devices,
+    /// a group's documents only to its members (proto/README.md §13).
+    pub fn is_public(&self) -> bool {
+        match self.kind {
+            DocKind::Profile => true,
+            DocKind::Feed => self.space.is_public(),
+            DocKind::Private | DocKind::GroupControl => false,
+        }
+    }
+
     /// The least and greatest encodings of the documents of one kind and
     /// owner (every space and shard): encodings sort by kind, then owner, so
     /// these bound a range of any table keyed by them.
@@ -261,6 +272,17 @@ mod tests {
     fn doc_ids_round_trip() {
         let id = DocId::feed(IdentityId([3; 32]), SpaceId([4; 32]), 7);
         assert_eq!(DocId::from_bytes(&id.to_bytes()).unwrap(), id);
+    }
+
+    #[test]
+    fn only_profiles_and_public_feeds_are_public() {
+        let alice = IdentityId([3; 32]);
+        let group = SpaceId([4; 32]);
+        assert!(DocId::profile(alice).is_public());
+        assert!(DocId::feed(alice, SpaceId::PUBLIC, 2).is_public());
+        assert!(!DocId::feed(alice, group, 0).is_public());
+        assert!(!DocId::private(alice).is_public());
+        assert!(!DocId::group_control(group).is_public());
     }
 
     #[test]

@@ -89,16 +89,23 @@ pub enum Call {
         label: Option<String>,
         nearby: bool,
     },
-    /// Writes an archive to a path on this machine.
+    /// Writes an archive (everything this store holds, or with `public`
+    /// only what this identity has published) into the home's `exports`
+    /// directory under a fresh name, which the reply gives; never anywhere
+    /// else. The CLI then writes it where it was asked to.
     Export {
-        path: PathBuf,
+        #[serde(default)]
+        public: bool,
     },
     /// Reads an archive from a path on this machine.
     Import {
         path: PathBuf,
     },
-    /// The archive itself, for a download.
-    ExportArchive,
+    /// The archive itself, for a download (as [`Call::Export`]).
+    ExportArchive {
+        #[serde(default)]
+        public: bool,
+    },
     /// Node only: identity, addresses, peers, documents, sync.
     Status,
     /// Node only: connected peers.
@@ -186,7 +193,9 @@ pub enum Reply {
     History(Vec<Version>),
     Person(PersonView),
     People(Vec<PersonView>),
+    /// An archive in the home's `exports` directory, by its file name.
     Exported {
+        file: String,
         changes: usize,
     },
     Archive(Vec<u8>),
@@ -253,7 +262,7 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
             };
             Reply::Posts(service.feed_page(space, author, limit, before)?)
         }
-        Call::ExportArchive => Reply::Archive(service.store().export()?.encode()),
+        Call::ExportArchive { public } => Reply::Archive(service.export(public)?.encode()),
         Call::GroupCreate { name, about } => Reply::Group(service.group_create(&name, &about)?),
         Call::GroupList => Reply::Groups(service.group_list()?),
         Call::GroupShow { group } => {
@@ -329,9 +338,10 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
             label,
             nearby: false,
         } => Reply::People(service.people(label.as_deref())?),
-        Call::Export { path } => Reply::Exported {
-            changes: service.export(&path)?,
-        },
+        Call::Export { public } => {
+            let (file, changes) = service.stage_export(public)?;
+            Reply::Exported { file, changes }
+        }
         Call::Import { path } => {
             let r = service.import(&path)?;
             Reply::Imported {

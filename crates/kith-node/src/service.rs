@@ -21,6 +21,10 @@ pub const SHARD_MAX_CHANGES: u32 = 512;
 /// Largest archive `kith import` reads.
 pub const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
 
+/// The directory of the home where [`Service::stage_export`] writes archives:
+/// the only place the service writes one.
+pub const EXPORTS_DIR: &str = "exports";
+
 /// Why an action failed. Nothing of a failed action is stored.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -612,16 +616,53 @@ impl Service {
         Ok(self.store.people(&self.identity(), label.as_deref())?)
     }
 
-    /// Writes every stored change and certificate to `path` (atomically).
-    pub fn export(&self, path: &Path) -> Result<usize, ActionError> {
+    /// Every stored change and certificate, private documents included; or,
+    /// `public`, only what this identity has published.
+    pub fn export(&self, public: bool) -> Result<Archive, ActionError> {
         let archive = self.store.export()?;
-        let bytes = archive.encode();
-        let shown = path.display().to_string();
-        let tmp = path.with_extension("kith-export.tmp");
-        std::fs::write(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|error| ActionError::File { path: shown, error })?;
-        Ok(archive.changes.len())
+        Ok(if public {
+            archive.published_by(self.identity())
+        } else {
+            archive
+        })
+    }
+
+    /// Writes [`Service::export`] into the home's [`EXPORTS_DIR`] under a
+    /// fresh name, readable by this user only, and returns the name and the
+    /// number of changes. The service writes an archive nowhere else, so no
+    /// caller of the API can make a node write a path of its choosing: the
+    /// CLI moves the archive where it was asked to (`kith export`).
+    pub fn stage_export(&self, public: bool) -> Result<(String, usize), ActionError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+
+        let archive = self.export(public)?;
+        let dir = self.home.path(EXPORTS_DIR);
+        let file_error = |path: &Path| {
+            let path = path.display().to_string();
+            move |error| ActionError::File { path, error }
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(file_error(&dir))?;
+        let nonce = kith_core::keys::random_bytes::<8>()
+            .map_err(|e| ActionError::Invalid(format!("no randomness for a file name: {e}")))?;
+        let name = format!("export-{}.kith", data_encoding::HEXLOWER.encode(&nonce));
+        let path = dir.join(&name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(file_error(&path))?;
+        if let Err(e) = file.write_all(&archive.encode()) {
+            // A part of an archive is no use to anyone (a full disk, say).
+            let _ = std::fs::remove_file(&path);
+            return Err(file_error(&path)(e));
+        }
+        Ok((name, archive.changes.len()))
     }
 
     /// Verifies and applies an archive, all or nothing. Another identity's

@@ -59,7 +59,7 @@ fn ok(reply: Reply) -> ApiResult {
         Reply::History(v) => json!(v),
         Reply::Person(v) => json!(v),
         Reply::People(v) => json!(v),
-        Reply::Exported { changes } => json!({ "changes": changes }),
+        Reply::Exported { file, changes } => json!({ "file": file, "changes": changes }),
         Reply::Imported {
             applied,
             pending,
@@ -534,8 +534,20 @@ pub async fn add_peer(
     ok(run(&s, Call::AddPeer { address: b.address }).await?)
 }
 
-pub async fn export(State(s): State<AppState>) -> ApiResult {
-    ok(run(&s, Call::ExportArchive).await?)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    #[serde(default)]
+    public: bool,
+}
+
+/// The archive as a download; the node writes no file.
+pub async fn export(
+    State(s): State<AppState>,
+    q: Result<Query<ExportQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    ok(run(&s, Call::ExportArchive { public: q.public }).await?)
 }
 
 pub async fn openapi() -> Response {
