@@ -24,7 +24,7 @@ impl Store {
     ///
     /// The changes of a private document that `me` does not own are left
     /// out before anything is checked, and counted: they are someone else's
-    /// labels and notes, which replicate only among their owner's devices.
+    /// labels and blocks, which replicate only among their owner's devices.
     /// The rest of such an archive (what its owner published) is imported.
     pub fn import(
         &mut self,

@@ -25,7 +25,7 @@ pub struct FileArgs {
     #[arg(long)]
     force: bool,
     /// Export only: just what this identity has published (its profile and
-    /// public posts); no private labels, no groups, nobody else's posts.
+    /// public posts); no labels or blocks, no groups, nobody else's posts.
     #[arg(long)]
     public: bool,
 }
@@ -68,7 +68,7 @@ pub fn export(ctx: &Context, a: FileArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "exported {changes} signed changes to {}, readable only by you (it holds your private labels)",
+            "exported {changes} signed changes to {}, readable only by you (it holds your labels and blocks)",
             a.file.display()
         );
     }
@@ -168,7 +168,7 @@ pub fn import(ctx: &Context, a: FileArgs) -> anyhow::Result<()> {
         let s = if skipped_private == 1 { "" } else { "s" };
         println!(
             "skipped {skipped_private} change{s} of another identity's private documents: \
-             labels and notes stay with their owner and are never stored here"
+             labels and blocks stay with their owner and are never stored here"
         );
     }
     Ok(())
