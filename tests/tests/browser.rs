@@ -172,7 +172,7 @@ async fn two_people_use_the_web_app() {
     bob.run(&["follow", &alice_id]).out();
     alice.run(&["follow", &bob_id]).out();
     let a = start(&alice, &[]);
-    let b = start(&bob, &[&a.addr()]);
+    let mut b = start(&bob, &[&a.addr()]);
     converge(30, "bob's node is connected to alice's", || {
         let peers = bob.run(&["peers", "--json"]).json();
         (peers.as_array().unwrap().len() == 1).then_some(())
@@ -240,6 +240,24 @@ async fn two_people_use_the_web_app() {
     .await;
     shoot(&ca, "thread").await;
 
+    // A reply from the thread view: its own redraw and the live event of
+    // the new post race; the page shows the reply once, not twice.
+    post_from_app(&ca, "A reply from the thread").await;
+    wait_text(&ca, "section.thread", "A reply from the thread", "the reply").await;
+    // Watch the page for a bounded while: the racing redraw lands in it.
+    let watch = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < watch {
+        let copies = ca
+            .execute(
+                "return [...document.querySelectorAll('article.post')].filter(a => a.textContent.includes('A reply from the thread')).length;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(copies, json!(1), "the reply is drawn once");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // A group, an invite copied from alice's app, joined from bob's.
     ca.goto(&format!(
         "http://{}/#/groups",
@@ -289,6 +307,28 @@ async fn two_people_use_the_web_app() {
         "ul.members",
         "bob",
         "alice's group page shows bob live",
+    )
+    .await;
+
+    // A group post in Home says which group it is in.
+    alice
+        .run(&["post", "--group", "Climbing club", "Crash pads on Tuesday"])
+        .out();
+    ca.goto(&format!("http://{}/#/", a.status["api"].as_str().unwrap()))
+        .await
+        .unwrap();
+    wait_text(
+        &ca,
+        "article.post",
+        "Crash pads on Tuesday",
+        "the group post in Home",
+    )
+    .await;
+    wait_text(
+        &ca,
+        "article.post .group-marker",
+        "in Climbing club",
+        "the group post is marked with its group",
     )
     .await;
 
@@ -372,6 +412,11 @@ async fn two_people_use_the_web_app() {
     // A narrow window still shows the app in one column.
     ca.set_window_size(380, 800).await.unwrap();
     shoot(&ca, "narrow").await;
+
+    // bob's node dies: his open app stops saying "live".
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    wait_text(&cb, "#netstate", "offline", "bob's app sees his node stop").await;
 
     ca.close().await.unwrap();
     cb.close().await.unwrap();

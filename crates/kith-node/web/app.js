@@ -17,6 +17,9 @@ const state = {
   oldest: null,    // last post id of the shown feed, for the next page
   loading: false,
   done: false,
+  groups: new Map(), // group id → name, for the marker on group posts
+  render: 0,         // bumped by each full render; an older one that
+                     // finishes later is dropped instead of drawn twice
 };
 
 // ---- small DOM helpers: text only, never HTML ----------------------------
@@ -111,6 +114,11 @@ async function api(method, path, body) {
   return value;
 }
 
+// "1 member", "2 members".
+function count(n, noun) {
+  return n + " " + noun + (n === 1 ? "" : "s");
+}
+
 function q(params) {
   const u = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) u.set(k, v);
@@ -128,7 +136,10 @@ function postNode(p, opts) {
     " ",
     el("a", { class: "time", href: "#/post/" + p.id }, when(p.created_at)),
     p.edited ? el("span", { class: "flag" }, " edited") : null,
-    p.reply_to ? el("a", { class: "flag", href: "#/post/" + p.reply_to }, " reply") : null);
+    p.reply_to ? el("a", { class: "flag", href: "#/post/" + p.reply_to }, " reply") : null,
+    p.space && p.space !== "public"
+      ? el("a", { class: "flag group-marker", href: "#/group/" + p.space }, " in " + (state.groups.get(p.space) || "a group"))
+      : null);
   node.append(head);
   node.append(p.text === null || p.text === undefined ? el("div", { class: "text deleted" }, "[deleted]") : richText(p.text));
   const bar = el("div", { class: "actions" });
@@ -292,15 +303,21 @@ function homeView() {
 
 async function threadView(id) {
   state.view = { kind: "thread", id };
-  const main = clear(document.getElementById("main"));
-  main.append(el("h1", {}, "Thread"));
+  // A reply redraws the thread twice at once (its own call, and the live
+  // event of the new post): only the newest drawing goes on the page, and
+  // it replaces the page in one step.
+  const render = ++state.render;
   let thread;
   try {
     thread = await api("GET", "/api/posts/" + id);
   } catch (e) {
-    main.append(el("p", { class: "empty" }, e.message));
+    if (render !== state.render) return;
+    clear(document.getElementById("main")).append(el("h1", {}, "Thread"), el("p", { class: "empty" }, e.message));
     return;
   }
+  if (render !== state.render) return;
+  const main = clear(document.getElementById("main"));
+  main.append(el("h1", {}, "Thread"));
   const list = el("section", { class: "thread" });
   for (const entry of thread) {
     const n = postNode(entry);
@@ -435,7 +452,7 @@ async function groupsView() {
   if (!groups.length) list.append(el("li", { class: "empty" }, "No groups yet."));
   for (const g of groups) {
     list.append(el("li", {}, el("a", { href: "#/group/" + g.id }, g.name), " ",
-      el("span", { class: "tag" }, g.role || "left"), " ", g.members + " members"));
+      el("span", { class: "tag" }, g.role || "left"), " ", count(g.members, "member")));
   }
 }
 
@@ -534,7 +551,7 @@ async function peersView() {
     el("p", {}, "Identity ", el("code", {}, status.identity)),
     el("p", {}, "Device ", el("code", {}, status.device)),
     el("p", {}, "Listening on ", status.listen.join(", ") || "—"),
-    el("p", {}, status.counts.posts + " posts, " + status.counts.changes + " changes stored"),
+    el("p", {}, count(status.counts.posts, "post") + ", " + count(status.counts.changes, "change") + " stored"),
     el("p", { id: "sync-state" }, status.syncing ? "Catching up…" : "Up to date")));
   const list = el("ul", { class: "peers" });
   main.append(el("h2", {}, status.peers + " connected"), list);
@@ -573,6 +590,15 @@ async function meView() {
   } }, el("label", {}, "Name ", name), el("label", {}, "Bio ", bio), el("p", { class: "id" }, "Your id: ", el("code", {}, p.id)), el("button", { type: "submit" }, "Save")));
 }
 
+// Group names for the markers on group posts.
+async function loadGroupNames() {
+  try {
+    for (const g of await api("GET", "/api/groups")) state.groups.set(g.id, g.name);
+  } catch (_) {
+    // markers then say "a group"
+  }
+}
+
 // ---- routing, login, live events --------------------------------------------
 
 function route() {
@@ -606,18 +632,32 @@ async function login(code) {
 }
 
 // Reads the event stream with fetch (it sends the token header, which
-// EventSource cannot) and reconnects after a pause if it drops.
+// EventSource cannot) and reconnects after a pause if it drops. The node
+// sends a keep-alive every 15 s: a stream silent for longer than
+// STREAM_SILENCE_MS is taken for dead (a node that stopped without closing
+// it), so the header never says "live" about a node that is gone.
+const STREAM_SILENCE_MS = 35000;
+
 async function listen() {
+  const netstate = document.getElementById("netstate");
   for (;;) {
+    const abort = new AbortController();
+    let watchdog = null;
+    const heard = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => abort.abort(), STREAM_SILENCE_MS);
+    };
     try {
-      const r = await fetch("/api/events", { headers: { Authorization: "Bearer " + state.token, Accept: "text/event-stream" } });
+      const r = await fetch("/api/events", { headers: { Authorization: "Bearer " + state.token, Accept: "text/event-stream" }, signal: abort.signal });
       if (!r.ok || !r.body) throw new Error("no stream");
-      document.getElementById("netstate").textContent = "live";
+      netstate.textContent = "live";
+      heard();
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = "";
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        heard();
         buf += value;
         let i;
         while ((i = buf.indexOf("\n\n")) >= 0) {
@@ -629,8 +669,10 @@ async function listen() {
       }
     } catch (_) {
       // fall through to the pause
+    } finally {
+      clearTimeout(watchdog);
     }
-    document.getElementById("netstate").textContent = "offline";
+    netstate.textContent = "offline";
     await new Promise((res) => setTimeout(res, 2000));
     if (!state.token) return;
   }
@@ -653,6 +695,7 @@ function onEvent(ev) {
       refreshPost(ev.post);
       break;
     case "membership":
+      loadGroupNames();
       if (v.kind === "group" && v.id === ev.group) groupView(v.id);
       else if (v.kind === "groups") groupsView();
       break;
@@ -694,6 +737,7 @@ async function start() {
   } catch (_) {
     return;
   }
+  await loadGroupNames();
   window.addEventListener("hashchange", route);
   route();
   listen();

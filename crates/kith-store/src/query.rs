@@ -60,6 +60,7 @@ struct Reader<'t> {
     blocks: RefCell<BlockCache>,
     reactions: OnceCell<ReadOnlyTable<&'static [u8], u32>>,
     replies: OnceCell<ReadOnlyTable<&'static [u8; 40], ()>>,
+    spaces: OnceCell<ReadOnlyTable<u32, &'static [u8; 32]>>,
 }
 
 /// Accessors `fn name(&self) -> Result<&table, StoreError>` for the
@@ -88,6 +89,7 @@ impl<'t> Reader<'t> {
             blocks: RefCell::default(),
             reactions: OnceCell::new(),
             replies: OnceCell::new(),
+            spaces: OnceCell::new(),
         }
     }
 
@@ -99,6 +101,7 @@ impl<'t> Reader<'t> {
         sealed: SEALED, &'static [u8; 13], &'static [u8];
         reactions: REACTIONS, &'static [u8], u32;
         replies: REPLIES, &'static [u8; 40], ();
+        spaces: SPACES, u32, &'static [u8; 32];
     }
 
     fn row(&self, id: &PostId) -> Result<Option<PostRow>, StoreError> {
@@ -157,8 +160,18 @@ impl<'t> Reader<'t> {
                     ..=&reply_key(&id, u64::MAX, &PostId([0xff; 16])),
             )?
             .count() as u32;
+        // Space 0 is the public space; a group's is read only for its posts.
+        let space = match row.space_no {
+            0 => SpaceId::PUBLIC,
+            no => self
+                .spaces()?
+                .get(no)?
+                .map(|v| SpaceId(*v.value()))
+                .ok_or_else(|| StoreError::Corrupt(format!("space {no} of post {id}")))?,
+        };
         Ok(PostView {
             id,
+            space,
             author: author.identity,
             author_name: Some(author.name).filter(|n| !n.is_empty()),
             text: if row.deleted { None } else { self.text(row)? },

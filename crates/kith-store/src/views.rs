@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use kith_core::{IdentityId, PostId};
+use kith_core::{IdentityId, PostId, SpaceId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Serialises milliseconds since the epoch as an RFC 3339 timestamp.
@@ -26,6 +26,8 @@ pub fn from_rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostView {
     pub id: PostId,
+    /// Where it was posted: `public`, or the group's id.
+    pub space: SpaceId,
     pub author: IdentityId,
     pub author_name: Option<String>,
     /// `None` once the post is deleted.
