@@ -186,7 +186,7 @@ function editPost(node, p) {
 }
 
 async function deletePost(id) {
-  if (!confirm("Delete this post? Its text is gone for good.")) return;
+  if (!confirm("Delete this post? Its text leaves every view; readers who already have it keep its earlier versions.")) return;
   try {
     await api("DELETE", "/api/posts/" + id);
     await refreshPost(id);

@@ -63,7 +63,10 @@ pub fn show(ctx: &Context, a: ShowArgs) -> anyhow::Result<()> {
             return output::json(&serde_json::json!({ "id": a.post, "history": versions }));
         }
         if versions.is_empty() {
-            println!("{} is deleted: its history is gone", a.post);
+            println!(
+                "{} is deleted: kith shows none of its versions (they remain in the signed history its readers hold)",
+                a.post
+            );
         }
         for (i, v) in versions.iter().enumerate() {
             println!("#{i}  {}", output::when(v.at_ms));

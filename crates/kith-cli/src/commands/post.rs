@@ -71,7 +71,10 @@ pub fn delete(ctx: &Context, a: PostRef) -> anyhow::Result<()> {
     if ctx.json {
         return output::json(&serde_json::json!({ "id": a.post, "deleted": true }));
     }
-    println!("deleted {}", a.post);
+    println!(
+        "deleted {}: its text leaves every view; copies your readers already hold keep its earlier versions",
+        a.post
+    );
     Ok(())
 }
 
