@@ -88,9 +88,10 @@ pub async fn login(
     State(s): State<AppState>,
     b: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Ok(Json(b)) = b else {
-        return Err(ApiError::new("invalid", "send {\"code\": \"…\"}"));
-    };
+    let Json(b) = b.map_err(|e| match super::rejected_body(e) {
+        too_large if too_large.code == "too_large" => too_large,
+        _ => ApiError::new("invalid", "send {\"code\": \"…\"}"),
+    })?;
     if !s.logins.redeem(b.code.trim()) {
         return Err(ApiError::new(
             "unauthorized",

@@ -3,10 +3,12 @@
 //! (DNS rebinding), no CORS. The CLI sends its [`Call`]s here while a node
 //! runs (`/api/call`); programs and the web app use the JSON routes of
 //! [`routes`] and the event stream of [`stream`], described in
-//! `openapi.json`; the app itself is served by [`app`].
+//! `openapi.json`; the app itself is served by [`app`]. [`server`] bounds
+//! connections, timeouts and bodies.
 
 mod app;
 mod routes;
+pub mod server;
 mod stream;
 
 pub use app::{Logins, login_url};
@@ -16,14 +18,17 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 use std::net::SocketAddr;
 
-use axum::extract::{Request, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 
 use crate::call::{Call, Reply};
 use crate::runtime::ServiceInput;
@@ -52,6 +57,7 @@ impl ApiError {
             "forbidden_host" => StatusCode::FORBIDDEN,
             "not_found" => StatusCode::NOT_FOUND,
             "invalid" | "archive_too_large" | "import_refused" | "file" => StatusCode::BAD_REQUEST,
+            "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
             "unknown_post" | "unknown_person" => StatusCode::NOT_FOUND,
             "not_yours" => StatusCode::FORBIDDEN,
             "busy" => StatusCode::SERVICE_UNAVAILABLE,
@@ -80,6 +86,8 @@ pub(crate) struct AppState {
     service: mpsc::Sender<ServiceInput>,
     events: tokio::sync::broadcast::Sender<crate::events::LiveEvent>,
     logins: Logins,
+    /// Set when the node stops: event streams end.
+    stopping: watch::Receiver<bool>,
 }
 
 /// What the API serves from.
@@ -186,6 +194,12 @@ fn router(state: AppState) -> Router {
         .route("/app.js", get(app::script))
         .route("/app.css", get(app::style))
         .fallback(not_found)
+        .layer(RequestBodyDeadlineLayer::new(server::BODY_READ_TIMEOUT))
+        // tower-http's limit replaces axum's default, as axum advises, so
+        // that a body over it is recognised as such (413) when read.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(server::MAX_BODY_BYTES))
+        .layer(middleware::map_response(too_large_as_json))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -194,13 +208,45 @@ async fn not_found() -> ApiError {
     ApiError::new("not_found", "no such route (see /api/openapi.json)")
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+fn too_large() -> ApiError {
+    ApiError::new(
+        "too_large",
+        format!(
+            "the request body is larger than {} bytes",
+            server::MAX_BODY_BYTES
+        ),
+    )
+}
+
+/// A request body that could not be read as JSON: too large (413), or
+/// malformed or cut off (400).
+pub(crate) fn rejected_body(e: JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large();
+    }
+    ApiError::new("invalid", format!("bad request body: {}", e.body_text()))
+}
+
+/// tower-http refuses a body declared larger than the limit in plain text
+/// (as axum does for the optional JSON bodies): say it in JSON, as every
+/// other error.
+async fn too_large_as_json(response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return too_large().into_response();
+    }
+    response
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; then ends the
+/// event streams and stops within [`server::SHUTDOWN_GRACE`], whatever
+/// clients hold open.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     parts: ApiParts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
+    let (stopping, stopping_rx) = watch::channel(false);
     let state = AppState {
         token: parts.token,
         hosts: [
@@ -210,11 +256,10 @@ pub async fn serve(
         service: parts.service,
         events: parts.events,
         logins: parts.logins,
+        stopping: stopping_rx,
     };
-    let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::run(listener, router(state), stopping, shutdown).await;
+    Ok(())
 }
 
 /// Refuses foreign hosts, and requests under `/api` without the token
@@ -274,8 +319,7 @@ async fn call(
     State(state): State<AppState>,
     call: Result<Json<Call>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Reply>, ApiError> {
-    let Json(call) =
-        call.map_err(|e| ApiError::new("invalid", format!("bad call: {}", e.body_text())))?;
+    let Json(call) = call.map_err(rejected_body)?;
     run(&state, call).await.map(Json)
 }
 
@@ -284,6 +328,67 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    /// The router with token `t` for host `h:1`, and no service thread:
+    /// handlers that get as far as running a call answer "busy".
+    fn app_without_service() -> Router {
+        let (service, rx) = mpsc::channel(1);
+        drop(rx);
+        let (events, _) = tokio::sync::broadcast::channel(1);
+        router(AppState {
+            token: "t".into(),
+            hosts: ["h:1".into(), "h:2".into()],
+            service,
+            events,
+            logins: Logins::default(),
+            stopping: watch::channel(false).1,
+        })
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_oversized_body_is_refused_with_413_declared_or_streamed() {
+        use tower::ServiceExt;
+        let app = app_without_service();
+        let request = |len: Option<usize>, body: axum::body::Body| {
+            let mut r = axum::http::Request::builder()
+                .method("POST")
+                .uri("/api/posts")
+                .header("host", "h:1")
+                .header("authorization", "Bearer t")
+                .header("content-type", "application/json");
+            if let Some(len) = len {
+                r = r.header("content-length", len);
+            }
+            r.body(body).unwrap()
+        };
+        let declared = request(Some(server::MAX_BODY_BYTES + 1), axum::body::Body::empty());
+        // A chunked body, whose size nobody declared, over the limit.
+        let chunk = axum::body::Bytes::from(vec![b' '; 64 << 10]);
+        let chunks = (0..=server::MAX_BODY_BYTES / chunk.len())
+            .map(move |_| Ok::<_, std::io::Error>(chunk.clone()));
+        let streamed = request(
+            None,
+            axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
+        );
+        runtime().block_on(async {
+            for r in [declared, streamed] {
+                let response = app.clone().oneshot(r).await.unwrap();
+                assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+                let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                let err: ApiError = serde_json::from_slice(&body).expect("a JSON error");
+                assert_eq!(err.code, "too_large");
+            }
+        });
+    }
 
     #[test]
     fn the_openapi_description_lists_exactly_the_routes() {
@@ -305,22 +410,8 @@ mod tests {
             .collect();
         assert_eq!(described, served);
         // And the router serves each of them: none falls to the 404 fallback.
-        // No service thread: handlers that get that far answer "busy".
-        let (service, rx) = mpsc::channel(1);
-        drop(rx);
-        let (events, _) = tokio::sync::broadcast::channel(1);
-        let app = router(AppState {
-            token: "t".into(),
-            hosts: ["h:1".into(), "h:2".into()],
-            service,
-            events,
-            logins: Logins::default(),
-        });
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        let app = app_without_service();
+        runtime().block_on(async {
             use tower::ServiceExt;
             for (method, path) in ROUTES {
                 let concrete = path

@@ -30,8 +30,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|e| bad(format!("bad request body: {}", e.body_text())))
+    b.map(|Json(v)| v).map_err(super::rejected_body)
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
