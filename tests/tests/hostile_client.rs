@@ -1,10 +1,13 @@
 //! Local programs that misuse a node's API (127.0.0.1, mDNS off): an event
 //! stream held open while the node stops, a thousand idle sockets, an
-//! oversized body. The node stops, keeps serving, refuses.
+//! oversized body, and a stale `node.json` whose port something else now
+//! listens on. The node stops, keeps serving, refuses, and the CLI never
+//! sends its token anywhere but to its node.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kith_tests::{NodeProc, TestHome};
@@ -196,4 +199,64 @@ fn an_oversized_body_is_refused_with_413() {
     BufReader::new(&s).read_line(&mut head).unwrap();
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
     node.stop();
+}
+
+// alice has no node running; her node.json is left over from one that
+// crashed, and another program (a plain TCP listener, recording what it
+// receives) now listens on its port, in a process that is alive.
+#[test]
+fn a_stale_node_file_never_gets_the_token() {
+    let home = TestHome::init("alice");
+    let token = {
+        // A node creates the token; run one briefly so the home has one.
+        let node = home.node(&["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        node.stop();
+        token(&home)
+    };
+    let impostor = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = impostor.local_addr().unwrap().port();
+    let received = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let record = received.clone();
+    std::thread::spawn(move || {
+        for conn in impostor.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut buf = [0u8; 4096];
+            // Reads what the client sends, answers nothing, hangs up.
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                record.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    std::fs::write(
+        home.path("node.json"),
+        serde_json::json!({ "pid": std::process::id(), "api": format!("127.0.0.1:{port}") })
+            .to_string(),
+    )
+    .unwrap();
+
+    let post = home.run(&["post", "hello"]);
+    let heard = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
+    assert!(
+        !heard.contains(&token),
+        "the impostor received the token: {heard}"
+    );
+    assert!(
+        heard.contains("POST "),
+        "the CLI asked the impostor to prove itself"
+    );
+    let id = post.out().to_owned();
+    let feed = home.run(&["feed", "--json"]).json();
+    assert!(
+        feed.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == id.as_str() && p["text"] == "hello"),
+        "the post is in the store: {feed}"
+    );
+    let heard = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
+    assert!(!heard.contains(&token), "the impostor received the token");
 }

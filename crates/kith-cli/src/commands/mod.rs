@@ -75,7 +75,18 @@ pub fn node_is_running(home: &Home) -> bool {
     })
 }
 
+/// How long the CLI waits for a node to prove itself. Generous: behind a
+/// backlog of idle connections a request may wait a few of the API's
+/// header timeouts before the node reads it.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The running node's API address and token, if a node runs on `home`.
+///
+/// A node file outlives a node that crashed, and anything may listen on its
+/// port later; so the token is only ever sent to a node that proved it
+/// holds it: the file must name a loopback address and a live process, and
+/// what listens there must answer a fresh challenge (`/api/hello`, see
+/// [`kith_node::api::hello`]). Otherwise the file is stale: no node runs.
 fn running_node(home: &Home) -> anyhow::Result<Option<(NodeFile, String)>> {
     let Ok(text) = std::fs::read_to_string(home.path(NODE_FILE)) else {
         return Ok(None);
@@ -83,13 +94,82 @@ fn running_node(home: &Home) -> anyhow::Result<Option<(NodeFile, String)>> {
     let Ok(node) = serde_json::from_str::<NodeFile>(&text) else {
         return Ok(None);
     };
+    let loopback = node
+        .api
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    if !loopback || !process_alive(node.pid) {
+        return Ok(None);
+    }
     let token = std::fs::read_to_string(home.path(TOKEN_FILE)).with_context(|| {
         format!(
             "a node runs on {} but its API token is unreadable",
             home.dir.display()
         )
     })?;
-    Ok(Some((node, token)))
+    match node_proof(&node.api, token.trim())? {
+        Proof::Valid => Ok(Some((node, token))),
+        Proof::Absent => Ok(None),
+        Proof::Wrong => {
+            eprintln!(
+                "warning: {} names {}, but what listens there is not this home's node; working without it",
+                home.path(NODE_FILE).display(),
+                node.api
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Whether process `pid` exists (as this user's: another user's process
+/// with that id cannot be this home's node).
+fn process_alive(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+}
+
+/// What listens at a node file's address, as far as the token is concerned.
+enum Proof {
+    /// It proved it holds the token.
+    Valid,
+    /// Nothing answered.
+    Absent,
+    /// Something answered without the proof.
+    Wrong,
+}
+
+/// Sends `api` a fresh challenge, never the token, and checks the answer.
+fn node_proof(api: &str, token: &str) -> anyhow::Result<Proof> {
+    let challenge: String = kith_core::keys::random_bytes::<32>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(HELLO_TIMEOUT))
+        .build()
+        .into();
+    let response =
+        agent
+            .post(&format!("http://{api}/api/hello"))
+            .send_json(kith_node::api::hello::Hello {
+                challenge: challenge.clone(),
+            });
+    let mut response = match response {
+        Ok(r) => r,
+        Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Ok(Proof::Absent);
+        }
+        Err(_) => return Ok(Proof::Wrong),
+    };
+    let proved = response.status().is_success()
+        && response
+            .body_mut()
+            .read_json::<kith_node::api::hello::HelloReply>()
+            .is_ok_and(|r| kith_node::api::hello::verify(token, &challenge, &r.proof));
+    Ok(if proved { Proof::Valid } else { Proof::Wrong })
 }
 
 /// POSTs to `path` of the node running on `home` and returns its JSON.

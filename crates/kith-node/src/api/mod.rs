@@ -3,10 +3,12 @@
 //! (DNS rebinding), no CORS. The CLI sends its [`Call`]s here while a node
 //! runs (`/api/call`); programs and the web app use the JSON routes of
 //! [`routes`] and the event stream of [`stream`], described in
-//! `openapi.json`; the app itself is served by [`app`]. [`server`] bounds
-//! connections, timeouts and bodies.
+//! `openapi.json`; the app itself is served by [`app`]. [`hello`] lets a
+//! client check it reached the node before it sends the token; [`server`]
+//! bounds connections, timeouts and bodies.
 
 mod app;
+pub mod hello;
 mod routes;
 pub mod server;
 mod stream;
@@ -102,6 +104,7 @@ pub struct ApiParts {
 /// The routes, as the OpenAPI description lists them: `(method, path)`.
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/call"),
+    ("post", "/api/hello"),
     ("post", "/api/login"),
     ("post", "/api/login-url"),
     ("get", "/api/openapi.json"),
@@ -145,6 +148,7 @@ fn router(state: AppState) -> Router {
     use routes as r;
     Router::new()
         .route("/api/call", post(call))
+        .route("/api/hello", post(hello::hello))
         .route("/api/login", post(app::login))
         .route("/api/login-url", post(app::new_login_url))
         .route("/api/openapi.json", get(r::openapi))
@@ -263,8 +267,9 @@ pub async fn serve(
 }
 
 /// Refuses foreign hosts, and requests under `/api` without the token
-/// (but the login, which takes a one-time code instead). The app's own
-/// files carry no data and need no token.
+/// (but the login, which takes a one-time code instead, and the hello,
+/// which proves the token without revealing it). The app's own files carry
+/// no data and need no token.
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let host = request
         .headers()
@@ -279,7 +284,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         .into_response();
     }
     let path = request.uri().path();
-    let open = path == "/api/login" || !path.starts_with("/api/");
+    let open = path == "/api/login" || path == "/api/hello" || !path.starts_with("/api/");
     if open {
         return next.run(request).await;
     }
