@@ -313,6 +313,25 @@ fn every_route_succeeds_refuses_bad_input_and_guards_token_and_host() {
         Some(json!({ "uses": 0 })),
         "admits 1 to",
     );
+    // A body the route cannot read is a 400 in JSON, like every error,
+    // for optional bodies too (axum's own refusals are plain text, 422).
+    api.bad(
+        "POST",
+        &format!("/api/groups/{g}/invites"),
+        Some(json!({ "uses": 2, "colour": "red" })),
+        "unknown field",
+    );
+    let garbled = api.raw(
+        "POST",
+        &format!("/api/groups/{g}/invites"),
+        &[
+            ("Host", &api.addr.clone()),
+            ("Authorization", &format!("Bearer {}", api.token)),
+        ],
+        Some("\u{0}"),
+    );
+    assert_eq!(garbled.status, 400, "{}", garbled.text);
+    assert_eq!(garbled.body["code"], "invalid", "{}", garbled.text);
     let invites = api.ok("GET", &format!("/api/groups/{g}/invites"), None);
     let invite_id = invites[0]["id"].as_str().unwrap().to_owned();
     api.bad(

@@ -60,6 +60,7 @@ impl ApiError {
             "not_found" => StatusCode::NOT_FOUND,
             "invalid" | "archive_too_large" | "import_refused" | "file" => StatusCode::BAD_REQUEST,
             "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
             "unknown_post" | "unknown_person" => StatusCode::NOT_FOUND,
             "not_yours" => StatusCode::FORBIDDEN,
             "busy" => StatusCode::SERVICE_UNAVAILABLE,
@@ -203,7 +204,7 @@ fn router(state: AppState) -> Router {
         // that a body over it is recognised as such (413) when read.
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(server::MAX_BODY_BYTES))
-        .layer(middleware::map_response(too_large_as_json))
+        .layer(middleware::map_response(errors_as_json))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -231,14 +232,42 @@ pub(crate) fn rejected_body(e: JsonRejection) -> ApiError {
     ApiError::new("invalid", format!("bad request body: {}", e.body_text()))
 }
 
-/// tower-http refuses a body declared larger than the limit in plain text
-/// (as axum does for the optional JSON bodies): say it in JSON, as every
-/// other error.
-async fn too_large_as_json(response: Response) -> Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return too_large().into_response();
+/// Longest plain-text rejection [`errors_as_json`] quotes.
+const MAX_REJECTION_TEXT: usize = 4096;
+
+/// Every error the API answers is JSON (`{code, message}`) with a status
+/// its description lists. Some are made before a handler runs, in plain
+/// text: tower-http's refusal of a body declared too large (413), and
+/// axum's refusals of a body, query or path it cannot read (400, 415, 422).
+/// These are said again in JSON: too large stays 413, the rest are 400
+/// `invalid` with axum's reason.
+async fn errors_as_json(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error()) {
+        return response;
     }
-    response
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large().into_response(),
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY => {
+            let text = axum::body::to_bytes(response.into_body(), MAX_REJECTION_TEXT)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            ApiError::new("invalid", format!("bad request: {text}")).into_response()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new("method_not_allowed", "this route does not take that method")
+                .into_response()
+        }
+        _ => response,
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; then ends the
