@@ -63,6 +63,28 @@ fn any_command_creates_the_identity_in_an_empty_home() {
 }
 
 #[test]
+fn a_failing_command_gives_each_reason_once() {
+    let home = TestHome::init("Ada");
+    let garbage = home.path("garbage.kith");
+    std::fs::write(&garbage, "not an archive at all").unwrap();
+    let run = home.run(&["import", garbage.to_str().unwrap()]);
+    run.fails_with("not a kith archive");
+    assert_eq!(
+        run.stderr.matches("not a kith archive").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    // An address of a documentation network: binding it fails here, and
+    // nothing is sent.
+    let run = home.run(&["node", "--listen", "/ip4/192.0.2.1/tcp/1", "--no-mdns"]);
+    run.fails_with("cannot listen on /ip4/192.0.2.1/tcp/1: ");
+    let reason = run.stderr.trim().rsplit(": ").next().unwrap().to_owned();
+    assert_eq!(run.stderr.matches(&reason).count(), 1, "{}", run.stderr);
+    assert!(!run.stderr.contains(": :"), "{}", run.stderr);
+}
+
+#[test]
 fn a_missing_home_is_a_clear_error() {
     let home = TestHome::new();
     home.run(&["feed"]).fails_with("no kith home at");

@@ -138,8 +138,85 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // Errors can quote what others wrote (a group's name).
-            eprintln!("error: {}", untrusted::Untrusted(&format!("{err:#}")));
+            eprintln!("error: {}", untrusted::Untrusted(&error_chain(&err)));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `err` and its causes, outermost first, joined with ": " as `{err:#}`
+/// joins them, but each said once: many errors quote their cause in their
+/// own message (`"…: {0}"` with `#[from]`), and a wrapper may say nothing
+/// (libp2p's transport errors), so a cause whose text is already there, or
+/// that is empty, is left out.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut said = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || said.contains(text) {
+            continue;
+        }
+        if !said.is_empty() {
+            said.push_str(": ");
+        }
+        said.push_str(text);
+    }
+    said
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+
+    use super::error_chain;
+
+    /// An error whose message is `text` followed by its cause's, as
+    /// `#[error("…: {0}")]` with `#[from]` makes one.
+    #[derive(Debug)]
+    struct Quoting {
+        text: &'static str,
+        cause: Option<Box<Quoting>>,
+    }
+
+    impl fmt::Display for Quoting {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match (&self.cause, self.text.is_empty()) {
+                (Some(c), false) => write!(f, "{}: {c}", self.text),
+                (Some(_), true) => Ok(()),
+                (None, _) => f.write_str(self.text),
+            }
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.cause.as_deref().map(|c| c as _)
+        }
+    }
+
+    fn quoting(text: &'static str, cause: Option<Quoting>) -> Quoting {
+        Quoting {
+            text,
+            cause: cause.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let inner = quoting("not a kith archive", None);
+        let err = anyhow::Error::from(quoting("import refused", Some(inner)))
+            .context("cannot import a.kith");
+        assert_eq!(
+            error_chain(&err),
+            "cannot import a.kith: import refused: not a kith archive"
+        );
+    }
+
+    #[test]
+    fn an_empty_layer_adds_no_separator() {
+        let inner = quoting("address in use", None);
+        let err = anyhow::Error::from(quoting("", Some(inner))).context("cannot listen");
+        assert_eq!(error_chain(&err), "cannot listen: address in use");
     }
 }
