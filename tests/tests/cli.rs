@@ -85,6 +85,26 @@ fn a_failing_command_gives_each_reason_once() {
 }
 
 #[test]
+fn counts_of_one_are_singular() {
+    let ada = TestHome::init("Ada");
+    ada.run(&["group", "create", "Tuesday climbers"]).out();
+    let list = ada.run(&["group", "list"]).out().to_owned();
+    assert!(
+        list.contains("1 member ") && !list.contains("1 members"),
+        "{list}"
+    );
+    let invite = ada.run(&[
+        "group",
+        "invite",
+        "Tuesday climbers",
+        "--uses",
+        "1",
+        "--no-qr",
+    ]);
+    assert!(invite.stderr.contains(": 1 use as"), "{}", invite.stderr);
+}
+
+#[test]
 fn a_missing_home_is_a_clear_error() {
     let home = TestHome::new();
     home.run(&["feed"]).fails_with("no kith home at");

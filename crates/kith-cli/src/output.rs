@@ -38,6 +38,11 @@ pub fn unexpected() -> anyhow::Error {
     )
 }
 
+/// A count with its noun in the right number: `1 post`, `2 posts`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A timestamp for people.
 pub fn when(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
@@ -75,11 +80,7 @@ pub fn post(p: &PostView, depth: u32) {
         .map(|(e, n)| format!("{} {n}", Untrusted(e)))
         .collect();
     if p.replies > 0 {
-        extra.push(format!(
-            "{} repl{}",
-            p.replies,
-            if p.replies == 1 { "y" } else { "ies" }
-        ));
+        extra.push(count(p.replies.into(), "reply", "replies"));
     }
     if !extra.is_empty() {
         println!("{pad}  {}", extra.join("  "));

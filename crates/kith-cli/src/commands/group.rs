@@ -170,10 +170,10 @@ fn list(ctx: &Context) -> anyhow::Result<()> {
     for g in &groups {
         let role = g.role.map_or("left", Role::name);
         println!(
-            "{}  {}  {} members  ({role})",
+            "{}  {}  {}  ({role})",
             Untrusted(&g.name),
             g.id,
-            g.members
+            output::count(g.members as u64, "member", "members")
         );
     }
     Ok(())
@@ -210,10 +210,9 @@ fn invite(ctx: &Context, a: InviteArgs) -> anyhow::Result<()> {
     }
     println!("{key}");
     eprintln!(
-        "invite {}: {} use{} as {}, expires {}",
+        "invite {}: {} as {}, expires {}",
         invite.id,
-        invite.uses,
-        if invite.uses == 1 { "" } else { "s" },
+        output::count(invite.uses.into(), "use", "uses"),
         invite.role.name(),
         output::when(invite.expires_at_ms)
     );
@@ -266,7 +265,8 @@ fn show_progress(ctx: &Context, done: &std::sync::atomic::AtomicBool) {
                 .fold((0, 0), |(r, e), p| (r + p.received, e + p.expected));
             if expected > 0 {
                 bar.set_message(format!(
-                    "fetching the group's history: {received}/{expected} changes"
+                    "fetching the group's history: {received} of {}",
+                    output::count(expected, "change", "changes")
                 ));
             }
         }

@@ -84,15 +84,21 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
     println!("api        http://{}", s.api);
     println!("peers      {}", s.peers);
     println!(
-        "store      {} documents, {} changes, {} posts, {} waiting",
-        s.counts.documents, s.counts.changes, s.counts.posts, s.counts.pending
+        "store      {}, {}, {}, {} waiting",
+        output::count(s.counts.documents, "document", "documents"),
+        output::count(s.counts.changes, "change", "changes"),
+        output::count(s.counts.posts, "post", "posts"),
+        s.counts.pending
     );
     if s.syncing {
         let (got, want): (u64, u64) = s
             .sync
             .iter()
             .fold((0, 0), |(g, w), v| (g + v.received, w + v.expected));
-        println!("sync       catching up: {got} of {want} changes");
+        println!(
+            "sync       catching up: {got} of {}",
+            output::count(want, "change", "changes")
+        );
     } else {
         println!("sync       up to date");
     }
@@ -133,16 +139,24 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> anyhow::Result<()> {
                 );
             }
             if s.syncing {
-                println!("catching up: {got} of {want} changes");
+                println!(
+                    "catching up: {got} of {}",
+                    output::count(want, "change", "changes")
+                );
             } else {
-                println!("up to date ({} posts, {} peers)", s.counts.posts, s.peers);
+                println!(
+                    "up to date ({}, {})",
+                    output::count(s.counts.posts, "post", "posts"),
+                    output::count(s.peers as u64, "peer", "peers")
+                );
             }
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "still catching up after {} s ({got} of {want} changes)",
-            a.timeout
+            "still catching up after {} s ({got} of {})",
+            a.timeout,
+            output::count(want, "change", "changes")
         );
         std::thread::sleep(Duration::from_millis(200));
     }
