@@ -93,3 +93,32 @@ fn a_node_that_was_away_catches_up_to_exactly_the_authors_state() {
         .json();
     assert_eq!(done["syncing"], false);
 }
+
+#[test]
+fn peers_found_by_mdns_are_never_said_to_be_dialled() {
+    // alice and bob on one LAN: whoever finds the other first dials.
+    let lan = Lan::up(2);
+    let h = lan.homes(&["alice", "bob"]);
+    let ids: Vec<String> = h.iter().map(TestHome::id).collect();
+    let _nodes: Vec<NodeProc> = (0..2).map(|i| lan.start(&h[i], i + 1)).collect();
+    let mut found = Vec::new();
+    for (home, other) in [(&h[0], &ids[1]), (&h[1], &ids[0])] {
+        let via = converge(60, "each sees the other", || {
+            let peers = home.run(&["peers", "--json"]).json();
+            peers
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["identity"] == other.as_str())
+                .map(|p| p["via"].as_str().unwrap().to_owned())
+        });
+        // The side that dialled did so because mDNS found the other; the
+        // other side may have been dialled before its mDNS found anyone.
+        assert!(via == "mdns" || via == "inbound", "via {via}");
+        found.push(via);
+    }
+    assert!(found.contains(&"mdns".to_owned()), "{found:?}");
+    let shown = |home: &TestHome| home.run(&["peers"]).out().to_owned();
+    let text = shown(&h[0]) + &shown(&h[1]);
+    assert!(text.contains("found on the LAN (mDNS)"), "{text}");
+}

@@ -76,8 +76,13 @@ pub enum Command {
 /// How a peer was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
+    /// On the LAN, by mDNS (this node then dialled it, or it dialled this
+    /// node, as both do on discovery).
     Mdns,
+    /// This node dialled it: an address it was given (`--peer`, a
+    /// remembered peer, an invite key).
     Dialed,
+    /// It dialled this node, and mDNS has not reported it.
     Inbound,
 }
 

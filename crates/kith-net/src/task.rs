@@ -204,7 +204,17 @@ pub async fn run(
                         r.peer = Some(peer_id);
                         r.backoff = REDIAL_MIN;
                     }
-                    let via = if endpoint.is_dialer() { Via::Dialed } else { Via::Inbound };
+                    // A peer mDNS reported was found by mDNS, whoever dialled:
+                    // this node dials what mDNS reports. One it was told to
+                    // keep counts as dialled even when it is on the LAN too.
+                    let kept = remembered.iter().any(|r| r.peer == Some(peer_id));
+                    let via = if discovered.contains_key(&peer_id) && !kept {
+                        Via::Mdns
+                    } else if endpoint.is_dialer() {
+                        Via::Dialed
+                    } else {
+                        Via::Inbound
+                    };
                     let info = peers.entry(peer_id).or_insert_with(|| PeerInfo { device, addresses: vec![], via });
                     if !info.addresses.contains(&address) {
                         info.addresses.push(address.clone());

@@ -42,13 +42,23 @@ pub fn peers(ctx: &Context) -> anyhow::Result<()> {
             (None, None) => "(not identified yet)".into(),
         };
         println!(
-            "{who}  device …{}  {}  via {}",
+            "{who}  device …{}  {}  {}",
             p.device.short(),
             Untrusted(&p.addresses.join(" ")),
-            p.via
+            found(&p.via)
         );
     }
     Ok(())
+}
+
+/// How a peer was found ([`kith_node::PeerView::via`]), for people.
+fn found(via: &str) -> &str {
+    match via {
+        "mdns" => "found on the LAN (mDNS)",
+        "dialed" => "dialled by this node",
+        "inbound" => "dialled this node",
+        other => other,
+    }
 }
 
 pub fn peer(ctx: &Context, c: PeerCommand) -> anyhow::Result<()> {
