@@ -105,6 +105,32 @@ fn counts_of_one_are_singular() {
 }
 
 #[test]
+fn remembered_peers_are_added_listed_and_removed_without_a_node() {
+    let home = TestHome::init("Ada");
+    home.run(&["peer", "list"]).out();
+    home.run(&["peer", "add", "/ip4/192.0.2.7/tcp/4610"]).out();
+    home.run(&["peer", "add", "/ip4/192.0.2.8/tcp/4610"]).out();
+    home.run(&["peer", "add", "not-an-address"])
+        .fails_with("is not a multiaddr");
+    let listed = home.run(&["peer", "list", "--json"]).json();
+    assert_eq!(
+        listed,
+        serde_json::json!([
+            { "address": "/ip4/192.0.2.7/tcp/4610", "connected": null },
+            { "address": "/ip4/192.0.2.8/tcp/4610", "connected": null },
+        ])
+    );
+    home.run(&["peer", "remove", "/ip4/192.0.2.7/tcp/4610"])
+        .out();
+    home.run(&["peer", "remove", "/ip4/192.0.2.7/tcp/4610"])
+        .fails_with("is not a remembered peer");
+    assert_eq!(
+        std::fs::read_to_string(home.path("peers")).unwrap(),
+        "/ip4/192.0.2.8/tcp/4610\n"
+    );
+}
+
+#[test]
 fn a_missing_home_is_a_clear_error() {
     let home = TestHome::new();
     home.run(&["feed"]).fails_with("no kith home at");

@@ -230,3 +230,36 @@ fn private_labels_never_travel_by_gossip() {
         "alice's own label is there: {labelled}"
     );
 }
+
+#[test]
+fn a_running_node_adds_lists_and_forgets_remembered_peers() {
+    // alice -- bob, bob remembers alice
+    let alice = TestHome::init("alice");
+    let bob = TestHome::init("bob");
+    let alice_node = alice.node(LOOPBACK);
+    let _bob_node = bob.node(LOOPBACK);
+    let addr = alice_node.addr();
+    bob.run(&["peer", "add", &addr]).out();
+    let nowhere = "/ip4/127.0.0.1/tcp/9";
+    bob.run(&["peer", "add", nowhere]).out();
+    converge(30, "bob's node connects to the remembered alice", || {
+        let listed = bob.run(&["peer", "list", "--json"]).json();
+        (listed
+            == serde_json::json!([
+                { "address": addr, "connected": true },
+                { "address": nowhere, "connected": false },
+            ]))
+        .then_some(())
+    });
+    bob.run(&["peer", "remove", nowhere]).out();
+    bob.run(&["peer", "remove", nowhere])
+        .fails_with("is not a remembered peer");
+    assert_eq!(
+        bob.run(&["peer", "list", "--json"]).json(),
+        serde_json::json!([{ "address": addr, "connected": true }])
+    );
+    assert_eq!(
+        std::fs::read_to_string(bob.path("peers")).unwrap(),
+        format!("{addr}\n")
+    );
+}

@@ -41,6 +41,9 @@ pub enum Command {
     Dial(Multiaddr),
     /// Keep a connection to this address, redialling with backoff.
     Remember(Multiaddr),
+    /// Stop redialling an address given by `Remember` (a connection open
+    /// now stays open).
+    Forget(Multiaddr),
     /// Publish bytes on the public gossip topic.
     Publish(Vec<u8>),
     /// Join a group's gossip topic (at most [`MAX_GROUP_TOPICS`] at once).

@@ -94,6 +94,7 @@ pub async fn run(
                             remembered.push(Remembered { addr, next: Instant::now(), backoff: REDIAL_MIN, peer: None });
                         }
                     }
+                    Command::Forget(addr) => remembered.retain(|r| r.addr != addr),
                     Command::Publish(data) => {
                         match swarm.behaviour_mut().gossipsub.publish(topic.clone(), data) {
                             Ok(_) => {}

@@ -9,6 +9,7 @@ use kith_store::{PersonView, PostView, ThreadEntry, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::groups::{GroupSummary, GroupView, InviteView, NewInvite};
+use crate::node::PEERS_FILE;
 use crate::service::{ActionError, Service, WhoAmI};
 use crate::status::{PeerView, Status};
 
@@ -157,8 +158,15 @@ pub enum Call {
         wait: bool,
         timeout_ms: u64,
     },
-    /// Node only: dial an address now and keep redialling it.
+    /// Remembers an address in the home's `peers` file (see
+    /// [`crate::remembered`]); a running node also dials it now and keeps
+    /// redialling it.
     AddPeer {
+        address: String,
+    },
+    /// Forgets a remembered address; a running node also stops redialling
+    /// it.
+    ForgetPeer {
         address: String,
     },
     /// Node only: answers with a post by `author` that is not in `seen`
@@ -351,10 +359,18 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
                 skipped_private: r.skipped_private,
             }
         }
+        Call::AddPeer { address } => {
+            let addr = crate::remembered::parse(&address)?;
+            crate::remembered::add(&service.home().path(PEERS_FILE), &addr)?;
+            Reply::Done
+        }
+        Call::ForgetPeer { address } => {
+            crate::remembered::forget(&service.home().path(PEERS_FILE), &address)?;
+            Reply::Done
+        }
         Call::People { nearby: true, .. }
         | Call::Status
         | Call::Peers
-        | Call::AddPeer { .. }
         | Call::WaitFeed { .. }
         | Call::Probe { .. }
         | Call::WaitProbe { .. }

@@ -18,6 +18,7 @@ pub mod groups;
 pub mod home;
 mod joins;
 pub mod node;
+pub mod remembered;
 mod replica;
 pub mod runtime;
 pub mod service;

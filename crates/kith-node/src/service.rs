@@ -168,6 +168,11 @@ impl Service {
         &self.keys
     }
 
+    /// The home directory this service opened.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -1,9 +1,11 @@
-//! `kith peers`, `kith peer add`, `kith status`, `kith sync`: the running
-//! node's view of the network.
+//! `kith peers`, `kith peer add|list|remove`, `kith status`, `kith sync`:
+//! the running node's view of the network, and the peers a home remembers.
 
 use std::time::{Duration, Instant};
 
-use kith_node::{Call, Reply};
+use kith_node::node::PEERS_FILE;
+use kith_node::remembered;
+use kith_node::{Call, PeerView, Reply};
 
 use super::Context;
 use crate::output;
@@ -11,8 +13,13 @@ use crate::untrusted::Untrusted;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PeerCommand {
-    /// Dial a peer now and keep redialling it, across restarts.
+    /// Remember a peer: the node dials it now (if it runs) and at every
+    /// start, and keeps redialling it.
     Add { address: String },
+    /// The remembered peers, and which of them are connected.
+    List,
+    /// Forget a remembered peer: the node stops dialling it.
+    Remove { address: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,7 +58,7 @@ pub fn peers(ctx: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How a peer was found ([`kith_node::PeerView::via`]), for people.
+/// How a peer was found ([`PeerView::via`]), for people.
 fn found(via: &str) -> &str {
     match via {
         "mdns" => "found on the LAN (mDNS)",
@@ -62,15 +69,104 @@ fn found(via: &str) -> &str {
 }
 
 pub fn peer(ctx: &Context, c: PeerCommand) -> anyhow::Result<()> {
-    let PeerCommand::Add { address } = c;
-    ctx.call(Call::AddPeer {
-        address: address.clone(),
-    })?;
-    if ctx.json {
-        return output::json(&serde_json::json!({ "added": address }));
+    match c {
+        PeerCommand::Add { address } => add(ctx, &address),
+        PeerCommand::List => list(ctx),
+        PeerCommand::Remove { address } => remove(ctx, &address),
     }
-    println!("added {address}; the node dials it now and after every restart");
+}
+
+/// Through the running node, which dials at once; else into the peers
+/// file, for the next node to start.
+fn add(ctx: &Context, address: &str) -> anyhow::Result<()> {
+    let addr = remembered::parse(address)?;
+    let call = Call::AddPeer {
+        address: addr.to_string(),
+    };
+    let live = ctx.call_running(call)?.is_some();
+    let new = live || remembered::add(&peers_file(ctx)?, &addr)?;
+    if ctx.json {
+        return output::json(&serde_json::json!({ "added": addr.to_string() }));
+    }
+    if live {
+        println!("added {addr}; the node dials it now and after every restart");
+    } else if new {
+        println!("added {addr}; the node dials it whenever it runs (start it with `kith node`)");
+    } else {
+        println!("{addr} is remembered already");
+    }
     Ok(())
+}
+
+fn list(ctx: &Context) -> anyhow::Result<()> {
+    let home = ctx.home()?;
+    let addresses = remembered::list(&home.path(PEERS_FILE))?;
+    let connected = match ctx.call_running(Call::Peers)? {
+        Some(Reply::Peers(peers)) => Some(peers),
+        Some(_) => return Err(output::unexpected()),
+        None => None,
+    };
+    let rows: Vec<(&String, Option<bool>)> = addresses
+        .iter()
+        .map(|a| (a, connected.as_deref().map(|p| is_connected(p, a))))
+        .collect();
+    if ctx.json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(a, c)| serde_json::json!({ "address": a, "connected": c }))
+            .collect();
+        return output::json(&rows);
+    }
+    if rows.is_empty() {
+        println!("no remembered peers: add one with `kith peer add MULTIADDR`");
+    }
+    for (address, connected) in rows {
+        let state = match connected {
+            _ if remembered::parse(address).is_err() => "  (not a multiaddr: the node skips it)",
+            Some(true) => "  connected",
+            Some(false) => "  not connected",
+            None => "",
+        };
+        println!("{}{state}", Untrusted(address));
+    }
+    Ok(())
+}
+
+/// Whether one of `peers` is connected at `address` (as dialled, perhaps
+/// with the peer's id after it).
+fn is_connected(peers: &[PeerView], address: &str) -> bool {
+    peers.iter().flat_map(|p| &p.addresses).any(|a| {
+        a.strip_prefix(address)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Through the running node, which also stops redialling it; else from the
+/// peers file.
+fn remove(ctx: &Context, address: &str) -> anyhow::Result<()> {
+    let call = Call::ForgetPeer {
+        address: address.to_owned(),
+    };
+    if ctx.call_running(call)?.is_none() {
+        remembered::forget(&peers_file(ctx)?, address)?;
+    }
+    if ctx.json {
+        return output::json(&serde_json::json!({ "removed": address.trim() }));
+    }
+    println!("removed {} from the remembered peers", address.trim());
+    Ok(())
+}
+
+/// The home's peers file, for a change made without a node.
+fn peers_file(ctx: &Context) -> anyhow::Result<std::path::PathBuf> {
+    let home = ctx.home()?;
+    anyhow::ensure!(
+        home.dir.is_dir(),
+        "no kith home at {}: create it with `kith init --home {}`",
+        home.dir.display(),
+        home.dir.display()
+    );
+    Ok(home.path(PEERS_FILE))
 }
 
 pub fn status(ctx: &Context) -> anyhow::Result<()> {
