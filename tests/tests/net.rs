@@ -263,3 +263,24 @@ fn a_running_node_adds_lists_and_forgets_remembered_peers() {
         format!("{addr}\n")
     );
 }
+
+#[test]
+fn kith_open_without_a_browser_fails_and_gives_the_link() {
+    let home = TestHome::init("alice");
+    let _node = home.node(LOOPBACK);
+    let out = home
+        .command(&["open"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("BROWSER")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stderr.contains("could not start a browser"), "{stderr}");
+    assert!(
+        stdout.trim().starts_with("http://127.0.0.1:") && stdout.contains("#login="),
+        "{stdout}"
+    );
+}
