@@ -139,11 +139,14 @@ impl TestHome {
             }
             None => Command::new(kith_bin()),
         };
+        // Never a terminal on stdin: a command that creates an identity
+        // would ask for a name on one.
         c.arg("--home")
             .arg(&self.dir)
             .args(args)
             .env_remove("KITH_HOME")
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null());
         c
     }
 

@@ -63,6 +63,35 @@ fn any_command_creates_the_identity_in_an_empty_home() {
 }
 
 #[test]
+fn a_new_identity_takes_a_name_and_says_how_to_change_it() {
+    // No terminal on stdin: the system account's name is taken.
+    let home = TestHome::new();
+    std::fs::create_dir_all(&home.dir).unwrap();
+    let run = home.run(&["post", "first words"]);
+    assert!(run.ok, "{}", run.stderr);
+    let name = home.run(&["whoami", "--json"]).json()["name"]
+        .as_str()
+        .expect("the new identity has a name")
+        .to_owned();
+    assert!(
+        run.stderr.contains(&format!("named it \"{name}\""))
+            && run.stderr.contains("kith profile set --name"),
+        "{}",
+        run.stderr
+    );
+
+    let init = TestHome::new();
+    let run = init.run(&["init"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("kith profile set --name"),
+        "{}",
+        run.stderr
+    );
+    assert!(init.run(&["whoami", "--json"]).json()["name"].is_string());
+}
+
+#[test]
 fn a_failing_command_gives_each_reason_once() {
     let home = TestHome::init("Ada");
     let garbage = home.path("garbage.kith");

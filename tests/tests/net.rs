@@ -232,6 +232,21 @@ fn private_labels_never_travel_by_gossip() {
 }
 
 #[test]
+fn a_node_on_an_empty_home_takes_a_name() {
+    let home = TestHome::new();
+    let node = home.node(LOOPBACK);
+    assert!(
+        node.status["name"].is_string(),
+        "the node started with a named identity: {}",
+        node.status
+    );
+    assert_eq!(
+        home.run(&["whoami", "--json"]).json()["name"],
+        node.status["name"]
+    );
+}
+
+#[test]
 fn a_running_node_adds_lists_and_forgets_remembered_peers() {
     // alice -- bob, bob remembers alice
     let alice = TestHome::init("alice");

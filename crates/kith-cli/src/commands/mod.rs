@@ -54,6 +54,7 @@ impl Context {
                 home.dir.display()
             );
         }
+        init::ensure_identity(&home)?;
         let mut service = kith_node::node::open_service(&home)?;
         match kith_node::execute(&mut service, call) {
             Err(ActionError::NodeOnly) => anyhow::bail!(

@@ -30,6 +30,7 @@ pub struct Args {
 
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let home = ctx.home()?;
+    super::init::ensure_identity(&home)?;
     let config = NodeConfig {
         listen: a.listen,
         mdns: !a.no_mdns,
