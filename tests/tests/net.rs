@@ -247,6 +247,33 @@ fn a_node_on_an_empty_home_takes_a_name() {
 }
 
 #[test]
+fn a_peer_without_a_profile_is_nearby_too() {
+    // alice -- bob, bob's identity never set a name
+    let alice = TestHome::init("alice");
+    let bob = TestHome::new();
+    kith_node::Home {
+        dir: bob.dir.clone(),
+        source: kith_node::HomeSource::Flag,
+    }
+    .init(kith_node::home::now_ms())
+    .unwrap();
+    let alice_node = alice.node(LOOPBACK);
+    let _bob_node = bob.node(&[LOOPBACK, &["--peer", &alice_node.addr()]].concat());
+    let bob_id = bob.id();
+    converge(30, "alice sees bob nearby", || {
+        let nearby = alice.run(&["people", "--nearby", "--json"]).json();
+        nearby
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == bob_id.as_str())
+            .then_some(())
+    });
+    let text = alice.run(&["people", "--nearby"]).out().to_owned();
+    assert!(text.contains(&bob_id), "{text}");
+}
+
+#[test]
 fn a_running_node_adds_lists_and_forgets_remembered_peers() {
     // alice -- bob, bob remembers alice
     let alice = TestHome::init("alice");
