@@ -160,6 +160,37 @@ fn remembered_peers_are_added_listed_and_removed_without_a_node() {
 }
 
 #[test]
+fn a_command_waits_while_another_process_has_the_store_open() {
+    let home = TestHome::init("Ada");
+    let (held, _) = kith_node::Service::open(&kith_node::Home {
+        dir: home.dir.clone(),
+        source: kith_node::HomeSource::Flag,
+    })
+    .unwrap();
+    let post = home
+        .command(&["post", "after the wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Another process (this test) holds the store for a moment, as a
+    // starting node or another command does.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(held);
+    let out = post.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        home.run(&["show", &id, "--json"]).json()["post"]["text"],
+        "after the wait"
+    );
+}
+
+#[test]
 fn a_missing_home_is_a_clear_error() {
     let home = TestHome::new();
     home.run(&["feed"]).fails_with("no kith home at");

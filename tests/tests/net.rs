@@ -306,6 +306,51 @@ fn a_running_node_adds_lists_and_forgets_remembered_peers() {
     );
 }
 
+/// Whether a process holds a lock on `file` (as redb locks its file), as
+/// `/proc/locks` says: seen from outside, without taking it.
+fn locked(file: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let inode = format!(":{} ", std::fs::metadata(file).unwrap().ino());
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(&inode))
+}
+
+#[test]
+fn a_command_while_the_node_starts_waits_for_it() {
+    use std::io::BufRead;
+    let home = TestHome::init("alice");
+    let mut child = home
+        .command(&[&["node", "--json"], LOOPBACK].concat())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kith node starts");
+    let node_stdout = child.stdout.take().unwrap();
+    // Once the node holds the store, without waiting for it to say it is
+    // ready: it is most likely still starting.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !locked(&home.path("kith.redb")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never opened its store"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let post = home.run(&["post", "hi"]);
+    let mut ready = String::new();
+    std::io::BufReader::new(node_stdout)
+        .read_line(&mut ready)
+        .unwrap();
+    let node = kith_tests::NodeProc {
+        child,
+        status: serde_json::from_str(&ready).expect("the node started"),
+    };
+    let id = post.out().to_owned();
+    wait_for_post(&home, &id, "the post is in the store the node holds");
+    node.stop();
+}
+
 #[test]
 fn kith_open_without_a_browser_fails_and_gives_the_link() {
     let home = TestHome::init("alice");

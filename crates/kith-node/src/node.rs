@@ -30,6 +30,8 @@ const TIDY_MIN_FILE_BYTES: u64 = 16 << 20;
 pub const DEFAULT_PORT: u16 = 4610;
 /// How often the sync engine's clock ticks.
 pub const TICK: Duration = Duration::from_secs(1);
+/// How long a starting node waits for a command to close the store.
+pub const STORE_WAIT: Duration = Duration::from_secs(10);
 
 /// How to run a node.
 #[derive(Debug, Clone)]
@@ -70,6 +72,64 @@ pub fn open_service(home: &Home) -> anyhow::Result<Service> {
     Ok(service)
 }
 
+/// Opens the home's service for a node. A store in use while no node file
+/// exists most likely belongs to a command that started a moment earlier
+/// and is about to finish, so the node waits for it (up to [`STORE_WAIT`]);
+/// with a node file, another node holds it, and this one refuses at once.
+async fn open_for_node(home: &Home) -> anyhow::Result<Service> {
+    let deadline = std::time::Instant::now() + STORE_WAIT;
+    let mut told = false;
+    loop {
+        match open_service(home) {
+            Err(e)
+                if store_in_use(&e)
+                    && !home.path(NODE_FILE).exists()
+                    && std::time::Instant::now() < deadline =>
+            {
+                if !told {
+                    eprintln!(
+                        "another kith command has the store open; waiting up to {} s for it to finish",
+                        STORE_WAIT.as_secs()
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The node file of a running node, removed when dropped: however `run`
+/// ends, no node file outlives it (but a crash's, which the CLI tells from
+/// a live one).
+#[derive(Debug)]
+struct NodeFileGuard(std::path::PathBuf);
+
+impl NodeFileGuard {
+    fn write(path: std::path::PathBuf, node: &NodeFile) -> anyhow::Result<NodeFileGuard> {
+        std::fs::write(&path, serde_json::to_vec(node)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(NodeFileGuard(path))
+    }
+}
+
+impl Drop for NodeFileGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Whether `err` says that another process has the store open.
+pub fn store_in_use(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<crate::ActionError>(),
+        Some(crate::ActionError::Open(
+            kith_store::OpenError::InUse { .. }
+        ))
+    )
+}
+
 /// Runs a node on `home` until a shutdown signal; `started` is called once
 /// the node listens, with its status and a one-time URL that logs a browser
 /// into the web app.
@@ -83,7 +143,24 @@ pub async fn run(
         "the API must listen on a loopback address, not {}",
         config.api
     );
-    let mut service = open_service(home)?;
+    // The API's address is known before the store opens, so that the node
+    // file can say where the node will answer as soon as it holds the
+    // store: a command run meanwhile waits for the API (its connection
+    // waits in the listen backlog) instead of finding the store in use.
+    let listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .with_context(|| format!("cannot bind the API to {}", config.api))?;
+    let api_addr = listener.local_addr()?;
+    let mut service = open_for_node(home).await?;
+    // The token first: a command that reads the node file reads it next.
+    let token = crate::token::load_or_create(&home.path(TOKEN_FILE))?;
+    let node_file = NodeFileGuard::write(
+        home.path(NODE_FILE),
+        &NodeFile {
+            pid: std::process::id(),
+            api: api_addr.to_string(),
+        },
+    )?;
     let tidy_from = std::time::Instant::now();
     // Tidying reads every unsealed change: on a damaged page redb may
     // panic, which must stop the node with advice, not a backtrace.
@@ -115,7 +192,6 @@ pub async fn run(
             "the last node on this home did not stop cleanly; new changes use a new actor id"
         );
     }
-    let token = crate::token::load_or_create(&home.path(TOKEN_FILE))?;
     let mut swarm = kith_net::build_swarm(kith_net::keypair(&service.keys().device), config.mdns)?;
     if config.listen.is_empty() {
         let port = std::fs::read_to_string(home.path(PORT_FILE))
@@ -137,10 +213,6 @@ pub async fn run(
         }
     }
 
-    let listener = tokio::net::TcpListener::bind(config.api)
-        .await
-        .with_context(|| format!("cannot bind the API to {}", config.api))?;
-    let api_addr = listener.local_addr()?;
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (evt_tx, mut evt_rx) = mpsc::channel(EVENT_CAPACITY);
     let (in_tx, in_rx) = mpsc::channel(SERVICE_INPUT_CAPACITY);
@@ -199,14 +271,6 @@ pub async fn run(
     let api = tokio::spawn(crate::api::serve(listener, parts, async {
         let _ = stop_rx.await;
     }));
-    let node_file = home.path(NODE_FILE);
-    std::fs::write(
-        &node_file,
-        serde_json::to_vec(&NodeFile {
-            pid: std::process::id(),
-            api: api_addr.to_string(),
-        })?,
-    )?;
 
     // Report once the swarm listens (it does within a few polls).
     let mut status = None;
@@ -236,7 +300,7 @@ pub async fn run(
     let joined = tokio::task::spawn_blocking(move || thread.join()).await;
     forward.abort();
     net.abort();
-    let _ = std::fs::remove_file(&node_file);
+    drop(node_file);
     signal?;
     if !matches!(joined, Ok(Ok(()))) {
         anyhow::bail!("the service thread panicked");

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod feed;
 pub mod group;
+pub mod in_use;
 pub mod init;
 pub mod net;
 pub mod node;
@@ -55,7 +56,14 @@ impl Context {
             );
         }
         init::ensure_identity(&home)?;
-        let mut service = kith_node::node::open_service(&home)?;
+        let mut service = match kith_node::node::open_service(&home) {
+            // A node may be starting: go through it once it answers.
+            Err(e) if kith_node::node::store_in_use(&e) => match in_use::wait(&home, &call, e)? {
+                in_use::Waited::Node(reply) => return Ok(reply),
+                in_use::Waited::Store(service) => service,
+            },
+            other => other?,
+        };
         match kith_node::execute(&mut service, call) {
             Err(ActionError::NodeOnly) => anyhow::bail!(
                 "no node is running on {}: start one with `kith node`",
