@@ -243,7 +243,13 @@ async fn two_people_use_the_web_app() {
     // A reply from the thread view: its own redraw and the live event of
     // the new post race; the page shows the reply once, not twice.
     post_from_app(&ca, "A reply from the thread").await;
-    wait_text(&ca, "section.thread", "A reply from the thread", "the reply").await;
+    wait_text(
+        &ca,
+        "section.thread",
+        "A reply from the thread",
+        "the reply",
+    )
+    .await;
     // Watch the page for a bounded while: the racing redraw lands in it.
     let watch = Instant::now() + Duration::from_secs(3);
     while Instant::now() < watch {

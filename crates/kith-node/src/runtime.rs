@@ -721,8 +721,15 @@ impl ServiceLoop {
                 let addr: Multiaddr = address.parse().map_err(|e| {
                     ActionError::Invalid(format!("`{address}` is not a multiaddr: {e}"))
                 })?;
-                remember_peer(&self.home_peers, &addr)?;
+                crate::remembered::add(&self.home_peers, &addr)?;
                 self.command(Command::Remember(addr));
+                Reply::Done
+            }
+            Call::ForgetPeer { address } => {
+                // Out of the file, and no longer redialled by the swarm.
+                if let Some(addr) = crate::remembered::forget(&self.home_peers, &address)? {
+                    self.command(Command::Forget(addr));
+                }
                 Reply::Done
             }
             Call::People {
@@ -733,6 +740,27 @@ impl ServiceLoop {
                     self.engine.peers().filter_map(|(_, id)| id).collect();
                 let mut people = self.service.people(label.as_deref())?;
                 people.retain(|p| near.contains(&p.id));
+                // A peer whose profile has not arrived yet is nearby too,
+                // nameless (unless a label was asked for: it has none).
+                if label.is_none() {
+                    let me = self.service.identity();
+                    let known: BTreeSet<IdentityId> = people.iter().map(|p| p.id).collect();
+                    for id in near
+                        .into_iter()
+                        .filter(|id| *id != me && !known.contains(id))
+                    {
+                        people.push(kith_store::PersonView {
+                            id,
+                            name: None,
+                            bio: None,
+                            following: false,
+                            blocked: false,
+                            labels: Vec::new(),
+                            follows: Vec::new(),
+                            posts: 0,
+                        });
+                    }
+                }
                 Reply::People(people)
             }
             Call::Probe { nonce } => {
@@ -866,18 +894,6 @@ fn tcp_port(addr: &Multiaddr) -> Option<u16> {
         libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
         _ => None,
     })
-}
-
-/// Adds an address to the home's remembered peers (one multiaddr a line).
-pub fn remember_peer(file: &std::path::Path, addr: &Multiaddr) -> Result<(), ActionError> {
-    let shown = file.display().to_string();
-    let existing = std::fs::read_to_string(file).unwrap_or_default();
-    if existing.lines().any(|l| l.trim() == addr.to_string()) {
-        return Ok(());
-    }
-    let mut text = existing;
-    text.push_str(&format!("{addr}\n"));
-    std::fs::write(file, text).map_err(|error| ActionError::File { path: shown, error })
 }
 
 /// The remembered peers of a home; unreadable lines are skipped with a warning.

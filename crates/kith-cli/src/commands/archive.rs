@@ -63,12 +63,14 @@ pub fn export(ctx: &Context, a: FileArgs) -> anyhow::Result<()> {
     }
     if a.public {
         println!(
-            "exported the {changes} signed changes you published to {}",
+            "exported the {} you published to {}",
+            output::count(changes as u64, "signed change", "signed changes"),
             a.file.display()
         );
     } else {
         println!(
-            "exported {changes} signed changes to {}, readable only by you (it holds your labels and blocks)",
+            "exported {} to {}, readable only by you (it holds your labels and blocks)",
+            output::count(changes as u64, "signed change", "signed changes"),
             a.file.display()
         );
     }

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use kith_store::repair::{self, Progress};
 
 use super::Context;
+use crate::output::count;
 
 /// A progress bar on stderr for the phases of a check or repair; hidden
 /// when stderr is no terminal or with `--json`.
@@ -67,11 +68,11 @@ pub fn check(ctx: &Context) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{}: {} changes in {} documents, {} posts",
+            "{}: {} in {}, {}",
             path.display(),
-            report.changes,
-            report.documents,
-            report.posts
+            count(report.changes, "change", "changes"),
+            count(report.documents, "document", "documents"),
+            count(report.posts, "post", "posts")
         );
         for finding in &report.findings {
             println!("damage: {finding}");
@@ -107,10 +108,10 @@ pub fn repair(ctx: &Context) -> anyhow::Result<()> {
     println!("the damaged store is kept at {}", report.damaged_kept_at);
     if report.opened {
         println!(
-            "read {} changes and {} certificates from {} documents ({} could not be read in full)",
-            report.changes_salvaged,
-            report.certificates,
-            report.documents,
+            "read {} and {} from {} ({} could not be read in full)",
+            count(report.changes_salvaged, "change", "changes"),
+            count(report.certificates, "certificate", "certificates"),
+            count(report.documents, "document", "documents"),
             report.unreadable_documents
         );
     } else {
@@ -124,8 +125,10 @@ pub fn repair(ctx: &Context) -> anyhow::Result<()> {
     }
     if let Some(c) = report.counts {
         println!(
-            "the new store holds {} changes: {} posts, {} people",
-            c.changes, c.posts, c.people
+            "the new store holds {}: {}, {}",
+            count(c.changes, "change", "changes"),
+            count(c.posts, "post", "posts"),
+            count(c.people, "person", "people")
         );
     }
     println!(
