@@ -276,6 +276,13 @@ pub fn repair(
         move |source| RepairError::File { path: p, source }
     };
     let damaged = match unfinished(path) {
+        // A repair stopped between writing its marker and renaming the
+        // store aside: the store is still in place, and is what to repair.
+        Some(d) if !d.exists() && path.exists() => {
+            std::fs::rename(path, &d).map_err(file_err(path))?;
+            sync_dir(path).map_err(file_err(path))?;
+            d
+        }
         Some(d) => d,
         None => {
             if !path.exists() {
@@ -382,7 +389,8 @@ pub fn repair(
 pub fn check(path: &Path, mut progress: impl FnMut(Progress)) -> Result<CheckReport, OpenError> {
     let store = Store::open(path)?;
     let mut report = CheckReport::default();
-    let dir = tempfile_dir(path)?;
+    let scratch = Scratch::beside(path)?;
+    let dir = scratch.0.clone();
     let copy = dir.join("check-copy.redb");
     let copied = std::fs::copy(path, &copy);
     match copied {
@@ -476,15 +484,25 @@ pub fn check(path: &Path, mut progress: impl FnMut(Progress)) -> Result<CheckRep
             .push(format!("… and {} more posts", differing.len() - 20));
     }
     drop(rebuilt);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(report)
 }
 
-/// A scratch directory beside the store (on its disk, not in a small /tmp).
-fn tempfile_dir(path: &Path) -> Result<PathBuf, OpenError> {
-    let dir = path.with_file_name(format!("kith-check-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| OpenError::Store(StoreError::Io(format!("{}: {e}", dir.display()))))?;
-    Ok(dir)
+/// A scratch directory beside the store (on its disk, not in a small
+/// /tmp), removed with everything in it when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn beside(path: &Path) -> Result<Scratch, OpenError> {
+        let dir = path.with_file_name(format!("kith-check-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| OpenError::Store(StoreError::Io(format!("{}: {e}", dir.display()))))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
