@@ -154,7 +154,9 @@ impl ServiceLoop {
     /// Opens the store again if a failed write closed it or left redb
     /// refusing everything.
     fn reopen_if_closed(&mut self) {
-        if self.service.store().needs_reopen() {
+        // A store that only waits for room to replay its journal still
+        // reads; its next write opens it again itself.
+        if self.service.store().needs_reopen_to_read() {
             self.reopen();
         }
     }

@@ -7,7 +7,9 @@ use kith_core::VerifyError;
 pub enum OpenError {
     #[error("the store {path} is in use by another kith process (a running `kith node`?)")]
     InUse { path: String },
-    #[error("the store {path} could not be opened")]
+    #[error(
+        "the store {path} could not be opened ({source}); if it keeps failing, `kith check` says whether it is damaged and `kith repair` rebuilds it"
+    )]
     Db {
         path: String,
         source: redb::DatabaseError,
@@ -71,7 +73,9 @@ impl OpenError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("database error: {0}")]
+    #[error(
+        "database error: {0}; if it keeps failing, `kith check` says whether the store is damaged and `kith repair` rebuilds it"
+    )]
     Db(redb::Error),
     /// The disk (or the user's quota) is full: nothing was written.
     #[error(
@@ -84,7 +88,9 @@ pub enum StoreError {
         closed: bool,
     },
     /// Reading or writing the disk failed; the store closes and opens again.
-    #[error("the disk failed a read or write ({0}); nothing of this action was written")]
+    #[error(
+        "the disk failed a read or write ({0}); nothing of this action was written. If it keeps failing, `kith check` says whether the store is damaged and `kith repair` rebuilds it"
+    )]
     Io(String),
     /// The store closed after a failed write and could not yet open again.
     #[error("the store is closed after a failed write: {0}")]

@@ -82,6 +82,9 @@ pub struct Store {
     /// A write failed inside redb, which now refuses every operation until
     /// the store opens again (see [`Store::reopen`]).
     poisoned: bool,
+    /// Opened again, but the disk was too full to replay the journal: reads
+    /// work, and the next write opens the store again first.
+    replay_pending: bool,
     /// Threads that check signatures during an ingest (1: the caller's only).
     verify_threads: usize,
     /// Signing keys of the devices heard from, as curve points.
@@ -145,6 +148,7 @@ impl Store {
             journal_damage: opened.damage,
             min_free_bytes: MIN_FREE_BYTES,
             poisoned: false,
+            replay_pending: false,
             verify_threads: 1,
             device_keys: Default::default(),
             session: false,
@@ -174,10 +178,20 @@ impl Store {
         self.unflushed = false;
         self.journal_owed = true;
         self.poisoned = false;
+        self.replay_pending = false;
         let opened = self.reopen_steps();
-        if opened.is_err() {
+        match &opened {
+            Ok(()) => {}
+            // Open, but the disk is too full to replay the journal yet:
+            // reads work (without the journal's latest changes, which stay
+            // in it), and the next write opens the store again first.
+            Err(OpenError::Store(StoreError::DiskFull { closed: false, .. }))
+                if self.db.is_some() =>
+            {
+                self.replay_pending = true;
+            }
             // Half-opened is closed: the next call tries again from the start.
-            self.db = None;
+            Err(_) => self.db = None,
         }
         opened
     }
@@ -688,6 +702,12 @@ impl Store {
     /// [`Store::reopen`]): it is closed, or a write failed inside redb.
     /// Local commits and ingests open it again themselves.
     pub fn needs_reopen(&self) -> bool {
+        self.poisoned || self.replay_pending || self.db.is_none()
+    }
+
+    /// Whether reads fail until the store opens again: it is closed, or
+    /// redb refuses everything after a failed write.
+    pub fn needs_reopen_to_read(&self) -> bool {
         self.poisoned || self.db.is_none()
     }
 

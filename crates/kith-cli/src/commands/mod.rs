@@ -64,7 +64,25 @@ impl Context {
             },
             other => other?,
         };
-        match kith_node::execute(&mut service, call) {
+        // redb may panic on a page damaged outside it: say what to do
+        // rather than end in a backtrace.
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            kith_node::execute(&mut service, call)
+        }));
+        let done = match done {
+            Ok(done) => done,
+            Err(panic) => {
+                // Closing would checkpoint through the same damaged pages;
+                // the process ends here, and the journal stays as it is.
+                std::mem::forget(service);
+                anyhow::bail!(
+                    "the store {} is damaged ({}): `kith check` says what is wrong, and `kith repair` rebuilds it from what can be read and from your peers",
+                    home.store_path().display(),
+                    kith_store::repair::panic_text(&panic)
+                )
+            }
+        };
+        match done {
             Err(ActionError::NodeOnly) => anyhow::bail!(
                 "no node is running on {}: start one with `kith node`",
                 home.dir.display()
