@@ -2,7 +2,6 @@
 
 use kith_core::IdentityId;
 use kith_node::{Call, Reply};
-use kith_store::PersonView;
 
 use super::Context;
 use crate::output;
@@ -104,17 +103,13 @@ pub fn label(ctx: &Context, a: LabelArgs) -> anyhow::Result<()> {
 }
 
 pub fn people(ctx: &Context, a: PeopleArgs) -> anyhow::Result<()> {
-    let unlabelled = a.label.is_none();
-    let Reply::People(mut people) = ctx.call(Call::People {
+    let Reply::People(people) = ctx.call(Call::People {
         label: a.label,
         nearby: a.nearby,
     })?
     else {
         return Err(output::unexpected());
     };
-    if a.nearby && unlabelled {
-        people.extend(strangers_nearby(ctx, &people)?);
-    }
     if ctx.json {
         return output::json(&people);
     }
@@ -129,41 +124,4 @@ pub fn people(ctx: &Context, a: PeopleArgs) -> anyhow::Result<()> {
         output::person(p);
     }
     Ok(())
-}
-
-/// Connected peers whose identity has no profile here yet (it never set a
-/// name, or its profile has not arrived): the node's nearby list holds only
-/// people the store knows, but these are nearby too.
-fn strangers_nearby(ctx: &Context, known: &[PersonView]) -> anyhow::Result<Vec<PersonView>> {
-    let Reply::Peers(peers) = ctx.call(Call::Peers)? else {
-        return Err(output::unexpected());
-    };
-    let mut ids: Vec<IdentityId> = peers
-        .iter()
-        .filter_map(|p| p.identity)
-        .filter(|id| !known.iter().any(|k| k.id == *id))
-        .collect();
-    ids.sort();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    // This identity's other devices are peers too, but not people nearby.
-    let Reply::Whoami(me) = ctx.call(Call::Whoami)? else {
-        return Err(output::unexpected());
-    };
-    Ok(ids
-        .into_iter()
-        .filter(|id| *id != me.identity)
-        .map(|id| PersonView {
-            id,
-            name: None,
-            bio: None,
-            following: false,
-            blocked: false,
-            labels: Vec::new(),
-            follows: Vec::new(),
-            posts: 0,
-        })
-        .collect())
 }
