@@ -672,8 +672,9 @@ impl Store {
         }
         // Emptied only once every record in it is durably in redb: never
         // while records from before the open wait to be replayed, nor
-        // while the store is closed after a failed write.
-        if !self.journal_owed && self.db.is_some() {
+        // while redb refuses writes or the store is closed after a failed
+        // one (this runs from `Drop` on every path, failed opens included).
+        if !self.journal_owed && !self.poisoned && self.db.is_some() {
             self.journal.clear()?;
         }
         Ok(())
