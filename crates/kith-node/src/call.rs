@@ -81,6 +81,12 @@ pub enum Call {
     Unblock {
         id: IdentityId,
     },
+    Mute {
+        id: IdentityId,
+    },
+    Unmute {
+        id: IdentityId,
+    },
     Label {
         id: IdentityId,
         add: Vec<String>,
@@ -338,6 +344,14 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
             service.unblock(&id)?;
             Reply::Person(service.person(Some(id))?)
         }
+        Call::Mute { id } => {
+            service.mute(&id)?;
+            Reply::Person(service.person(Some(id))?)
+        }
+        Call::Unmute { id } => {
+            service.unmute(&id)?;
+            Reply::Person(service.person(Some(id))?)
+        }
         Call::Label { id, add, remove } => {
             service.label(&id, &add, &remove)?;
             Reply::Person(service.person(Some(id))?)
@@ -395,6 +409,8 @@ impl Call {
                 | Call::Unfollow { .. }
                 | Call::Block { .. }
                 | Call::Unblock { .. }
+                | Call::Mute { .. }
+                | Call::Unmute { .. }
                 | Call::Label { .. }
                 | Call::Import { .. }
                 | Call::GroupCreate { .. }

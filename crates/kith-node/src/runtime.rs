@@ -757,6 +757,7 @@ impl ServiceLoop {
                             bio: None,
                             following: false,
                             blocked: false,
+                            muted: false,
                             labels: Vec::new(),
                             follows: Vec::new(),
                             posts: 0,

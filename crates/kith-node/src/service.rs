@@ -415,6 +415,24 @@ impl Service {
         })
     }
 
+    /// Mutes `who`, in the private document as a block is: their posts leave
+    /// this identity's timelines but stay on their profile and in threads.
+    /// Unlike a block, a mute stops nothing else: they may still be followed.
+    pub fn mute(&mut self, who: &IdentityId) -> Result<(), ActionError> {
+        self.not_me(who, "mute")?;
+        let who = *who;
+        self.commit(DocId::private(self.identity()), |d| {
+            labels::set_mute(d, &who, true)
+        })
+    }
+
+    pub fn unmute(&mut self, who: &IdentityId) -> Result<(), ActionError> {
+        let who = *who;
+        self.commit(DocId::private(self.identity()), |d| {
+            labels::set_mute(d, &who, false)
+        })
+    }
+
     /// Moves the blocks an earlier version published in the profile to the
     /// private document, so that they stop being public from now on (their
     /// signed history stays, as any change does).
@@ -581,7 +599,7 @@ impl Service {
     }
 
     pub fn thread(&self, id: &PostId) -> Result<Vec<ThreadEntry>, ActionError> {
-        let t = self.store.thread(id)?;
+        let t = self.store.thread(id, Some(&self.identity()))?;
         if t.is_empty() {
             return Err(ActionError::UnknownPost(*id));
         }
@@ -606,6 +624,7 @@ impl Service {
                 bio: None,
                 following: false,
                 blocked: false,
+                muted: false,
                 labels: vec![],
                 follows: vec![],
                 posts: 0,

@@ -136,6 +136,7 @@ function postNode(p, opts) {
     " ",
     el("a", { class: "time", href: "#/post/" + p.id }, when(p.created_at)),
     p.edited ? el("span", { class: "flag" }, " edited") : null,
+    p.author_muted ? el("span", { class: "flag" }, " muted") : null,
     p.reply_to ? el("a", { class: "flag", href: "#/post/" + p.reply_to }, " reply") : null,
     p.space && p.space !== "public"
       ? el("a", { class: "flag group-marker", href: "#/group/" + p.space }, " in " + (state.groups.get(p.space) || "a group"))
@@ -361,7 +362,8 @@ async function personView(id) {
   if (!me) {
     card.append(el("div", { class: "actions" },
       el("button", { onclick: async () => { await api(p.following ? "DELETE" : "PUT", "/api/people/" + id + "/follow"); personView(id); } }, p.following ? "Unfollow" : "Follow"),
-      el("button", { onclick: async () => { await api(p.blocked ? "DELETE" : "PUT", "/api/people/" + id + "/block"); personView(id); } }, p.blocked ? "Unblock" : "Block")));
+      el("button", { onclick: async () => { await api(p.blocked ? "DELETE" : "PUT", "/api/people/" + id + "/block"); personView(id); } }, p.blocked ? "Unblock" : "Block"),
+      el("button", { title: "Their posts leave your timelines; only you know", onclick: async () => { await api(p.muted ? "DELETE" : "PUT", "/api/people/" + id + "/mute"); personView(id); } }, p.muted ? "Unmute" : "Mute")));
     const labels = el("div", { class: "labels" }, "Labels (only you see them): ");
     for (const l of p.labels || []) {
       labels.append(el("button", { class: "label", title: "remove", onclick: async () => { await api("POST", "/api/people/" + id + "/labels", { remove: [l] }); personView(id); } }, "#" + l + " ×"));
@@ -408,6 +410,7 @@ async function peopleView() {
           el("a", { href: "#/person/" + p.id }, who(p.name, p.id)),
           p.following ? el("span", { class: "tag" }, "following") : null,
           p.blocked ? el("span", { class: "tag" }, "blocked") : null,
+          p.muted ? el("span", { class: "tag" }, "muted") : null,
           (p.labels || []).map((l) => el("span", { class: "tag" }, "#" + l))));
       }
     } catch (e) {

@@ -134,6 +134,13 @@ pub(crate) fn index_change(
             for key in &touched.root_keys {
                 if let Some(who) = key.strip_prefix(labels::BLOCK_PREFIX) {
                     set_pair(w, doc, key, who, a.author_no, false)?;
+                } else if let Some(who) = labels::parse_mute_key(key) {
+                    let k = pair_key(a.author_no, w.intern_person(&who)?);
+                    if labels::contains(doc, key) {
+                        w.mutes()?.insert(&k, ())?;
+                    } else {
+                        w.mutes()?.remove(&k)?;
+                    }
                 } else if let Some((who, label)) = labels::parse_label_key(key) {
                     let subject = w.intern_person(&who)?;
                     let k = label_key(a.author_no, subject, label);

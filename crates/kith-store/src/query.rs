@@ -24,7 +24,8 @@ pub struct FeedQuery {
     pub space: SpaceId,
     /// Only this author's posts.
     pub author: Option<IdentityId>,
-    /// Leave out authors this person blocks.
+    /// Leave out authors this person blocks, and, unless `author` is
+    /// given, those this person mutes (whose posts are then marked).
     pub viewer: Option<IdentityId>,
     /// Only posts older than this one (the previous page's last post).
     pub before: Option<(u64, PostId)>,
@@ -61,6 +62,9 @@ struct Reader<'t> {
     reactions: OnceCell<ReadOnlyTable<&'static [u8], u32>>,
     replies: OnceCell<ReadOnlyTable<&'static [u8; 40], ()>>,
     spaces: OnceCell<ReadOnlyTable<u32, &'static [u8; 32]>>,
+    /// Whom the viewer mutes: views mark their posts and leave out their
+    /// reactions. Empty for a read without a viewer.
+    muted: BTreeSet<u32>,
 }
 
 /// Accessors `fn name(&self) -> Result<&table, StoreError>` for the
@@ -90,7 +94,17 @@ impl<'t> Reader<'t> {
             reactions: OnceCell::new(),
             replies: OnceCell::new(),
             spaces: OnceCell::new(),
+            muted: BTreeSet::new(),
         }
+    }
+
+    /// A reader for what `viewer` sees: see [`Reader::muted`].
+    fn seen_by(txn: &'t ReadTransaction, viewer: Option<&IdentityId>) -> Result<Self, StoreError> {
+        let mut r = Reader::new(txn);
+        if let Some(no) = viewer.map(|v| r.person_no(v)).transpose()?.flatten() {
+            r.muted = pairs_from(txn, MUTES, no)?;
+        }
+        Ok(r)
     }
 
     lazy_tables! {
@@ -150,6 +164,10 @@ impl<'t> Reader<'t> {
             if !k.starts_with(&id.0) {
                 break;
             }
+            let reactor = u32::from_be_bytes(k[16..20].try_into().expect("fixed slice"));
+            if self.muted.contains(&reactor) {
+                continue;
+            }
             let emoji = String::from_utf8_lossy(&k[20..]).into_owned();
             *reactions.entry(emoji).or_default() += 1;
         }
@@ -181,6 +199,7 @@ impl<'t> Reader<'t> {
             deleted: row.deleted,
             reactions,
             replies,
+            author_muted: self.muted.contains(&row.author_no),
         })
     }
 
@@ -201,7 +220,7 @@ impl Store {
     /// Newest posts first, from the FEED (or BY_AUTHOR) index.
     pub fn feed(&self, q: &FeedQuery) -> Result<Vec<PostView>, StoreError> {
         let txn = self.db()?.begin_read()?;
-        let r = Reader::new(&txn);
+        let r = Reader::seen_by(&txn, q.viewer.as_ref())?;
         self.feed_rows(&txn, &r, q)?
             .into_iter()
             .map(|(id, row)| r.view(id, &row))
@@ -213,7 +232,7 @@ impl Store {
     /// building the views.
     pub fn feed_ids(&self, q: &FeedQuery) -> Result<Vec<(PostId, u64)>, StoreError> {
         let txn = self.db()?.begin_read()?;
-        let r = Reader::new(&txn);
+        let r = Reader::seen_by(&txn, q.viewer.as_ref())?;
         Ok(self
             .feed_rows(&txn, &r, q)?
             .into_iter()
@@ -264,6 +283,10 @@ impl Store {
             if row.deleted || blocked.contains(&row.author_no) || row.space_no != space_no {
                 continue;
             }
+            // A mute hides its subject from timelines, not from their own page.
+            if q.author.is_none() && r.muted.contains(&row.author_no) {
+                continue;
+            }
             if removals.hide(self, r, &row)? {
                 continue;
             }
@@ -278,17 +301,10 @@ impl Store {
         r: &Reader,
         viewer: &IdentityId,
     ) -> Result<BTreeSet<u32>, StoreError> {
-        let Some(v) = r.person_no(viewer)? else {
-            return Ok(BTreeSet::new());
-        };
-        let blocks = txn.open_table(BLOCKS)?;
-        blocks
-            .range::<&[u8; 8]>(&pair_key(v, 0)..=&pair_key(v, u32::MAX))?
-            .map(|e| {
-                e.map(|(k, _)| split_pair_key(k.value()).1)
-                    .map_err(StoreError::from)
-            })
-            .collect()
+        match r.person_no(viewer)? {
+            Some(v) => pairs_from(txn, BLOCKS, v),
+            None => Ok(BTreeSet::new()),
+        }
     }
 
     /// One post, deleted or not.
@@ -353,9 +369,14 @@ impl Store {
     }
 
     /// A post and every reply below it, depth first, replies oldest first.
-    pub fn thread(&self, id: &PostId) -> Result<Vec<ThreadEntry>, StoreError> {
+    /// Posts of people `viewer` mutes stay, marked.
+    pub fn thread(
+        &self,
+        id: &PostId,
+        viewer: Option<&IdentityId>,
+    ) -> Result<Vec<ThreadEntry>, StoreError> {
         let txn = self.db()?.begin_read()?;
-        let r = Reader::new(&txn);
+        let r = Reader::seen_by(&txn, viewer)?;
         let mut out = Vec::new();
         let mut stack = vec![(*id, 0u32)];
         let mut removals = Removals::new(&txn);
@@ -381,7 +402,7 @@ impl Store {
     /// A home timeline: the newest posts across `spaces` (the public space
     /// and a person's groups), merged newest first, each space read from
     /// its own range of the `FEED` index, so a page costs the same however
-    /// many posts are stored.
+    /// many posts are stored. Leaves out whom `viewer` blocks or mutes.
     pub fn home_feed(
         &self,
         spaces: &[SpaceId],
@@ -390,7 +411,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<PostView>, StoreError> {
         let txn = self.db()?.begin_read()?;
-        let r = Reader::new(&txn);
+        let r = Reader::seen_by(&txn, viewer)?;
         let blocked = match viewer {
             Some(v) => self.blocked_by(&txn, &r, v)?,
             None => BTreeSet::new(),
@@ -440,7 +461,7 @@ impl Store {
             let (k, _) = ranges[i].next().expect("peeked")?;
             let id = timeline_post(k.value());
             let Some(row) = r.row(&id)? else { continue };
-            if row.deleted || blocked.contains(&row.author_no) {
+            if row.deleted || blocked.contains(&row.author_no) || r.muted.contains(&row.author_no) {
                 continue;
             }
             if removals.hide(self, &r, &row)? {
@@ -519,9 +540,10 @@ impl Store {
         let row = r.person(no)?;
         let follows_t = txn.open_table(FOLLOWS)?;
         let blocks_t = txn.open_table(BLOCKS)?;
+        let mutes_t = txn.open_table(MUTES)?;
         let labels_t = txn.open_table(LABELS)?;
         let by_author = txn.open_table(BY_AUTHOR)?;
-        let (following, blocked, labels) = match viewer {
+        let (following, blocked, muted, labels) = match viewer {
             Some(v) => {
                 let prefix = pair_key(v, no);
                 let mut labels = Vec::new();
@@ -536,10 +558,11 @@ impl Store {
                 (
                     follows_t.get(&prefix)?.is_some(),
                     blocks_t.get(&prefix)?.is_some(),
+                    mutes_t.get(&prefix)?.is_some(),
                     labels,
                 )
             }
-            None => (false, false, Vec::new()),
+            None => (false, false, false, Vec::new()),
         };
         let mut follows = Vec::new();
         for entry in follows_t.range::<&[u8; 8]>(&pair_key(no, 0)..=&pair_key(no, u32::MAX))? {
@@ -559,6 +582,7 @@ impl Store {
             bio: Some(row.bio).filter(|b| !b.is_empty()),
             following,
             blocked,
+            muted,
             labels,
             follows,
             posts,
@@ -678,6 +702,7 @@ impl Store {
         for (name, table) in [
             ("follow", txn.open_table(FOLLOWS)?),
             ("block", txn.open_table(BLOCKS)?),
+            ("mute", txn.open_table(MUTES)?),
         ] {
             for entry in table.iter()? {
                 let (k, _) = entry?;
@@ -705,6 +730,22 @@ impl Store {
         lines.sort();
         Ok(lines)
     }
+}
+
+/// The second person of every pair in `table` (`BLOCKS`, `MUTES`) whose
+/// first is `owner`.
+fn pairs_from(
+    txn: &ReadTransaction,
+    table: redb::TableDefinition<&[u8; 8], ()>,
+    owner: u32,
+) -> Result<BTreeSet<u32>, StoreError> {
+    txn.open_table(table)?
+        .range::<&[u8; 8]>(&pair_key(owner, 0)..=&pair_key(owner, u32::MAX))?
+        .map(|e| {
+            e.map(|(k, _)| split_pair_key(k.value()).1)
+                .map_err(StoreError::from)
+        })
+        .collect()
 }
 
 type SpacesTable = ReadOnlyTable<u32, &'static [u8; 32]>;

@@ -114,6 +114,10 @@ pub const REACTIONS: TableDefinition<&[u8], u32> = TableDefinition::new("reactio
 pub const FOLLOWS: TableDefinition<&[u8; 8], ()> = TableDefinition::new("follows_v1");
 /// `person_no || person_no → ()`: the first blocks the second.
 pub const BLOCKS: TableDefinition<&[u8; 8], ()> = TableDefinition::new("blocks_v1");
+/// `person_no || person_no → ()`: the first mutes the second (from the
+/// first's private document). A mute only hides: the second's posts leave
+/// the first's home and space timelines, nothing else.
+pub const MUTES: TableDefinition<&[u8; 8], ()> = TableDefinition::new("mutes_v1");
 /// `owner person_no (4) || subject person_no (4) || label → ()`: labels from
 /// the owner's private document.
 pub const LABELS: TableDefinition<&[u8], ()> = TableDefinition::new("labels_v1");

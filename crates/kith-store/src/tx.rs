@@ -80,6 +80,7 @@ writer_tables! {
     reactions: REACTIONS => <&'static [u8], u32>,
     follows: FOLLOWS => <&'static [u8; 8], ()>,
     blocks: BLOCKS => <&'static [u8; 8], ()>,
+    mutes: MUTES => <&'static [u8; 8], ()>,
     labels: LABELS => <&'static [u8], ()>,
 }
 

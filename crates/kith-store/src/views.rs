@@ -44,6 +44,11 @@ pub struct PostView {
     /// Reaction → how many people reacted with it.
     pub reactions: BTreeMap<String, u32>,
     pub replies: u32,
+    /// Whether the viewer mutes the author. Their posts are left out of the
+    /// viewer's timelines; where they are still shown (the author's own
+    /// posts, a thread) this marks them.
+    #[serde(default)]
+    pub author_muted: bool,
 }
 
 /// A post inside a thread, with its depth below the thread's root.
@@ -76,6 +81,10 @@ pub struct PersonView {
     pub following: bool,
     /// Whether the viewer blocks them.
     pub blocked: bool,
+    /// Whether the viewer mutes them: their posts leave the viewer's
+    /// timelines, and nothing else changes.
+    #[serde(default)]
+    pub muted: bool,
     /// The viewer's private labels on them.
     pub labels: Vec<String>,
     /// Whom they follow, as their profile says.

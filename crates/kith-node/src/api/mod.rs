@@ -128,6 +128,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/people/{id}/follow"),
     ("put", "/api/people/{id}/block"),
     ("delete", "/api/people/{id}/block"),
+    ("put", "/api/people/{id}/mute"),
+    ("delete", "/api/people/{id}/mute"),
     ("post", "/api/people/{id}/labels"),
     ("get", "/api/groups"),
     ("post", "/api/groups"),
@@ -175,6 +177,7 @@ fn router(state: AppState) -> Router {
             put(r::follow).delete(r::unfollow),
         )
         .route("/api/people/{id}/block", put(r::block).delete(r::unblock))
+        .route("/api/people/{id}/mute", put(r::mute).delete(r::unmute))
         .route("/api/people/{id}/labels", post(r::labels))
         .route("/api/groups", get(r::groups).post(r::create_group))
         .route("/api/groups/join", post(r::join))

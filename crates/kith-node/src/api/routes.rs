@@ -343,6 +343,26 @@ pub async fn unblock(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
     .await?)
 }
 
+pub async fn mute(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    ok(run(
+        &s,
+        Call::Mute {
+            id: person_id(&id)?,
+        },
+    )
+    .await?)
+}
+
+pub async fn unmute(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    ok(run(
+        &s,
+        Call::Unmute {
+            id: person_id(&id)?,
+        },
+    )
+    .await?)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabelsBody {
