@@ -63,6 +63,11 @@ enum Command {
     Block(people::PersonRef),
     /// Unblock someone.
     Unblock(people::PersonRef),
+    /// Mute someone: their posts leave your timelines but stay on their
+    /// profile and in threads; you may still follow them. Only you know.
+    Mute(people::PersonRef),
+    /// Unmute someone.
+    Unmute(people::PersonRef),
     /// Add or remove private labels on someone (colleague, customer, friend, …).
     Label(people::LabelArgs),
     /// Everyone you follow or know, with your labels.
@@ -121,6 +126,8 @@ fn main() -> ExitCode {
         Command::Unfollow(a) => people::relation(&ctx, a, people::Relation::Unfollow),
         Command::Block(a) => people::relation(&ctx, a, people::Relation::Block),
         Command::Unblock(a) => people::relation(&ctx, a, people::Relation::Unblock),
+        Command::Mute(a) => people::relation(&ctx, a, people::Relation::Mute),
+        Command::Unmute(a) => people::relation(&ctx, a, people::Relation::Unmute),
         Command::Label(a) => people::label(&ctx, a),
         Command::People(a) => people::people(&ctx, a),
         Command::Group(c) => group::run(&ctx, c),

@@ -56,6 +56,9 @@ pub fn post(p: &PostView, depth: u32) {
     if p.edited {
         flags.push("edited".to_owned());
     }
+    if p.author_muted {
+        flags.push("muted".to_owned());
+    }
     if let Some(parent) = &p.reply_to {
         flags.push(format!("reply to {parent}"));
     }
@@ -95,6 +98,9 @@ pub fn person(p: &PersonView) {
     }
     if p.blocked {
         tags.push("blocked".to_owned());
+    }
+    if p.muted {
+        tags.push("muted".to_owned());
     }
     tags.extend(p.labels.iter().map(|l| format!("#{}", Untrusted(l))));
     println!(

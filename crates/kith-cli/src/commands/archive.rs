@@ -25,7 +25,7 @@ pub struct FileArgs {
     #[arg(long)]
     force: bool,
     /// Export only: just what this identity has published (its profile and
-    /// public posts); no labels or blocks, no groups, nobody else's posts.
+    /// public posts); no labels, blocks or mutes, no groups, nobody else's posts.
     #[arg(long)]
     public: bool,
 }
@@ -69,7 +69,7 @@ pub fn export(ctx: &Context, a: FileArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "exported {} to {}, readable only by you (it holds your labels and blocks)",
+            "exported {} to {}, readable only by you (it holds your labels, blocks and mutes)",
             output::count(changes as u64, "signed change", "signed changes"),
             a.file.display()
         );
@@ -170,7 +170,7 @@ pub fn import(ctx: &Context, a: FileArgs) -> anyhow::Result<()> {
         let s = if skipped_private == 1 { "" } else { "s" };
         println!(
             "skipped {skipped_private} change{s} of another identity's private documents: \
-             labels and blocks stay with their owner and are never stored here"
+             labels, blocks and mutes stay with their owner and are never stored here"
         );
     }
     Ok(())

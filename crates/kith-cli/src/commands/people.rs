@@ -1,4 +1,5 @@
-//! `kith follow`, `unfollow`, `block`, `unblock`, `label`, `people`.
+//! `kith follow`, `unfollow`, `block`, `unblock`, `mute`, `unmute`, `label`,
+//! `people`.
 
 use kith_core::IdentityId;
 use kith_node::{Call, Reply};
@@ -46,6 +47,8 @@ pub enum Relation {
     Unfollow,
     Block,
     Unblock,
+    Mute,
+    Unmute,
 }
 
 fn person(ctx: &Context, call: Call, verb: &str) -> anyhow::Result<()> {
@@ -87,6 +90,8 @@ pub fn relation(ctx: &Context, a: PersonRef, r: Relation) -> anyhow::Result<()> 
         Relation::Unfollow => person(ctx, Call::Unfollow { id: a.id }, "no longer following"),
         Relation::Block => person(ctx, Call::Block { id: a.id }, "blocked"),
         Relation::Unblock => person(ctx, Call::Unblock { id: a.id }, "unblocked"),
+        Relation::Mute => person(ctx, Call::Mute { id: a.id }, "muted"),
+        Relation::Unmute => person(ctx, Call::Unmute { id: a.id }, "unmuted"),
     }
 }
 

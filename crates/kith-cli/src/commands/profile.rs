@@ -57,6 +57,9 @@ pub fn run(ctx: &Context, c: ProfileCommand) -> anyhow::Result<()> {
     if p.blocked {
         println!("you block them");
     }
+    if p.muted {
+        println!("you mute them");
+    }
     if !p.labels.is_empty() {
         println!("labels   {}", Untrusted(&p.labels.join(", ")));
     }
