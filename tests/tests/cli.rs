@@ -600,7 +600,9 @@ fn tampered_archives_are_refused_whole() {
     let bob = TestHome::init("Bob");
     let before = bob.run(&["feed", "--json"]).json();
 
-    // Change one character of the last post's text inside the archive.
+    // Change one character of the last post's text inside the archive: the
+    // text is in the post's body, beside its signed change, which holds the
+    // body's hash.
     let at = good
         .windows(13)
         .rposition(|w| w == b"post number 4")
@@ -608,6 +610,20 @@ fn tampered_archives_are_refused_whole() {
     let mut tampered = good.clone();
     tampered[at + 12] = b'5';
     let bad = ada.path("../tampered.kith");
+    std::fs::write(&bad, &tampered).unwrap();
+    let run = bob.run(&["import", bad.to_str().unwrap()]);
+    run.fails_with("nothing was applied");
+    run.fails_with("do not match a hash the change holds");
+
+    // Change the signed change itself: one byte of the body's hash in it.
+    let body = &good[at - 16..at + 13];
+    let hash = kith_core::body::hash(body);
+    let in_change = good
+        .windows(32)
+        .position(|w| w == hash)
+        .expect("the change holds the body's hash");
+    let mut tampered = good.clone();
+    tampered[in_change] ^= 1;
     std::fs::write(&bad, &tampered).unwrap();
     let run = bob.run(&["import", bad.to_str().unwrap()]);
     run.fails_with("nothing was applied");
@@ -824,9 +840,10 @@ fn hostile_archive() -> (Vec<u8>, PostId, String) {
 
     let feed_id = DocId::feed(mallory.id(), SpaceId::PUBLIC, 0);
     let mut posts = AutoCommit::new().with_actor(actor);
-    feed::create_post(&mut posts, "k1", HOSTILE_POST, 1_700_000_000_000, None)
+    let body = feed::create_post(&mut posts, "k1", HOSTILE_POST, 1_700_000_000_000, None)
         .expect("the post has visible text");
-    let post_change = sign(feed_id, &mut posts);
+    let mut post_change = sign(feed_id, &mut posts);
+    post_change.bodies = vec![body.into_bytes()];
     let post = PostId::derive(&feed_id, "k1");
     feed::react(&mut posts, &post, HOSTILE_REACTION).expect("a reaction without spaces");
     let reaction_change = sign(feed_id, &mut posts);

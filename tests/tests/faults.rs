@@ -389,7 +389,7 @@ fn a_store_a_failed_write_closed_opens_again_once_there_is_room() {
     let doc = DocId::feed(identity.id(), SpaceId::PUBLIC, 1_000);
     store
         .commit_local(doc, signer, 1, |d| {
-            feed::create_post(d, "again", "room again", 1, None)
+            d.create_post("again", "room again", 1, None)
         })
         .unwrap();
     drop(store);

@@ -44,13 +44,31 @@ fn doc_of(device: &DeviceId, suffix: &[u8]) -> AutoCommit {
     AutoCommit::new().with_actor(kith_core::actor_id(device, suffix))
 }
 
-/// Adds a post to a feed document; returns the raw change.
-fn post(doc: &mut AutoCommit, text: &str) -> Vec<u8> {
+/// A raw change and the post bodies that travel beside it.
+struct Made {
+    change: Vec<u8>,
+    bodies: Vec<Vec<u8>>,
+}
+
+impl From<Vec<u8>> for Made {
+    fn from(change: Vec<u8>) -> Made {
+        Made {
+            change,
+            bodies: Vec::new(),
+        }
+    }
+}
+
+/// Adds a post to a feed document; returns the change and the post's body.
+fn post(doc: &mut AutoCommit, text: &str) -> Made {
     static NEXT_KEY: AtomicU32 = AtomicU32::new(0);
     let key = format!("k{}", NEXT_KEY.fetch_add(1, Ordering::Relaxed));
     let at = now_ms();
-    feed::create_post(doc, &key, text, at, None).expect("a valid post");
-    commit(doc, at)
+    let body = feed::create_post(doc, &key, text, at, None).expect("a valid post");
+    Made {
+        change: commit(doc, at),
+        bodies: vec![body.into_bytes()],
+    }
 }
 
 fn commit(doc: &mut AutoCommit, at_ms: u64) -> Vec<u8> {
@@ -60,14 +78,16 @@ fn commit(doc: &mut AutoCommit, at_ms: u64) -> Vec<u8> {
     change.raw_bytes().to_vec()
 }
 
-/// Signs `change` as a change of `doc` with `key`, whatever it holds.
-fn sign(key: &DeviceKey, doc: DocId, change: Vec<u8>) -> SignedChange {
+/// Signs `made` as a change of `doc` with `key`, whatever it holds.
+fn sign(key: &DeviceKey, doc: DocId, made: impl Into<Made>) -> SignedChange {
+    let Made { change, bodies } = made.into();
     let header = kith_core::chunk::parse_header(&change).expect("a well-formed change");
     SignedChange {
         doc,
         signature: key.sign(&SignedChange::signed_bytes(&doc, &header.hash)),
         device: key.id(),
         change,
+        bodies,
     }
 }
 

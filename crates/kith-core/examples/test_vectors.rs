@@ -30,7 +30,7 @@ use kith_core::archive::Archive;
 use kith_core::cert::{CERT_DOMAIN, DEVICE_ACCEPT_DOMAIN};
 use kith_core::schema::feed;
 use kith_core::{
-    DeviceCert, DeviceKey, DocId, IdentityId, IdentityKey, PostId, SignedChange, SpaceId,
+    Body, DeviceCert, DeviceKey, DocId, IdentityId, IdentityKey, PostId, SignedChange, SpaceId,
 };
 
 const IDENTITY_SECRET: [u8; 32] = [0x01; 32];
@@ -39,6 +39,9 @@ const STORE_SUFFIX: [u8; 8] = [0x03; 8];
 const ISSUED_AT_MS: u64 = 1_700_000_000_000;
 const POST_KEY: &str = "vectorpost";
 const POST_TEXT: &str = "hello, kith";
+/// The salt of the first post's body (and the group post's). Fixed here so
+/// the vectors are fixed; kith draws a body's salt at random.
+const POST_SALT: [u8; kith_core::body::SALT_LEN] = [0x04; 16];
 const POST_AT_MS: u64 = 1_700_000_000_000;
 const COMMIT_TIME_MS: i64 = 1_700_000_000_000;
 
@@ -53,9 +56,12 @@ struct Vectors {
     issued_at_ms: u64,
     post_key: &'static str,
     post_text: &'static str,
+    post_salt: String,
     post_at_ms: u64,
     commit_time_ms: i64,
     // Derived.
+    post_body: String,
+    post_body_hash: String,
     identity_id: String,
     device_id: String,
     actor_id: String,
@@ -73,6 +79,7 @@ struct Vectors {
     // Further documents and messages, each built on the above.
     reply: posts::Reply,
     reaction: posts::Reaction,
+    deletion: posts::Deletion,
     text_object_post: posts::TextObjectPost,
     profile: profile::Profile,
     group: groups::Group,
@@ -81,11 +88,13 @@ struct Vectors {
     rejected: rejected::Rejected,
 }
 
-/// One change of a vector: the raw chunk, its hash and the signed envelope.
+/// One change of a vector: the raw chunk, its hash, the bodies beside it
+/// and the signed envelope (which carries them).
 #[derive(Debug, serde::Serialize)]
 struct ChangeVector {
     change: String,
     change_hash: String,
+    bodies: Vec<String>,
     signed_change: String,
 }
 
@@ -119,15 +128,27 @@ fn sign(
     doc_id: DocId,
     change: &Change,
 ) -> Result<(SignedChange, ChangeVector), Box<dyn std::error::Error>> {
-    let signed = SignedChange::sign(
+    sign_with(base, doc_id, change, Vec::new())
+}
+
+/// Signs `change` and puts `bodies` beside it.
+fn sign_with(
+    base: &Base,
+    doc_id: DocId,
+    change: &Change,
+    bodies: Vec<Body>,
+) -> Result<(SignedChange, ChangeVector), Box<dyn std::error::Error>> {
+    let mut signed = SignedChange::sign(
         doc_id,
         change.raw_bytes().to_vec(),
         &base.device,
         base.identity.id(),
     )?;
+    signed.attach_bodies(bodies);
     let vector = ChangeVector {
         change: hex::encode(change.raw_bytes()),
         change_hash: hex::encode(signed.header().hash),
+        bodies: signed.signed().bodies.iter().map(hex::encode).collect(),
         signed_change: hex::encode(signed.signed().encode()),
     };
     Ok((signed.into_inner(), vector))
@@ -148,14 +169,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let doc_id = DocId::feed(identity_id, SpaceId::PUBLIC, 0);
 
     let mut doc = AutoCommit::new().with_actor(actor.clone());
-    feed::create_post(&mut doc, POST_KEY, POST_TEXT, POST_AT_MS, None)?;
+    let body = Body::with_salt(POST_SALT, POST_TEXT);
+    feed::create_post_with(&mut doc, POST_KEY, &body, POST_AT_MS, None)?;
     doc.commit_with(CommitOptions::default().with_time(COMMIT_TIME_MS))
         .ok_or("the post made no change")?;
     let change = doc
         .get_last_local_change()
         .ok_or("no change was committed")?;
 
-    let signed = SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &device, identity_id)?;
+    let mut signed = SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &device, identity_id)?;
+    signed.attach_bodies(vec![body.clone()]);
     let change_hash = signed.header().hash;
     let signed = signed.into_inner();
     let archive = Archive {
@@ -172,6 +195,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         post: signed.clone(),
     };
     let (reply, reaction, feed_changes) = posts::replies_and_reactions(&mut base)?;
+    let deletion = posts::deletion(&mut base)?;
     let text_object_post = posts::text_object_post(&base)?;
     let profile = profile::vectors(&base)?;
     let group = groups::vectors(&base)?;
@@ -188,8 +212,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         issued_at_ms: ISSUED_AT_MS,
         post_key: POST_KEY,
         post_text: POST_TEXT,
+        post_salt: hex::encode(POST_SALT),
         post_at_ms: POST_AT_MS,
         commit_time_ms: COMMIT_TIME_MS,
+        post_body: hex::encode(body.as_bytes()),
+        post_body_hash: hex::encode(body.hash()),
         identity_id: identity_id.to_string(),
         device_id: device_id.to_string(),
         actor_id: hex::encode(actor.to_bytes()),
@@ -216,6 +243,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         archive: hex::encode(archive.encode()),
         reply,
         reaction,
+        deletion,
         text_object_post,
         profile,
         group: group.vector,

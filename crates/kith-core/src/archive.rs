@@ -155,6 +155,7 @@ mod tests {
             change: vec![doc.kind as u8],
             device: device.id(),
             signature: [0; 64],
+            bodies: Vec::new(),
         }
     }
 

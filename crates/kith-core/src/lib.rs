@@ -13,6 +13,7 @@
 //! ```
 
 pub mod archive;
+pub mod body;
 pub mod cert;
 pub mod chunk;
 pub mod device_keys;
@@ -32,6 +33,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/kith.v1.rs"));
 }
 
+pub use body::{Body, BodyError, BodyHash};
 pub use cert::{CertError, DeviceCert};
 pub use chunk::{ChangeHeader, ChunkError};
 pub use device_keys::DeviceKeys;

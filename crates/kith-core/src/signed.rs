@@ -33,6 +33,9 @@ pub struct SignedChange {
     pub change: Vec<u8>,
     pub device: DeviceId,
     pub signature: [u8; 64],
+    /// Post bodies the change records the hashes of ([`crate::body`]).
+    /// Not signed: a receiver keeps only those whose hash the change holds.
+    pub bodies: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for SignedChange {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for SignedChange {
             .field("doc", &self.doc)
             .field("bytes", &self.change.len())
             .field("device", &self.device)
+            .field("bodies", &self.bodies.len())
             .finish()
     }
 }
@@ -68,6 +72,8 @@ pub enum VerifyError {
     BadSignature,
     #[error("change actor does not belong to the signing device")]
     ActorMismatch,
+    #[error("a body beside the change is malformed: {0}")]
+    Body(#[from] crate::body::BodyError),
     #[error("device {0} has no valid certificate from any identity")]
     UncertifiedDevice(String),
     #[error("{author} may not write {doc}")]
@@ -98,6 +104,12 @@ impl Verified<SignedChange> {
     }
     pub fn into_inner(self) -> SignedChange {
         self.inner
+    }
+    /// Puts the bodies of the posts this change made or edited beside it.
+    /// Bodies are not signed, so attaching them verifies nothing: a store
+    /// keeps only those whose hash the change holds.
+    pub fn attach_bodies(&mut self, bodies: Vec<crate::Body>) {
+        self.inner.bodies = bodies.into_iter().map(crate::Body::into_bytes).collect();
     }
 }
 
@@ -145,6 +157,7 @@ impl SignedChange {
                 change,
                 device,
                 signature,
+                bodies: Vec::new(),
             },
             header,
             author,
@@ -158,6 +171,7 @@ impl SignedChange {
             change: self.change.clone(),
             device: self.device.0.to_vec(),
             signature: self.signature.to_vec(),
+            bodies: self.bodies.clone(),
         }
     }
 
@@ -177,6 +191,9 @@ impl SignedChange {
         if p.change.len() > MAX_CHANGE_BYTES {
             return Err(VerifyError::Oversized(p.change.len()));
         }
+        for body in &p.bodies {
+            crate::body::check(body)?;
+        }
         Ok(SignedChange {
             doc: DocId::from_bytes(&p.doc_id)?,
             device: DeviceId::from_slice(&p.device).ok_or(VerifyError::FieldLength("device"))?,
@@ -186,6 +203,7 @@ impl SignedChange {
                 .try_into()
                 .map_err(|_| VerifyError::FieldLength("signature"))?,
             change: p.change,
+            bodies: p.bodies,
         })
     }
 

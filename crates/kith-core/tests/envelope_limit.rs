@@ -19,6 +19,7 @@ fn mallory_change(change_bytes: usize) -> SignedChange {
         change: vec![0; change_bytes],
         device: device.id(),
         signature: [0; 64],
+        bodies: Vec::new(),
     }
 }
 
@@ -71,6 +72,19 @@ fn an_oversized_envelope_in_a_gossip_message_is_refused() {
     // As the node's gossip handler reads a message (kith-node, `gossip`).
     let gossip = proto::GossipChange::decode(bytes.as_slice()).expect("valid protobuf");
     let error = SignedChange::from_proto(gossip.change.expect("a change")).unwrap_err();
+    assert!(too_large(&error), "{error}");
+}
+
+#[test]
+fn bodies_count_toward_the_envelope_limit() {
+    // A small change with bodies that together pass the limit: each body is
+    // well formed, so only the envelope's size can refuse them.
+    let mut change = mallory_change(10);
+    let body = [vec![0u8; kith_core::body::SALT_LEN], vec![b'a'; 35_000]].concat();
+    change.bodies = vec![body.clone(), body];
+    let error = SignedChange::decode(&change.encode()).unwrap_err();
+    assert!(too_large(&error), "{error}");
+    let error = SignedChange::from_proto(change.to_proto()).unwrap_err();
     assert!(too_large(&error), "{error}");
 }
 

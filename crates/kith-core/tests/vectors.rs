@@ -46,8 +46,11 @@ struct Vectors {
     issued_at_ms: u64,
     post_key: String,
     post_text: String,
+    post_salt: String,
     post_at_ms: u64,
     commit_time_ms: i64,
+    post_body: String,
+    post_body_hash: String,
     identity_id: String,
     device_id: String,
     actor_id: String,
@@ -64,6 +67,7 @@ struct Vectors {
     archive: String,
     reply: posts::Reply,
     reaction: posts::Reaction,
+    deletion: posts::Deletion,
     text_object_post: posts::TextObjectPost,
     profile: profile::Profile,
     group: groups::Group,
@@ -78,6 +82,7 @@ struct Vectors {
 struct ChangeVector {
     change: String,
     change_hash: String,
+    bodies: Vec<String>,
     signed_change: String,
 }
 
@@ -91,6 +96,7 @@ impl Vectors {
         ChangeVector {
             change: self.change.clone(),
             change_hash: self.change_hash.clone(),
+            bodies: vec![self.post_body.clone()],
             signed_change: self.signed_change.clone(),
         }
     }
@@ -111,6 +117,12 @@ const STORE_SUFFIX: [u8; 8] = [0x03; 8];
 const ISSUED_AT_MS: u64 = 1_700_000_000_000;
 const POST_KEY: &str = "vectorpost";
 const POST_TEXT: &str = "hello, kith";
+const POST_SALT: [u8; 16] = [0x04; 16];
+
+/// The first post's body: its salt, then its text (README.md §9.1, *Bodies*).
+fn post_body() -> Vec<u8> {
+    [&POST_SALT[..], POST_TEXT.as_bytes()].concat()
+}
 const POST_AT_MS: u64 = 1_700_000_000_000;
 const COMMIT_TIME_MS: i64 = 1_700_000_000_000;
 
@@ -212,8 +224,9 @@ fn commit(doc: &mut AutoCommit, time_ms: i64) -> Change {
 /// change is checked above: `made` (the change the test made with kith's
 /// writers) is the frozen chunk; the hash is SHA-256 over type, length and
 /// data; the envelope is the protobuf of `doc`, the chunk, the device and
-/// the device's signature over `"kith/change/v1" || doc || hash`; and the
-/// frozen envelope decodes and verifies under the vector certificate.
+/// the device's signature over `"kith/change/v1" || doc || hash`, then the
+/// bodies; every body's BLAKE3 hash is put by the change; and the frozen
+/// envelope decodes and verifies under the vector certificate.
 fn check_signed(cv: &ChangeVector, doc: DocId, made: &Change) -> Verified<SignedChange> {
     assert_eq!(
         hex::encode(made.raw_bytes()),
@@ -244,16 +257,34 @@ fn check_signed(cv: &ChangeVector, doc: DocId, made: &Change) -> Verified<Signed
             .sign(&signed_bytes)
             .to_bytes()
             .to_vec(),
+        bodies: cv.bodies.iter().map(|b| unhex(b)).collect(),
     }
     .encode_to_vec();
     assert_eq!(hex::encode(envelope), cv.signed_change);
-    let signed = SignedChange::sign(
+    let bodies: Vec<Vec<u8>> = cv.bodies.iter().map(|b| unhex(b)).collect();
+    let put = kith_core::schema::match_bodies(&made.decode(), &bodies);
+    assert_eq!(
+        put.len(),
+        bodies.len(),
+        "every body's hash is put by the change"
+    );
+    for (body, (_, matched)) in bodies.iter().zip(&put) {
+        assert_eq!(body, matched);
+        find(&raw, blake3::hash(body).as_bytes()); // the hash is in the change
+    }
+    let mut signed = SignedChange::sign(
         doc,
         raw,
         &DeviceKey::from_secret_bytes(&DEVICE_SECRET),
         IdentityId(identity_public()),
     )
     .expect("kith signs it");
+    signed.attach_bodies(
+        bodies
+            .into_iter()
+            .map(|b| kith_core::Body::from_bytes(b).expect("a body"))
+            .collect(),
+    );
     assert_eq!(hex::encode(signed.signed().encode()), cv.signed_change);
 
     let cert = vector_cert(&vectors());
@@ -290,6 +321,7 @@ fn inputs_are_the_documented_ones() {
     assert_eq!(v.issued_at_ms, ISSUED_AT_MS);
     assert_eq!(v.post_key, POST_KEY);
     assert_eq!(v.post_text, POST_TEXT);
+    assert_eq!(unhex(&v.post_salt), POST_SALT);
     assert_eq!(v.post_at_ms, POST_AT_MS);
     assert_eq!(v.commit_time_ms, COMMIT_TIME_MS);
 }
@@ -381,7 +413,8 @@ fn change_is_the_uncompressed_automerge_chunk_of_the_post() {
     let v = vectors();
     let actor = kith_core::actor_id(&DeviceId(device_public()), &STORE_SUFFIX);
     let mut doc = AutoCommit::new().with_actor(actor);
-    feed::create_post(&mut doc, POST_KEY, POST_TEXT, POST_AT_MS, None).unwrap();
+    let body = kith_core::Body::with_salt(POST_SALT, POST_TEXT);
+    feed::create_post_with(&mut doc, POST_KEY, &body, POST_AT_MS, None).unwrap();
     doc.commit_with(CommitOptions::default().with_time(COMMIT_TIME_MS))
         .unwrap();
     let change = doc.get_last_local_change().unwrap();
@@ -438,17 +471,42 @@ fn signed_change_is_the_protobuf_envelope() {
         change: unhex(&v.change),
         device: device_public().to_vec(),
         signature: unhex(&v.signature),
+        bodies: vec![post_body()],
     }
     .encode_to_vec();
     assert_eq!(hex::encode(&encoded), v.signed_change);
-    let signed = SignedChange::sign(
+    let mut signed = SignedChange::sign(
         DocId::from_bytes(&doc_id_bytes()).unwrap(),
         unhex(&v.change),
         &DeviceKey::from_secret_bytes(&DEVICE_SECRET),
         IdentityId(identity_public()),
     )
     .unwrap();
+    signed.attach_bodies(vec![kith_core::Body::with_salt(POST_SALT, POST_TEXT)]);
     assert_eq!(hex::encode(signed.signed().encode()), v.signed_change);
+}
+
+#[test]
+fn a_post_body_is_salt_then_text_and_the_change_holds_its_blake3_hash() {
+    let v = vectors();
+    assert_eq!(unhex(&v.post_body), post_body());
+    assert_eq!(&unhex(&v.post_body)[16..], POST_TEXT.as_bytes());
+    let hash = *blake3::hash(&post_body()).as_bytes();
+    assert_eq!(unhex32(&v.post_body_hash), hash);
+    assert_eq!(kith_core::body::hash(&post_body()), hash);
+    let body = kith_core::Body::from_bytes(post_body()).unwrap();
+    assert_eq!((body.text(), body.hash()), (POST_TEXT, hash));
+    // The change holds the hash as the post's `body`, and no text.
+    let raw = unhex(&v.change);
+    find(&raw, &hash);
+    assert!(
+        !raw.windows(POST_TEXT.len())
+            .any(|w| w == POST_TEXT.as_bytes()),
+        "the text is not in the signed change"
+    );
+    // The envelope carries the body beside the change.
+    let envelope = proto::SignedChange::decode(unhex(&v.signed_change).as_slice()).unwrap();
+    assert_eq!(envelope.bodies, vec![post_body()]);
 }
 
 #[test]
@@ -551,7 +609,10 @@ fn post_id_vector_parses_and_names_the_post_in_the_change() {
     doc.apply_changes([Change::from_bytes(unhex(&v.change)).unwrap()])
         .unwrap();
     let post = feed::post_state(&doc, &v.post_key).expect("the change makes the post");
-    assert_eq!(post.text.map(|(t, _)| t).as_deref(), Some(POST_TEXT));
+    assert_eq!(
+        post.text.map(|(t, _)| t),
+        Some(feed::PostText::Body(unhex32(&v.post_body_hash)))
+    );
     assert_eq!(post.at_ms, POST_AT_MS);
     assert_eq!(post.reply_to, None);
     assert!(!post.deleted);
@@ -633,8 +694,10 @@ fn a_tampered_change_with_a_recomputed_checksum_is_a_bad_signature() {
     let v = vectors();
     let cert = vector_cert(&v);
     let mut change = unhex(&v.change);
-    let text_at = find(&change, POST_TEXT.as_bytes());
-    change[text_at] = b'j'; // "jello, kith"
+    // Another body's hash in place of the post's: what a relay swapping
+    // the text would have to do.
+    let hash_at = find(&change, &unhex(&v.post_body_hash));
+    change[hash_at] ^= 0x01;
     let chunk = split_chunk(&change);
     let mut hashed = vec![chunk.chunk_type];
     write_varint(&mut hashed, chunk.data.len() as u64);

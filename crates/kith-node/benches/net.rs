@@ -261,13 +261,14 @@ fn wire_bytes() {
             .cycle()
             .take(len)
             .collect();
-        feed::create_post(&mut doc, &format!("w{i}"), &text, 1, None).unwrap();
+        let body = feed::create_post(&mut doc, &format!("w{i}"), &text, 1, None).unwrap();
         doc.commit_with(CommitOptions::default().with_time(1));
         let change = doc.get_last_local_change().unwrap();
         let doc_id = DocId::feed(identity.id(), SpaceId::PUBLIC, 0);
-        let signed =
+        let mut signed =
             SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &device, identity.id())
                 .unwrap();
+        signed.attach_bodies(vec![body]);
         let gossip = proto::GossipChange {
             change: Some(signed.signed().to_proto()),
             certificate: Some(cert.to_proto()),

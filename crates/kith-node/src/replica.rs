@@ -124,14 +124,13 @@ mod tests {
         device: &DeviceKey,
         author: IdentityId,
     ) -> SignedChange {
-        feed::create_post(doc, key, text, 1, None).unwrap();
+        let body = feed::create_post(doc, key, text, 1, None).unwrap();
         doc.commit_with(CommitOptions::default().with_time(1));
         let raw = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
         let doc_id = DocId::feed(author, SpaceId::PUBLIC, 0);
-        SignedChange::sign(doc_id, raw, device, author)
-            .unwrap()
-            .signed()
-            .clone()
+        let mut signed = SignedChange::sign(doc_id, raw, device, author).unwrap();
+        signed.attach_bodies(vec![body]);
+        signed.into_inner()
     }
 
     #[test]

@@ -145,6 +145,8 @@ impl ServiceLoop {
             }
         }
         self.flush();
+        // A deletion's scrub does not wait for its delay when the node stops.
+        self.scrub(std::time::Instant::now() + kith_store::SCRUB_DELAY);
         if let Err(e) = self.service.store_mut().end_session() {
             tracing::error!(error = %e, "could not close the store's session");
         }
@@ -189,6 +191,7 @@ impl ServiceLoop {
                     self.sync_event();
                     self.flush();
                     self.seal();
+                    self.scrub(std::time::Instant::now());
                     self.sync(SyncInput::Tick);
                     self.waiters.expire(std::time::Instant::now());
                     for group in self.joins.expire(std::time::Instant::now()) {
@@ -430,6 +433,21 @@ impl ServiceLoop {
     fn seal(&mut self) {
         if let Err(e) = self.service.store_mut().seal(SEAL_RUNS_PER_TICK) {
             tracing::error!(error = %e, "could not seal stored changes");
+        }
+    }
+
+    /// Compacts the store file some seconds after a deletion, so that the
+    /// deleted post's text does not linger in freed pages (see
+    /// `Store::scrub_if_due`). A failure leaves it due for the next tick.
+    fn scrub(&mut self, now: std::time::Instant) {
+        let from = std::time::Instant::now();
+        match self.service.store_mut().scrub_if_due(now) {
+            Ok(true) => tracing::info!(
+                seconds = from.elapsed().as_secs_f32(),
+                "compacted the store after a deletion"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not compact the store after a deletion"),
         }
     }
 

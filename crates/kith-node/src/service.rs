@@ -202,7 +202,7 @@ impl Service {
     pub(crate) fn commit<T, E: std::fmt::Display>(
         &mut self,
         doc: DocId,
-        f: impl FnOnce(&mut automerge::AutoCommit) -> Result<T, E>,
+        f: impl FnOnce(&mut kith_store::Draft<'_>) -> Result<T, E>,
     ) -> Result<T, ActionError> {
         let signer = LocalSigner {
             key: &self.keys.device,
@@ -288,7 +288,7 @@ impl Service {
             .encode(&kith_core::keys::random_bytes::<8>().map_err(HomeError::from)?)
             .to_ascii_lowercase();
         let at = now_ms();
-        self.commit(doc, |d| feed::create_post(d, &key, text, at, reply_to))?;
+        self.commit(doc, |d| d.create_post(&key, text, at, reply_to))?;
         Ok(PostId::derive(&doc, &key))
     }
 
@@ -305,7 +305,7 @@ impl Service {
 
     pub fn edit(&mut self, id: &PostId, text: &str) -> Result<(), ActionError> {
         let (doc, key) = self.own_post(id)?;
-        self.commit(doc, |d| feed::edit_post(d, &key, text))
+        self.commit(doc, |d| d.edit_post(&key, text))
     }
 
     pub fn delete(&mut self, id: &PostId) -> Result<(), ActionError> {

@@ -220,6 +220,12 @@ pub enum IngestError {
     TooManyPending(usize),
     #[error("refused by group {group}: {why}")]
     Group { group: String, why: String },
+    /// Only an import refuses this: a network ingest keeps the change and
+    /// drops the body (bodies are not signed, and the change stands alone).
+    #[error(
+        "{0} of the bodies beside the change do not match a hash the change holds: altered, or beside the wrong change"
+    )]
+    UnboundBodies(usize),
 }
 
 impl IngestError {

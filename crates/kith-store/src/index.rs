@@ -37,6 +37,15 @@ impl Applied<'_> {
         matches!(&state.obj, ObjId::Id(counter, actor, _) if self.holds_op(*counter, actor))
     }
 
+    /// The text put by op `counter` of this change.
+    fn text_ref(&self, counter: u64) -> TextRef {
+        TextRef {
+            actor_no: self.actor_no,
+            seq: self.seq(),
+            counter,
+        }
+    }
+
     fn holds_op(&self, counter: u64, actor: &ActorId) -> bool {
         let start = self.change.start_op().get();
         actor == self.change.actor_id()
@@ -67,8 +76,15 @@ pub(crate) fn index_change(
                 .collect();
             for put in &touched.text_puts {
                 let Some(state) = states.get(put.post_key.as_str()).and_then(Option::as_ref) else {
+                    // No post under the key any more: no text of it is kept.
+                    crate::bodies::erase(w, a.doc_no, a.text_ref(put.counter))?;
                     continue;
                 };
+                if state.deleted {
+                    // Put before or concurrently with the deletion, and
+                    // only now applied here: its body goes too.
+                    crate::bodies::erase(w, a.doc_no, a.text_ref(put.counter))?;
+                }
                 // The text a post is created with is the row's `first`:
                 // only edits are versions.
                 if !state.deleted && !a.created(state) {
@@ -221,6 +237,24 @@ fn index_post(
         key: key.to_owned(),
     };
     if state.deleted {
+        // Deleted: the bodies of every version go, first text to last.
+        let mut texts: Vec<TextRef> = old
+            .iter()
+            .flat_map(|o| [o.first, o.text])
+            .flatten()
+            .collect();
+        for entry in w.versions()?.range::<&[u8; 32]>(&lo..=&hi)? {
+            let (k, counter) = entry?;
+            let (_, actor_no, seq) = split_version_key(k.value());
+            texts.push(TextRef {
+                actor_no,
+                seq,
+                counter: counter.value(),
+            });
+        }
+        for text in texts {
+            crate::bodies::erase(w, a.doc_no, text)?;
+        }
         w.versions()?
             .retain_in::<&[u8; 32], _>(&lo..=&hi, |_, _| false)?;
     } else {

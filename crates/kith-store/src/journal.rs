@@ -403,6 +403,8 @@ mod tests {
             change: vec![n; 40 + n as usize],
             device: kith_core::DeviceId(identity.id().0),
             signature: [n; 64],
+            // A record carries its post's body: it is part of what was acknowledged.
+            bodies: vec![[vec![n; kith_core::body::SALT_LEN], b"text".to_vec()].concat()],
         }
     }
 

@@ -14,9 +14,11 @@
 //! ```
 
 mod archive;
+mod bodies;
 mod changed;
 mod changelog;
 mod docs;
+mod draft;
 mod error;
 mod groups;
 mod index;
@@ -44,11 +46,13 @@ mod views;
 pub use archive::ImportReport;
 pub use changed::{Changed, MAX_CHANGED};
 pub use docs::DOC_CACHE_CAPACITY;
+pub use draft::Draft;
 pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
 pub use journal::{CHECKPOINT_BYTES, JournalDamage, JournalError};
 pub use kith_core::sync::{ChangeBatch, VersionVector};
 pub use query::FeedQuery;
 pub use store::{
-    ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, MIN_FREE_BYTES, Store,
+    ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, MIN_FREE_BYTES,
+    SCRUB_DELAY, Store,
 };
 pub use views::{PersonView, PostView, ThreadEntry, Version, from_rfc3339, rfc3339};

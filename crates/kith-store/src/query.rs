@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use kith_core::group::GroupState;
+use kith_core::schema::feed::PostText;
 use kith_core::schema::text_of_op;
 use kith_core::{DocId, IdentityId, PostId, SpaceId};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
@@ -58,6 +59,7 @@ struct Reader<'t> {
     person_nos: OnceCell<ReadOnlyTable<&'static [u8; 32], u32>>,
     changes: OnceCell<ReadOnlyTable<&'static [u8; 12], &'static [u8]>>,
     sealed: OnceCell<ReadOnlyTable<&'static [u8; 13], &'static [u8]>>,
+    bodies: OnceCell<ReadOnlyTable<&'static [u8; 20], &'static [u8]>>,
     blocks: RefCell<BlockCache>,
     reactions: OnceCell<ReadOnlyTable<&'static [u8], u32>>,
     replies: OnceCell<ReadOnlyTable<&'static [u8; 40], ()>>,
@@ -90,6 +92,7 @@ impl<'t> Reader<'t> {
             person_nos: OnceCell::new(),
             changes: OnceCell::new(),
             sealed: OnceCell::new(),
+            bodies: OnceCell::new(),
             blocks: RefCell::default(),
             reactions: OnceCell::new(),
             replies: OnceCell::new(),
@@ -113,6 +116,7 @@ impl<'t> Reader<'t> {
         person_nos: PERSON_NOS, &'static [u8; 32], u32;
         changes: CHANGES, &'static [u8; 12], &'static [u8];
         sealed: SEALED, &'static [u8; 13], &'static [u8];
+        bodies: BODIES, &'static [u8; 20], &'static [u8];
         reactions: REACTIONS, &'static [u8], u32;
         replies: REPLIES, &'static [u8; 40], ();
         spaces: SPACES, u32, &'static [u8; 32];
@@ -140,6 +144,19 @@ impl<'t> Reader<'t> {
 
     fn text(&self, row: &PostRow) -> Result<Option<String>, StoreError> {
         let Some(t) = row.text else { return Ok(None) };
+        self.text_at(row, t)
+    }
+
+    /// One text of a post: from its body, or inline in the change for a
+    /// post from before bodies. `None` when the body is not here (erased,
+    /// or never received).
+    fn text_at(&self, row: &PostRow, t: TextRef) -> Result<Option<String>, StoreError> {
+        if let Some(body) = self
+            .bodies()?
+            .get(&body_key(row.doc_no, t.actor_no, t.seq, t.counter))?
+        {
+            return Ok(kith_core::body::text_of(body.value()).map(str::to_owned));
+        }
         let rows = Rows {
             changes: self.changes()?,
             sealed: self.sealed()?,
@@ -152,7 +169,10 @@ impl<'t> Reader<'t> {
             )));
         };
         let change = parse_change(&stored[64..]).map_err(StoreError::Corrupt)?;
-        Ok(text_of_op(&change, t.counter))
+        Ok(match text_of_op(&change, t.counter) {
+            Some(PostText::Inline(text)) => Some(text),
+            Some(PostText::Body(_)) | None => None,
+        })
     }
 
     fn view(&self, id: PostId, row: &PostRow) -> Result<PostView, StoreError> {
@@ -470,6 +490,23 @@ impl Store {
             out.push(r.view(id, &row)?);
         }
         Ok(out)
+    }
+
+    /// The body (salt and text) of a post's current text, if it has one
+    /// and it is here: `None` for a deleted post, a post from before
+    /// bodies, or a body never received.
+    pub fn current_body(&self, id: &PostId) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let r = Reader::new(&txn);
+        let Some(row) = r.row(id)? else {
+            return Ok(None);
+        };
+        let Some(t) = row.text.filter(|_| !row.deleted) else {
+            return Ok(None);
+        };
+        Ok(r.bodies()?
+            .get(&body_key(row.doc_no, t.actor_no, t.seq, t.counter))?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Every text a post has had, oldest first. Empty once deleted.

@@ -202,6 +202,9 @@ fn salvage(db: &Database, progress: &mut dyn FnMut(Progress)) -> Salvage {
         let mut found = Vec::new();
         let read = guarded(&format!("document {doc}"), || {
             let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);
+            // A store from before bodies has no such table; a damaged one
+            // costs the texts it held, not the changes.
+            let bodies = txn.open_table(BODIES).ok();
             let rows = Rows {
                 changes: &changes,
                 sealed: &sealed,
@@ -218,6 +221,10 @@ fn salvage(db: &Database, progress: &mut dyn FnMut(Progress)) -> Salvage {
                         change: change.raw_bytes().to_vec(),
                         device,
                         signature: signature.try_into().expect("64 bytes"),
+                        bodies: bodies
+                            .as_ref()
+                            .and_then(|t| crate::bodies::of_change(t, doc_no, actor_no, seq).ok())
+                            .unwrap_or_default(),
                     })
                 })();
                 match change {
@@ -432,6 +439,17 @@ pub fn check(path: &Path, mut progress: impl FnMut(Progress)) -> Result<CheckRep
             report
                 .findings
                 .push(format!("a change of {}: {e}", change.doc));
+        }
+        // Every body kept must be the one whose hash its change holds.
+        if !change.bodies.is_empty() {
+            let matched = parse_change(&change.change)
+                .map(|c| kith_core::schema::match_bodies(&c.decode(), &change.bodies).len());
+            if matched.map_or(true, |n| n < change.bodies.len()) {
+                report.findings.push(format!(
+                    "a post body kept beside a change of {} does not match the hash the change holds",
+                    change.doc
+                ));
+            }
         }
     }
 

@@ -164,6 +164,14 @@ pub fn change_key(doc_no: u32, actor_no: u32, seq: u32) -> [u8; 12] {
     k
 }
 
+/// `change_key || op counter (8)`: where a body's hash was put.
+pub fn body_key(doc_no: u32, actor_no: u32, seq: u32, counter: u64) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..12].copy_from_slice(&change_key(doc_no, actor_no, seq));
+    k[12..].copy_from_slice(&counter.to_be_bytes());
+    k
+}
+
 pub fn split_change_key(k: &[u8; 12]) -> (u32, u32, u32) {
     let n = |i: usize| u32::from_be_bytes(k[i..i + 4].try_into().expect("fixed slice"));
     (n(0), n(4), n(8))

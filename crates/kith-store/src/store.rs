@@ -13,6 +13,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use crate::changed::{Changed, ChangedLog};
 use crate::changelog::{self, Rows};
 use crate::docs::{DocCache, parse_change};
+use crate::draft::Draft;
 use crate::error::{CommitError, IngestError, OpenError, StoreError};
 use crate::groups::GroupCache;
 use crate::index::{Applied, index_change};
@@ -22,6 +23,9 @@ use crate::tables::*;
 use crate::tx::Writer;
 
 mod ingest;
+mod scrub;
+
+pub use scrub::SCRUB_DELAY;
 
 /// Most changes of one document that may wait for missing dependencies.
 /// Beyond this a change is refused, so that no peer can grow the store with
@@ -106,6 +110,9 @@ pub struct Store {
     /// the next change would take that change's sequence number, and peers
     /// holding both would see this device equivocate.
     actor_retired: bool,
+    /// When a deletion first dropped bodies since the file was last
+    /// compacted (see `scrub`).
+    erased_at: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Store {
@@ -157,6 +164,7 @@ impl Store {
             groups: GroupCache::default(),
             changed: ChangedLog::default(),
             actor_retired: false,
+            erased_at: None,
         };
         store.replay(opened.changes)?;
         Ok(store)
@@ -453,7 +461,7 @@ impl Store {
         doc_id: DocId,
         signer: LocalSigner<'_>,
         now_ms: u64,
-        f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
+        f: impl FnOnce(&mut Draft<'_>) -> Result<T, E>,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
         self.commit_local_with(doc_id, signer, now_ms, f, |_| false)
     }
@@ -474,7 +482,7 @@ impl Store {
         doc_id: DocId,
         signer: LocalSigner<'_>,
         now_ms: u64,
-        f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
+        f: impl FnOnce(&mut Draft<'_>) -> Result<T, E>,
         on_signed: impl FnOnce(&Verified<SignedChange>) -> bool,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
         self.heal()?;
@@ -487,7 +495,7 @@ impl Store {
         doc_id: DocId,
         signer: LocalSigner<'_>,
         now_ms: u64,
-        f: impl FnOnce(&mut AutoCommit) -> Result<T, E>,
+        f: impl FnOnce(&mut Draft<'_>) -> Result<T, E>,
         on_signed: impl FnOnce(&Verified<SignedChange>) -> bool,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
         self.ensure_space()?;
@@ -521,7 +529,10 @@ impl Store {
             let doc_no = w.intern_doc(&doc_id)?;
             let doc = self.docs.get(w.rows()?, doc_no)?;
             doc.set_actor(actor.clone());
-            let value = match f(doc) {
+            let mut draft = Draft::new(doc);
+            let made = f(&mut draft);
+            let bodies = draft.into_bodies();
+            let value = match made {
                 Ok(v) => v,
                 Err(e) => {
                     doc.rollback();
@@ -558,12 +569,15 @@ impl Store {
                 }
                 self.groups.forget(&doc_id.space);
             }
-            let verified = SignedChange::sign(
+            let mut verified = SignedChange::sign(
                 doc_id,
                 change.raw_bytes().to_vec(),
                 signer.key,
                 signer.author,
             )?;
+            // The journal record carries the bodies: they are as much part
+            // of an acknowledged post as its change.
+            verified.attach_bodies(bodies);
             let from = self.journal.bytes();
             self.journal
                 .append(verified.signed())
@@ -577,6 +591,7 @@ impl Store {
                 doc_no,
                 &[(actor_no, &change, &verified.signed().signature)],
             )?;
+            crate::bodies::keep(&mut w, doc_no, actor_no, &change, &verified.signed().bodies)?;
             index_change(
                 &mut w,
                 doc,
@@ -594,9 +609,13 @@ impl Store {
         match result {
             Ok(v) => match txn.commit() {
                 Ok(()) => {
+                    let erased = erases(&changed);
                     self.changed.extend(changed);
                     if v.1.is_some() && !self.session {
                         self.sync_local()?;
+                    }
+                    if erased {
+                        self.checkpoint_after_erasure();
                     }
                     Ok(v)
                 }
@@ -680,6 +699,19 @@ impl Store {
         Ok(())
     }
 
+    /// Checkpoints after a deletion was applied, so that the journal, which
+    /// holds the bodies of this node's posts until a checkpoint, no longer
+    /// holds the deleted post's. The deletion itself is durable either way
+    /// (journalled, or in redb), so a failure here fails nothing: the
+    /// bodies then leave the journal at the next checkpoint.
+    pub(crate) fn checkpoint_after_erasure(&mut self) {
+        self.erased_at.get_or_insert_with(std::time::Instant::now);
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "could not checkpoint after a deletion; the journal keeps the deleted post's text until the next checkpoint");
+            self.poisoned |= e.needs_reopen();
+        }
+    }
+
     /// Makes every local change durable: syncs the journal, and checkpoints
     /// once it has grown past [`CHECKPOINT_BYTES`]. What a node calls before
     /// it acknowledges an action of a session (see `begin_session`).
@@ -743,6 +775,7 @@ impl Store {
             archive.certificates.push(stored_cert(v.value())?);
         }
         let actors = txn.open_table(ACTORS)?;
+        let bodies = txn.open_table(BODIES)?;
         let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);
         let rows = Rows {
             changes: &changes,
@@ -753,7 +786,7 @@ impl Store {
             let doc_no = doc_no.value();
             let doc = DocId::from_bytes(doc.value())
                 .map_err(|_| StoreError::Corrupt(format!("doc {doc_no} has a bad id")))?;
-            rows.for_each_in_doc(doc_no, |actor_no, _, row| {
+            rows.for_each_in_doc(doc_no, |actor_no, seq, row| {
                 let actor = actors
                     .get(actor_no)?
                     .map(|a| a.value().to_vec())
@@ -765,6 +798,7 @@ impl Store {
                     device: DeviceId::from_slice(&actor[..32])
                         .ok_or_else(|| StoreError::Corrupt("short actor".into()))?,
                     signature: row[..64].try_into().expect("row has 64 signature bytes"),
+                    bodies: crate::bodies::of_change(&bodies, doc_no, actor_no, seq)?,
                 });
                 Ok(())
             })?;
@@ -867,6 +901,13 @@ fn new_actor_suffix(meta: &mut redb::Table<'_, &str, &[u8]>) -> Result<Vec<u8>, 
     let suffix = kith_core::keys::random_bytes::<ACTOR_SUFFIX_LEN>()?.to_vec();
     meta.insert(META_ACTOR_SUFFIX, suffix.as_slice())?;
     Ok(suffix)
+}
+
+/// Whether a transaction deleted a post, whose bodies it dropped.
+pub(crate) fn erases(changed: &[Changed]) -> bool {
+    changed
+        .iter()
+        .any(|c| matches!(c, Changed::Post { deleted: true, .. }))
 }
 
 /// Stores change rows of one document: signature, then the raw chunk. Not

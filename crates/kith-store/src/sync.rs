@@ -108,6 +108,7 @@ impl Store {
             sealed: &sealed,
         };
         let devices = txn.open_table(DEVICES)?;
+        let bodies = txn.open_table(BODIES)?;
         let mut found = Vec::new();
         for (actor_no, actor, top) in clock_entries(&clocks, &actors, doc_no)? {
             let from = have.get(&actor).copied().unwrap_or(0) + 1;
@@ -116,7 +117,7 @@ impl Store {
             }
             let device = DeviceId::from_slice(&actor[..32])
                 .ok_or_else(|| StoreError::Corrupt("short actor".into()))?;
-            rows.for_each_of_actor(doc_no, actor_no, from, top, |_, row| {
+            rows.for_each_of_actor(doc_no, actor_no, from, top, |seq, row| {
                 let chunk = &row[64..];
                 // kith's own header reader is enough to order the batch;
                 // rows stored compressed by older versions need automerge.
@@ -132,6 +133,7 @@ impl Store {
                     device,
                     row[..64].try_into().expect("64-byte signature"),
                     raw,
+                    crate::bodies::of_change(&bodies, doc_no, actor_no, seq)?,
                 ));
                 Ok(())
             })?;
@@ -140,18 +142,20 @@ impl Store {
         let mut batch = ChangeBatch::default();
         let mut bytes = 0;
         let mut signers = BTreeSet::new();
-        for (_, device, signature, raw) in found {
-            if bytes > 0 && bytes + raw.len() > max_bytes {
+        for (_, device, signature, raw, bodies) in found {
+            let size = raw.len() + bodies.iter().map(Vec::len).sum::<usize>();
+            if bytes > 0 && bytes + size > max_bytes {
                 batch.more = true;
                 break;
             }
-            bytes += raw.len();
+            bytes += size;
             signers.insert(device);
             batch.changes.push(SignedChange {
                 doc: *doc,
                 change: raw,
                 device,
                 signature,
+                bodies,
             });
         }
         for device in signers {

@@ -19,8 +19,9 @@ pub const META_SESSION: &str = "session";
 /// Layout version of the tables, for migrations.
 pub const META_SCHEMA: &str = "schema";
 /// Layout 2 added `sealed_v1`, post rows' `first` text and edits-only
-/// versions; a layout-1 store is read as it is and marked 2 when opened.
-pub const SCHEMA_VERSION: u32 = 2;
+/// versions; layout 3 added `bodies_v1`. An older store is read as it is
+/// (its posts hold their text inline) and marked 3 when opened.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `doc_no → DocId (69 bytes)`.
 pub const DOCS: TableDefinition<u32, &[u8]> = TableDefinition::new("docs_v1");
@@ -90,6 +91,10 @@ pub const SEALED: TableDefinition<&[u8; 13], &[u8]> = TableDefinition::new("seal
 pub const CLOCKS: TableDefinition<&[u8; 8], u32> = TableDefinition::new("clocks_v1");
 /// `CHANGES key → ()`: stored changes whose dependencies have not arrived.
 pub const PENDING: TableDefinition<&[u8; 12], ()> = TableDefinition::new("pending_v1");
+/// `doc_no (4) || actor_no (4) || seq (4) || op counter (8) → body`: the
+/// body (salt and text) whose hash that op of that change put (see
+/// `bodies`). Removed, for every version of a post, once it is deleted.
+pub const BODIES: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("bodies_v1");
 /// `change hash (32) → SignedChange protobuf`: the second of two different
 /// changes with one actor and sequence number. Kept as evidence, never applied.
 pub const QUARANTINE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("quarantine_v1");

@@ -57,9 +57,10 @@ fn history(rng: &mut StdRng, steps: usize) -> (Vec<Author>, Vec<SignedChange>) {
                     None
                 };
                 let at = 1_000 + step as u64;
-                out.extend(writers[w].try_change(feed_doc, |d| {
-                    feed::create_post(d, &key, &text, at, reply).unwrap()
-                }));
+                out.extend(
+                    writers[w]
+                        .try_change(feed_doc, |d| d.create_post(&key, &text, at, reply).unwrap()),
+                );
                 posts.push((w, key.clone(), PostId::derive(&feed_doc, &key)));
             }
             3 | 4 => {
@@ -80,7 +81,7 @@ fn history(rng: &mut StdRng, steps: usize) -> (Vec<Author>, Vec<SignedChange>) {
                         if delete {
                             feed::delete_post(d, key).unwrap()
                         } else {
-                            feed::edit_post(d, key, &text).unwrap()
+                            d.edit_post(key, &text).unwrap()
                         }
                     }));
                 }
@@ -266,9 +267,17 @@ fn replicas_converge_whatever_the_delivery_order() {
                 .read_doc(&doc, |d| feed::post_state(d, &key))
                 .unwrap()
                 .unwrap();
+            let body = first.current_body(&post.id).unwrap();
             assert_eq!(
-                post.text,
                 state.text.map(|t| t.0),
+                body.as_ref()
+                    .map(|b| feed::PostText::Body(kith_core::body::hash(b))),
+                "seed {seed}: post {}: the index points at the document's body",
+                post.id
+            );
+            assert_eq!(
+                post.text.as_deref(),
+                body.as_deref().and_then(kith_core::body::text_of),
                 "seed {seed}: post {}",
                 post.id
             );

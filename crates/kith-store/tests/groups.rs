@@ -95,9 +95,7 @@ fn admit(alice: &mut Author, g: &Group, who: &Author) -> kith_core::SignedChange
 fn group_post(author: &mut Author, g: &Group, key: &str, text: &str) -> kith_core::SignedChange {
     let doc = DocId::feed(author.id(), g.id, 0);
     let at = author.clock as u64;
-    author.change(doc, |d| {
-        kith_core::schema::feed::create_post(d, key, text, at, None).unwrap()
-    })
+    author.change(doc, |d| d.create_post(key, text, at, None).unwrap())
 }
 
 /// Gives `who` a copy of `from`'s control document, to write on.
@@ -225,7 +223,7 @@ fn only_members_write_and_only_members_receive() {
     };
     let err = s
         .commit_local(DocId::feed(carol.id(), g.id, 0), signer, 1, |d| {
-            kith_core::schema::feed::create_post(d, "x", "hi", 1, None)
+            d.create_post("x", "hi", 1, None)
         })
         .unwrap_err();
     assert!(err.to_string().contains("not a member"), "{err}");

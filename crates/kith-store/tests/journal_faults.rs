@@ -2,7 +2,6 @@
 //! holds a change the store refuses is damage too. The journal is kept aside
 //! byte for byte, the good records are replayed, and the store opens.
 
-use kith_core::schema::feed;
 use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId};
 use kith_store::{FeedQuery, LocalSigner, Store};
 
@@ -46,7 +45,7 @@ fn a_journal_record_the_store_refuses_is_kept_aside_and_the_rest_replayed() {
     for i in 0..3 {
         store
             .commit_local(doc, signer, 1 + i, |d| {
-                feed::create_post(d, &format!("k{i}"), "journalled", 1 + i, None)
+                d.create_post(&format!("k{i}"), "journalled", 1 + i, None)
             })
             .unwrap();
     }

@@ -24,7 +24,8 @@ fn alice_changes(alice: &mut Author, posts: usize) -> Vec<kith_core::SignedChang
         .collect();
     for i in (0..posts).step_by(10) {
         changes.push(alice.change(doc, |d| {
-            feed::edit_post(d, &format!("k{i}"), &format!("post {i}, edited")).unwrap()
+            d.edit_post(&format!("k{i}"), &format!("post {i}, edited"))
+                .unwrap()
         }));
     }
     for i in (5..posts).step_by(25) {

@@ -2,7 +2,6 @@
 //! so a crash must never let a sequence number be reused. Whoever opens the
 //! store after a crashed session gets a new actor suffix; a clean stop keeps it.
 
-use kith_core::schema::feed;
 use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, PostId, SpaceId};
 use kith_store::{LocalSigner, Store};
 
@@ -100,7 +99,7 @@ fn a_change_is_journalled_before_it_is_handed_out() {
             author.feed(),
             author.signer(),
             1,
-            |d| feed::create_post(d, "k1", "published before it is stored", 1, None),
+            |d| d.create_post("k1", "published before it is stored", 1, None),
             |change| {
                 std::fs::copy(&path, &crashed_path).unwrap();
                 std::fs::copy(
@@ -142,9 +141,7 @@ fn a_change_handed_out_and_not_stored_retires_its_actor() {
     let signer = || author.signer();
     let mut store = author.open(&path);
     store
-        .commit_local(doc, signer(), 1, |d| {
-            feed::create_post(d, "k1", "first", 1, None)
-        })
+        .commit_local(doc, signer(), 1, |d| d.create_post("k1", "first", 1, None))
         .unwrap();
     drop(store);
 
@@ -170,7 +167,7 @@ fn a_change_handed_out_and_not_stored_retires_its_actor() {
             doc,
             signer(),
             2,
-            |d| feed::edit_post(d, "k1", "second"),
+            |d| d.edit_post("k1", "second"),
             |_| {
                 offered += 1;
                 true
@@ -186,9 +183,7 @@ fn a_change_handed_out_and_not_stored_retires_its_actor() {
     );
 
     let (_, made) = store
-        .commit_local(doc, signer(), 3, |d| {
-            feed::create_post(d, "k2", "third", 3, None)
-        })
+        .commit_local(doc, signer(), 3, |d| d.create_post("k2", "third", 3, None))
         .unwrap();
     let second_actor = store.actor_for(&device);
     assert_ne!(

@@ -56,9 +56,7 @@ fn alice_store(posts: usize) -> (tempfile::TempDir, Store, Author) {
         .map(|i| alice.post(&format!("k{i}"), &format!("post number {i}")))
         .collect();
     let feed = DocId::feed(alice.id(), kith_core::SpaceId::PUBLIC, 0);
-    changes.push(alice.change(feed, |d| {
-        kith_core::schema::feed::edit_post(d, "k3", "edited").unwrap()
-    }));
+    changes.push(alice.change(feed, |d| d.edit_post("k3", "edited").unwrap()));
     changes.push(alice.change(DocId::profile(alice.id()), |d| {
         kith_core::schema::profile::set_name(d, "Alice").unwrap()
     }));

@@ -28,6 +28,7 @@ fn unsigned(alice: &Author, bytes: Vec<u8>) -> kith_core::SignedChange {
         change: bytes,
         device: alice.device.id(),
         signature: [7; 64],
+        bodies: Vec::new(),
     }
 }
 
@@ -99,7 +100,7 @@ fn writing_someone_elses_document_is_refused() {
     let (_d, mut store, alice, mut mallory) = setup();
     let alice_feed = DocId::feed(alice.id(), SpaceId::PUBLIC, 0);
     let change = mallory.change(alice_feed, |d| {
-        kith_core::schema::feed::create_post(d, "evil", "alice says: send me money", 1, None)
+        d.create_post("evil", "alice says: send me money", 1, None)
             .unwrap()
     });
     assert!(matches!(

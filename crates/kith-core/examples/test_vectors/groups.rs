@@ -16,10 +16,10 @@ use crypto_box::aead::rand_core::{CryptoRng, RngCore};
 use kith_core::group::records::Record;
 use kith_core::group::{EpochKey, Role, control_doc, group_id};
 use kith_core::schema::feed;
-use kith_core::{DeviceKey, DocId, InviteKey, SignedChange, SpaceId, proto};
+use kith_core::{Body, DeviceKey, DocId, InviteKey, SignedChange, SpaceId, proto};
 use prost::Message;
 
-use crate::{Base, ChangeVector, DEVICE_SECRET, commit, person, sign};
+use crate::{Base, ChangeVector, DEVICE_SECRET, POST_SALT, commit, person, sign, sign_with};
 
 pub const NONCE: [u8; 16] = [0x05; 16];
 pub const NAME: &str = "Vector climbers";
@@ -178,9 +178,10 @@ pub fn vectors(base: &Base) -> Result<Built, Box<dyn std::error::Error>> {
 
     let feed_doc = DocId::feed(creator, id, 0);
     let mut feed_doc_state = AutoCommit::new().with_actor(base.feed.get_actor().clone());
-    feed::create_post(&mut feed_doc_state, POST_KEY, POST_TEXT, POST_AT_MS, None)?;
+    let body = Body::with_salt(POST_SALT, POST_TEXT);
+    feed::create_post_with(&mut feed_doc_state, POST_KEY, &body, POST_AT_MS, None)?;
     let change = commit(&mut feed_doc_state, POST_AT_MS as i64)?;
-    let (post_signed, post_change) = sign(base, feed_doc, &change)?;
+    let (post_signed, post_change) = sign_with(base, feed_doc, &change, vec![body])?;
 
     let plaintext = gossip_change(&post_signed, base);
     let ciphertext = XChaCha20Poly1305::new((&EPOCH_KEY).into())

@@ -4,13 +4,15 @@
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ObjType, ScalarValue};
 use kith_core::schema::feed;
-use kith_core::{DocId, PostId, SignedChange, SpaceId};
+use kith_core::{Body, DocId, PostId, SignedChange, SpaceId};
 
-use crate::{Base, ChangeVector, commit, sign};
+use crate::{Base, ChangeVector, commit, sign, sign_with};
 
 pub const REPLY_KEY: &str = "vectorreply";
 pub const REPLY_TEXT: &str = "hello back";
 pub const REPLY_AT_MS: u64 = 1_700_000_060_000;
+pub const REPLY_SALT: [u8; kith_core::body::SALT_LEN] = [0x05; 16];
+pub const DELETION_TIME_MS: i64 = 1_700_000_240_000;
 pub const REACTION: &str = "👍";
 pub const REACTION_TIME_MS: i64 = 1_700_000_120_000;
 pub const UNREACTION_TIME_MS: i64 = 1_700_000_180_000;
@@ -23,6 +25,7 @@ pub const TEXT_OBJECT_AT_MS: i64 = 1_700_000_000_000;
 pub struct Reply {
     post_key: &'static str,
     text: &'static str,
+    salt: String,
     at_ms: u64,
     commit_time_ms: i64,
     parent: String,
@@ -40,6 +43,16 @@ pub struct Reaction {
     signed: ChangeVector,
     removal_commit_time_ms: i64,
     removal: ChangeVector,
+}
+
+/// The first post deleted (a fifth change of the feed, after the reaction's
+/// removal), and the first post's envelope as a node serves it afterwards:
+/// the same signed change, without its body.
+#[derive(Debug, serde::Serialize)]
+pub struct Deletion {
+    commit_time_ms: i64,
+    signed: ChangeVector,
+    erased_post: String,
 }
 
 /// A post whose `text` is an automerge Text object, in shard 1 of the
@@ -60,18 +73,20 @@ pub fn replies_and_reactions(
     base: &mut Base,
 ) -> Result<(Reply, Reaction, Vec<SignedChange>), Box<dyn std::error::Error>> {
     let at = REPLY_AT_MS as i64;
-    feed::create_post(
+    let body = Body::with_salt(REPLY_SALT, REPLY_TEXT);
+    feed::create_post_with(
         &mut base.feed,
         REPLY_KEY,
-        REPLY_TEXT,
+        &body,
         REPLY_AT_MS,
         Some(base.post_id),
     )?;
     let change = commit(&mut base.feed, at)?;
-    let (reply_signed, reply_change) = sign(base, base.doc_id, &change)?;
+    let (reply_signed, reply_change) = sign_with(base, base.doc_id, &change, vec![body])?;
     let reply = Reply {
         post_key: REPLY_KEY,
         text: REPLY_TEXT,
+        salt: hex::encode(REPLY_SALT),
         at_ms: REPLY_AT_MS,
         commit_time_ms: at,
         parent: base.post_id.to_string(),
@@ -98,6 +113,22 @@ pub fn replies_and_reactions(
         reaction,
         vec![reply_signed, react_signed, unreact_signed],
     ))
+}
+
+/// Deletes the first post on a copy of the feed (the later vectors build
+/// on the feed without it).
+pub fn deletion(base: &mut Base) -> Result<Deletion, Box<dyn std::error::Error>> {
+    let mut feed = base.feed.fork().with_actor(base.feed.get_actor().clone());
+    feed::delete_post(&mut feed, crate::POST_KEY)?;
+    let change = commit(&mut feed, DELETION_TIME_MS)?;
+    let (_, signed) = sign(base, base.doc_id, &change)?;
+    let mut erased = base.post.clone();
+    erased.bodies.clear();
+    Ok(Deletion {
+        commit_time_ms: DELETION_TIME_MS,
+        signed,
+        erased_post: hex::encode(erased.encode()),
+    })
 }
 
 /// Builds the post as automerge-js builds `{text: "…", at: …}`: `text` a

@@ -5,7 +5,7 @@
 use automerge::AutoCommit;
 use kith_core::schema::feed;
 use kith_core::signed::{MAX_CHANGE_BYTES, MAX_SIGNED_CHANGE_BYTES};
-use kith_core::{DeviceCert, DeviceId, DeviceKey, IdentityId, SignedChange, proto};
+use kith_core::{Body, DeviceCert, DeviceId, DeviceKey, IdentityId, SignedChange, proto};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -44,6 +44,17 @@ pub struct Rejected {
     small_order_certificate: RejectedCertificate,
     oversized_change: Oversized,
     oversized_envelope: Oversized,
+    short_body: RejectedChange,
+    unbound_body: UnboundBody,
+}
+
+/// The first post with a body beside it whose hash the change does not
+/// hold (another salt): the change is accepted, the body is not kept.
+#[derive(Debug, serde::Serialize)]
+struct UnboundBody {
+    signed_change: String,
+    verdict: String,
+    bodies_kept: usize,
 }
 
 /// A signed change, the certificates the receiver holds, and its verdict.
@@ -149,7 +160,9 @@ pub fn vectors(base: &Base) -> Result<Rejected, Box<dyn std::error::Error>> {
     let mut actor = SMALL_ORDER_KEY.to_vec();
     actor.extend_from_slice(&STORE_SUFFIX);
     let mut doc = AutoCommit::new().with_actor(automerge::ActorId::from(actor));
-    feed::create_post(&mut doc, FORGED_POST_KEY, FORGED_POST_TEXT, 0, None)?;
+    // Its body is left behind: the vector is about the signature.
+    let body = Body::with_salt([0; kith_core::body::SALT_LEN], FORGED_POST_TEXT);
+    feed::create_post_with(&mut doc, FORGED_POST_KEY, &body, 0, None)?;
     let change = commit(&mut doc, 0)?;
     let mut universal = [0u8; 64];
     universal[..32].copy_from_slice(&BASE_POINT);
@@ -159,6 +172,7 @@ pub fn vectors(base: &Base) -> Result<Rejected, Box<dyn std::error::Error>> {
         change: change.raw_bytes().to_vec(),
         device: DeviceId(SMALL_ORDER_KEY),
         signature: universal,
+        bodies: Vec::new(),
     };
 
     // Alice certifies the small-order key, which "counter-signs" the same way.
@@ -192,7 +206,22 @@ pub fn vectors(base: &Base) -> Result<Rejected, Box<dyn std::error::Error>> {
         }
         longest -= 1;
     }
+    // A body too short to hold its salt.
+    let mut short = base.post.clone();
+    short.bodies = vec![vec![0x04; kith_core::body::SALT_LEN - 1]];
+    // A well-formed body the change does not name.
+    let mut unbound = base.post.clone();
+    unbound.bodies = vec![Body::with_salt([0x09; 16], "hello, kith").into_bytes()];
+    let unbound_change = automerge::Change::from_bytes(unbound.change.clone())?;
+    let bodies_kept =
+        kith_core::schema::match_bodies(&unbound_change.decode(), &unbound.bodies).len();
     Ok(Rejected {
+        short_body: rejected(&short, certs, 5),
+        unbound_body: UnboundBody {
+            signed_change: hex::encode(unbound.encode()),
+            verdict: verdict(&unbound, certs),
+            bodies_kept,
+        },
         forged_signature: rejected(&forged, certs, 12),
         actor_not_signer: rejected(&borrowed, &[second_cert], 9),
         non_canonical_s: rejected(&malleated, certs, 12),

@@ -2,11 +2,14 @@
 //! deletions in one space.
 //!
 //! ```text
-//! "p/<key>" → map { "text": str, "at": int (ms), "reply": bytes(16)?, "deleted": true? }
+//! "p/<key>" → map { "body": bytes(32), "at": int (ms), "reply": bytes(16)?, "deleted": true? }
 //! "r/<post id>/<emoji>" → true        (a reaction by the feed's owner)
 //! ```
+//! `body` is the hash of the post's [`Body`], which travels beside the
+//! change ([`crate::body`] says why). Posts written before bodies hold their
+//! text inline, as `"text": str`; readers still read them.
 //! A deleted post keeps its map (so replies still have a parent) but loses its
-//! text and gains `"deleted": true`.
+//! body and gains `"deleted": true`.
 
 use automerge::{
     AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef,
@@ -14,10 +17,12 @@ use automerge::{
 };
 
 use crate::PostId;
+use crate::body::{Body, BodyHash};
 
 pub const POST_PREFIX: &str = "p/";
 pub const REACTION_PREFIX: &str = "r/";
 pub const TEXT: &str = "text";
+pub const BODY: &str = "body";
 const AT: &str = "at";
 const REPLY: &str = "reply";
 const DELETED: &str = "deleted";
@@ -42,6 +47,14 @@ pub enum FeedError {
     Deleted(String),
     #[error("automerge refused the edit: {0}")]
     Automerge(String),
+    #[error("no randomness for the post's body: {0}")]
+    Random(String),
+}
+
+impl From<crate::RandomError> for FeedError {
+    fn from(e: crate::RandomError) -> Self {
+        FeedError::Random(e.to_string())
+    }
 }
 
 impl From<automerge::AutomergeError> for FeedError {
@@ -77,11 +90,20 @@ pub fn check_reaction(emoji: &str) -> Result<(), FeedError> {
     Ok(())
 }
 
+/// Where a post's current text is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PostText {
+    /// In a body beside the change that put this hash.
+    Body(BodyHash),
+    /// Inline in the change: a post written before bodies.
+    Inline(String),
+}
+
 /// A post as the document holds it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PostState {
     /// The current text and the id of the op that put it; `None` once deleted.
-    pub text: Option<(String, ObjId)>,
+    pub text: Option<(PostText, ObjId)>,
     pub at_ms: u64,
     pub reply_to: Option<PostId>,
     pub deleted: bool,
@@ -100,16 +122,31 @@ fn post_obj(doc: &AutoCommit, key: &str) -> Option<ObjId> {
 }
 
 /// Adds a post under `key` (fresh and random, chosen by the caller).
+/// Returns its body, which must travel with the change.
 pub fn create_post(
     doc: &mut AutoCommit,
     key: &str,
     text: &str,
     at_ms: u64,
     reply_to: Option<PostId>,
-) -> Result<(), FeedError> {
+) -> Result<Body, FeedError> {
     check_text(text)?;
+    let body = Body::new(text)?;
+    create_post_with(doc, key, &body, at_ms, reply_to)?;
+    Ok(body)
+}
+
+/// [`create_post`] with a body the caller made.
+pub fn create_post_with(
+    doc: &mut AutoCommit,
+    key: &str,
+    body: &Body,
+    at_ms: u64,
+    reply_to: Option<PostId>,
+) -> Result<(), FeedError> {
+    check_text(body.text())?;
     let obj = doc.put_object(automerge::ROOT, format!("{POST_PREFIX}{key}"), ObjType::Map)?;
-    doc.put(&obj, TEXT, text)?;
+    doc.put(&obj, BODY, ScalarValue::Bytes(body.hash().to_vec()))?;
     doc.put(&obj, AT, ScalarValue::Int(at_ms as i64))?;
     if let Some(parent) = reply_to {
         doc.put(&obj, REPLY, ScalarValue::Bytes(parent.0.to_vec()))?;
@@ -117,19 +154,34 @@ pub fn create_post(
     Ok(())
 }
 
-/// Replaces a post's text; the old text stays in the history of changes.
-pub fn edit_post(doc: &mut AutoCommit, key: &str, text: &str) -> Result<(), FeedError> {
+/// Gives a post a new text. The old body stays (the post's edit history)
+/// until the post is deleted. Returns the new body, which must travel with
+/// the change.
+pub fn edit_post(doc: &mut AutoCommit, key: &str, text: &str) -> Result<Body, FeedError> {
     check_text(text)?;
+    let body = Body::new(text)?;
+    edit_post_with(doc, key, &body)?;
+    Ok(body)
+}
+
+/// [`edit_post`] with a body the caller made.
+pub fn edit_post_with(doc: &mut AutoCommit, key: &str, body: &Body) -> Result<(), FeedError> {
+    check_text(body.text())?;
     let state = post_state(doc, key).ok_or_else(|| FeedError::NoSuchPost(key.to_owned()))?;
     if state.deleted {
         return Err(FeedError::Deleted(key.to_owned()));
     }
     let obj = post_obj(doc, key).expect("post_state found it");
-    doc.put(&obj, TEXT, text)?;
+    doc.put(&obj, BODY, ScalarValue::Bytes(body.hash().to_vec()))?;
+    if doc.get(&obj, TEXT)?.is_some() {
+        // A post from before bodies: its inline text must not outlive the edit.
+        doc.delete(&obj, TEXT)?;
+    }
     Ok(())
 }
 
-/// Marks a post deleted and removes its text from the current state.
+/// Marks a post deleted and removes its text from the current state. Every
+/// node that applies this drops the bodies of all the post's versions.
 pub fn delete_post(doc: &mut AutoCommit, key: &str) -> Result<(), FeedError> {
     let state = post_state(doc, key).ok_or_else(|| FeedError::NoSuchPost(key.to_owned()))?;
     if state.deleted {
@@ -137,7 +189,11 @@ pub fn delete_post(doc: &mut AutoCommit, key: &str) -> Result<(), FeedError> {
     }
     let obj = post_obj(doc, key).expect("post_state found it");
     doc.put(&obj, DELETED, true)?;
-    doc.delete(&obj, TEXT)?;
+    for field in [BODY, TEXT] {
+        if doc.get(&obj, field)?.is_some() {
+            doc.delete(&obj, field)?;
+        }
+    }
     Ok(())
 }
 
@@ -188,7 +244,17 @@ pub fn post_state(doc: &AutoCommit, key: &str) -> Option<PostState> {
             continue;
         };
         match (item.key.as_ref(), value) {
-            (TEXT, ScalarValueRef::Str(t)) => state.text = Some((t.to_string(), item.id())),
+            (BODY, ScalarValueRef::Bytes(b)) => {
+                if let Ok(hash) = <BodyHash>::try_from(b.as_ref()) {
+                    state.text = Some((PostText::Body(hash), item.id()));
+                }
+            }
+            // A body wins over inline text, wherever the map lists it.
+            (TEXT, ScalarValueRef::Str(t))
+                if !matches!(state.text, Some((PostText::Body(_), _))) =>
+            {
+                state.text = Some((PostText::Inline(t.to_string()), item.id()));
+            }
             (AT, ScalarValueRef::Int(i)) => state.at_ms = u64::try_from(*i).unwrap_or(0),
             (AT, ScalarValueRef::Uint(u)) => state.at_ms = *u,
             (REPLY, ScalarValueRef::Bytes(b)) => state.reply_to = PostId::from_slice(b),
@@ -209,7 +275,12 @@ mod tests {
     #[test]
     fn delete_removes_text_from_the_current_state() {
         let mut doc = AutoCommit::new();
-        create_post(&mut doc, "k", "secret", 1, None).unwrap();
+        let body = create_post(&mut doc, "k", "secret", 1, None).unwrap();
+        assert_eq!(
+            post_state(&doc, "k").unwrap().text.map(|t| t.0),
+            Some(PostText::Body(body.hash())),
+            "the change holds the body's hash, not the text"
+        );
         delete_post(&mut doc, "k").unwrap();
         let s = post_state(&doc, "k").unwrap();
         assert!(s.deleted);
@@ -224,17 +295,20 @@ mod tests {
     fn post_state_reads_the_winner_of_concurrent_edits() {
         let parent = PostId([9; 16]);
         let mut laptop = AutoCommit::new().with_actor(automerge::ActorId::from(vec![1u8; 40]));
-        create_post(&mut laptop, "k", "first", 7, Some(parent)).unwrap();
+        let _first = create_post(&mut laptop, "k", "first", 7, Some(parent)).unwrap();
         let mut phone = laptop
             .fork()
             .with_actor(automerge::ActorId::from(vec![2u8; 40]));
-        edit_post(&mut laptop, "k", "from the laptop").unwrap();
-        edit_post(&mut phone, "k", "from the phone").unwrap();
+        let _laptop = edit_post(&mut laptop, "k", "from the laptop").unwrap();
+        let _phone = edit_post(&mut phone, "k", "from the phone").unwrap();
         laptop.merge(&mut phone).unwrap();
         let obj = post_obj(&laptop, "k").unwrap();
-        let (winner, winner_id) = match laptop.get(&obj, TEXT).unwrap().unwrap() {
-            (Value::Scalar(s), id) => (s.as_str().unwrap().to_owned(), id),
-            other => panic!("text is not a string: {other:?}"),
+        let (winner, winner_id) = match laptop.get(&obj, BODY).unwrap().unwrap() {
+            (Value::Scalar(s), id) => match s.as_ref() {
+                ScalarValue::Bytes(b) => (PostText::Body(b.as_slice().try_into().unwrap()), id),
+                other => panic!("body is not bytes: {other:?}"),
+            },
+            other => panic!("body is not a scalar: {other:?}"),
         };
         let s = post_state(&laptop, "k").unwrap();
         assert_eq!(s.text, Some((winner, winner_id)));
@@ -259,7 +333,7 @@ mod tests {
             Err(FeedError::NoVisibleText)
         );
         assert_eq!(post_state(&doc, "k"), None, "nothing was written");
-        create_post(&mut doc, "k", "visible", 1, None).unwrap();
+        let _visible = create_post(&mut doc, "k", "visible", 1, None).unwrap();
         assert_eq!(
             edit_post(&mut doc, "k", "\u{FEFF}"),
             Err(FeedError::NoVisibleText)
@@ -284,5 +358,44 @@ mod tests {
             check_text(&"a".repeat(MAX_POST_CHARS + 1)),
             Err(FeedError::TextTooLong(MAX_POST_CHARS + 1))
         );
+    }
+}
+
+#[cfg(test)]
+mod legacy_tests {
+    use super::*;
+
+    /// A post written before bodies, with its text inline.
+    fn legacy_post(doc: &mut AutoCommit, key: &str, text: &str) {
+        let obj = doc
+            .put_object(automerge::ROOT, format!("{POST_PREFIX}{key}"), ObjType::Map)
+            .unwrap();
+        doc.put(&obj, TEXT, text).unwrap();
+        doc.put(&obj, AT, ScalarValue::Int(3)).unwrap();
+    }
+
+    #[test]
+    fn inline_text_is_read_and_an_edit_or_delete_removes_it() {
+        let mut doc = AutoCommit::new();
+        legacy_post(&mut doc, "old", "written long ago");
+        assert_eq!(
+            post_state(&doc, "old").unwrap().text.map(|t| t.0),
+            Some(PostText::Inline("written long ago".into()))
+        );
+        let body = edit_post(&mut doc, "old", "edited").unwrap();
+        let obj = post_obj(&doc, "old").unwrap();
+        assert!(
+            doc.get(&obj, TEXT).unwrap().is_none(),
+            "the inline text is gone"
+        );
+        assert_eq!(
+            post_state(&doc, "old").unwrap().text.map(|t| t.0),
+            Some(PostText::Body(body.hash()))
+        );
+        legacy_post(&mut doc, "other", "also old");
+        delete_post(&mut doc, "other").unwrap();
+        let obj = post_obj(&doc, "other").unwrap();
+        assert!(doc.get(&obj, TEXT).unwrap().is_none());
+        assert!(post_state(&doc, "other").unwrap().deleted);
     }
 }

@@ -16,7 +16,8 @@ use std::collections::BTreeSet;
 
 use automerge::{AutoCommit, ExpandedChange, ObjId, ReadDoc, legacy};
 
-/// A put of a post's text inside one change: what the edit history records.
+/// A put of a post's text (inline, or a body's hash) inside one change:
+/// what the edit history records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TextPut {
     /// The post's key in the feed (without the `p/` prefix).
@@ -56,16 +57,10 @@ pub fn touched(doc: &AutoCommit, change: &ExpandedChange) -> Touched {
             _ => None,
         };
         let Some(root_key) = root_key else { continue };
-        if let (
-            Some(post_key),
-            legacy::Key::Map(prop),
-            legacy::OpType::Put(automerge::ScalarValue::Str(_)),
-        ) = (
-            root_key.strip_prefix(feed::POST_PREFIX),
-            &op.key,
-            &op.action,
-        ) && prop.as_str() == feed::TEXT
+        if let (Some(post_key), legacy::Key::Map(prop)) =
+            (root_key.strip_prefix(feed::POST_PREFIX), &op.key)
             && !matches!(op.obj, legacy::ObjectId::Root)
+            && text_put(prop.as_str(), &op.action).is_some()
         {
             out.text_puts.push(TextPut {
                 post_key: post_key.to_owned(),
@@ -102,18 +97,64 @@ pub(crate) fn get_str(doc: &AutoCommit, obj: &ObjId, prop: &str) -> Option<Strin
     }
 }
 
-/// Reads the text of the string put by op `counter` in `change`.
-pub fn text_of_op(change: &automerge::Change, counter: u64) -> Option<String> {
+/// What a put of `prop` puts, if it is a post's text: a body's hash under
+/// `body`, an inline string under `text`.
+fn text_put(prop: &str, action: &legacy::OpType) -> Option<feed::PostText> {
+    match (prop, action) {
+        (feed::BODY, legacy::OpType::Put(automerge::ScalarValue::Bytes(b))) => {
+            Some(feed::PostText::Body(b.as_slice().try_into().ok()?))
+        }
+        (feed::TEXT, legacy::OpType::Put(automerge::ScalarValue::Str(s))) => {
+            Some(feed::PostText::Inline(s.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// Reads the text put by op `counter` in `change`: inline, or the hash of
+/// the body that holds it.
+pub fn text_of_op(change: &automerge::Change, counter: u64) -> Option<feed::PostText> {
     let start = change.start_op().get();
     let index = usize::try_from(counter.checked_sub(start)?).ok()?;
     if index >= change.len() {
         return None;
     }
     let expanded = change.decode();
-    match &expanded.operations.get(index)?.action {
-        legacy::OpType::Put(automerge::ScalarValue::Str(s)) => Some(s.to_string()),
-        _ => None,
+    let op = expanded.operations.get(index)?;
+    let legacy::Key::Map(prop) = &op.key else {
+        return None;
+    };
+    text_put(prop.as_str(), &op.action)
+}
+
+/// Pairs the bodies that came beside a change with the ops that put their
+/// hashes: `(op counter, body)` for each body whose hash a `body` put of the
+/// change holds, in op order. Bodies the change does not name are left out:
+/// nobody signed them.
+pub fn match_bodies(change: &ExpandedChange, bodies: &[Vec<u8>]) -> Vec<(u64, Vec<u8>)> {
+    if bodies.is_empty() {
+        return Vec::new();
     }
+    let hashed: Vec<(crate::BodyHash, &Vec<u8>)> = bodies
+        .iter()
+        .filter(|b| crate::body::check(b).is_ok())
+        .map(|b| (crate::body::hash(b), b))
+        .collect();
+    let mut out = Vec::new();
+    for (i, op) in change.operations.iter().enumerate() {
+        let legacy::Key::Map(prop) = &op.key else {
+            continue;
+        };
+        if matches!(op.obj, legacy::ObjectId::Root) {
+            continue;
+        }
+        if let Some(feed::PostText::Body(hash)) = text_put(prop.as_str(), &op.action)
+            && let Some((_, bytes)) = hashed.iter().find(|(h, _)| *h == hash)
+        {
+            out.push((change.start_op.get() + i as u64, (*bytes).clone()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -124,25 +165,34 @@ mod tests {
     #[test]
     fn touched_finds_posts_made_and_edited() {
         let mut doc = AutoCommit::new().with_actor(ActorId::from(vec![1u8; 40]));
-        feed::create_post(&mut doc, "k1", "hello", 10, None).unwrap();
+        let hello = feed::create_post(&mut doc, "k1", "hello", 10, None).unwrap();
         doc.commit();
         let made = doc.get_last_local_change().unwrap();
         let t = touched(&doc, &made.decode());
         assert_eq!(t.root_keys.iter().collect::<Vec<_>>(), vec!["p/k1"]);
         assert_eq!(t.text_puts.len(), 1);
         assert_eq!(
-            text_of_op(&made, t.text_puts[0].counter).as_deref(),
-            Some("hello")
+            text_of_op(&made, t.text_puts[0].counter),
+            Some(feed::PostText::Body(hello.hash()))
+        );
+        let stray = crate::Body::new("not put by this change").unwrap();
+        assert_eq!(
+            match_bodies(
+                &made.decode(),
+                &[stray.as_bytes().to_vec(), hello.as_bytes().to_vec()]
+            ),
+            vec![(t.text_puts[0].counter, hello.as_bytes().to_vec())],
+            "only the body whose hash the change holds is kept"
         );
 
-        feed::edit_post(&mut doc, "k1", "hello again").unwrap();
+        let again = feed::edit_post(&mut doc, "k1", "hello again").unwrap();
         doc.commit();
         let edit = doc.get_last_local_change().unwrap();
         let t = touched(&doc, &edit.decode());
         assert_eq!(t.root_keys.iter().collect::<Vec<_>>(), vec!["p/k1"]);
         assert_eq!(
-            text_of_op(&edit, t.text_puts[0].counter).as_deref(),
-            Some("hello again")
+            text_of_op(&edit, t.text_puts[0].counter),
+            Some(feed::PostText::Body(again.hash()))
         );
     }
 }

@@ -393,11 +393,16 @@ fn a_group_post_travels_encrypted_under_the_epoch_key_with_the_group_as_associat
         (POST_KEY, POST_TEXT, POST_AT_MS)
     );
     let mut doc = new_doc();
-    feed::create_post(&mut doc, POST_KEY, POST_TEXT, POST_AT_MS, None).unwrap();
+    let body = kith_core::Body::with_salt(super::POST_SALT, POST_TEXT);
+    feed::create_post_with(&mut doc, POST_KEY, &body, POST_AT_MS, None).unwrap();
     let made = commit(&mut doc, POST_AT_MS as i64);
     check_signed(&g.post, feed_doc, &made);
+    assert_eq!(g.post.bodies, vec![hex::encode(body.as_bytes())]);
     let state = feed::post_state(&apply(&[&g.post]), POST_KEY).unwrap();
-    assert_eq!(state.text.map(|(t, _)| t).as_deref(), Some(POST_TEXT));
+    assert_eq!(
+        state.text.map(|(t, _)| t),
+        Some(feed::PostText::Body(body.hash()))
+    );
 
     let plaintext = proto::GossipChange {
         change: Some(proto::SignedChange::decode(unhex(&g.post.signed_change).as_slice()).unwrap()),

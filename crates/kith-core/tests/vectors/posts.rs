@@ -4,16 +4,19 @@
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ScalarValue};
 use kith_core::schema::feed;
-use kith_core::{DocId, IdentityId, PostId, SpaceId};
+use kith_core::{Body, DocId, IdentityId, PostId, SpaceId};
+use prost::Message;
 
 use super::{
-    COMMIT_TIME_MS, ChangeVector, POST_AT_MS, POST_KEY, POST_TEXT, apply, check_signed, commit,
-    find, identity_public, new_doc, unhex, vectors,
+    COMMIT_TIME_MS, ChangeVector, POST_AT_MS, POST_KEY, POST_SALT, POST_TEXT, apply, check_signed,
+    commit, find, identity_public, lookup, new_doc, post_body, unhex, vector_cert, vectors,
 };
 
 const REPLY_KEY: &str = "vectorreply";
 const REPLY_TEXT: &str = "hello back";
 const REPLY_AT_MS: u64 = 1_700_000_060_000;
+const REPLY_SALT: [u8; 16] = [0x05; 16];
+const DELETION_TIME_MS: i64 = 1_700_000_240_000;
 const REACTION: &str = "👍";
 const REACTION_TIME_MS: i64 = 1_700_000_120_000;
 const UNREACTION_TIME_MS: i64 = 1_700_000_180_000;
@@ -26,6 +29,7 @@ const TEXT_OBJECT_AT_MS: i64 = 1_700_000_000_000;
 pub struct Reply {
     post_key: String,
     text: String,
+    salt: String,
     at_ms: u64,
     commit_time_ms: i64,
     parent: String,
@@ -42,6 +46,14 @@ pub struct Reaction {
     pub(crate) signed: ChangeVector,
     removal_commit_time_ms: i64,
     pub(crate) removal: ChangeVector,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deletion {
+    commit_time_ms: i64,
+    signed: ChangeVector,
+    erased_post: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -67,12 +79,13 @@ fn first_post() -> PostId {
 /// the first post: (the changes, the document).
 fn write_feed(changes: usize) -> Vec<automerge::Change> {
     let mut doc = new_doc();
-    feed::create_post(&mut doc, POST_KEY, POST_TEXT, POST_AT_MS, None).unwrap();
+    let body = Body::with_salt(POST_SALT, POST_TEXT);
+    feed::create_post_with(&mut doc, POST_KEY, &body, POST_AT_MS, None).unwrap();
     let mut out = vec![commit(&mut doc, COMMIT_TIME_MS)];
-    feed::create_post(
+    feed::create_post_with(
         &mut doc,
         REPLY_KEY,
-        REPLY_TEXT,
+        &Body::with_salt(REPLY_SALT, REPLY_TEXT),
         REPLY_AT_MS,
         Some(first_post()),
     )
@@ -99,6 +112,13 @@ fn a_reply_names_its_parent_by_post_id_and_depends_on_it() {
         ),
         (REPLY_KEY, REPLY_TEXT, REPLY_AT_MS, REPLY_AT_MS as i64)
     );
+    assert_eq!(unhex(&r.salt), REPLY_SALT);
+    assert_eq!(
+        r.signed.bodies,
+        vec![hex::encode(
+            [&REPLY_SALT[..], REPLY_TEXT.as_bytes()].concat()
+        )]
+    );
     assert_eq!(r.parent, v.post_id);
     assert_eq!(
         r.post_id,
@@ -116,7 +136,11 @@ fn a_reply_names_its_parent_by_post_id_and_depends_on_it() {
     let doc = apply(&[&first, &r.signed]);
     let reply = feed::post_state(&doc, REPLY_KEY).expect("the reply is a post");
     assert_eq!(reply.reply_to, Some(first_post()));
-    assert_eq!(reply.text.map(|(t, _)| t).as_deref(), Some(REPLY_TEXT));
+    let body = Body::with_salt(REPLY_SALT, REPLY_TEXT);
+    assert_eq!(
+        reply.text.map(|(t, _)| t),
+        Some(feed::PostText::Body(body.hash()))
+    );
     assert_eq!(reply.at_ms, REPLY_AT_MS);
     assert!(!reply.deleted);
 }
@@ -149,6 +173,61 @@ fn a_reaction_is_one_root_key_of_lowercase_post_id_and_emoji() {
     let doc = apply(&[&first, &v.reply.signed, &r.signed, &r.removal]);
     assert!(!feed::has_reaction(&doc, &r.key));
     assert_eq!(doc.get(automerge::ROOT, &r.key).unwrap(), None);
+}
+
+#[test]
+fn a_deletion_removes_the_body_from_the_post_and_the_post_is_served_without_it() {
+    let v = vectors();
+    let d = &v.deletion;
+    assert_eq!(d.commit_time_ms, DELETION_TIME_MS);
+    assert!(d.signed.bodies.is_empty(), "a deletion carries no body");
+
+    let mut written = new_doc();
+    written
+        .apply_changes(write_feed(3))
+        .expect("the feed applies");
+    feed::delete_post(&mut written, POST_KEY).unwrap();
+    let made = commit(&mut written, DELETION_TIME_MS);
+    let verified = check_signed(&d.signed, feed_doc(), &made);
+    assert_eq!(verified.header().seq, 5);
+
+    let first = v.first_change();
+    let doc = apply(&[
+        &first,
+        &v.reply.signed,
+        &v.reaction.signed,
+        &v.reaction.removal,
+        &d.signed,
+    ]);
+    let state = feed::post_state(&doc, POST_KEY).expect("a deleted post keeps its map");
+    assert!(state.deleted);
+    assert_eq!(state.text, None);
+    assert_eq!(
+        doc.get(&state.obj, feed::BODY).unwrap(),
+        None,
+        "the deletion removes `body`"
+    );
+    assert_eq!(state.at_ms, POST_AT_MS, "it still answers with its time");
+
+    // Served after the deletion: the same signed change, without the body.
+    let erased = unhex(&d.erased_post);
+    let mut expected =
+        kith_core::proto::SignedChange::decode(unhex(&v.signed_change).as_slice()).unwrap();
+    assert_eq!(expected.bodies, vec![post_body()]);
+    expected.bodies.clear();
+    assert_eq!(erased, expected.encode_to_vec());
+    assert!(
+        !erased
+            .windows(POST_TEXT.len())
+            .any(|w| w == POST_TEXT.as_bytes()),
+        "nothing of the text is left in it"
+    );
+    let cert = vector_cert(&v);
+    let still = kith_core::SignedChange::decode(&erased)
+        .unwrap()
+        .verify(&lookup(&cert))
+        .expect("the history still verifies");
+    assert_eq!(hex::encode(still.header().hash), v.change_hash);
 }
 
 #[test]

@@ -23,6 +23,16 @@ pub struct Rejected {
     small_order_certificate: RejectedCertificate,
     oversized_change: Oversized,
     oversized_envelope: Oversized,
+    short_body: RejectedChange,
+    unbound_body: UnboundBody,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnboundBody {
+    signed_change: String,
+    verdict: String,
+    bodies_kept: usize,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -239,6 +249,39 @@ fn a_certificate_for_a_small_order_device_is_refused() {
     assert!(
         weak.verify(&accept, &Signature::from_bytes(&universal_signature()))
             .is_ok()
+    );
+}
+
+#[test]
+fn a_body_too_short_for_its_salt_refuses_the_envelope_at_decoding() {
+    let v = vectors();
+    let r = &v.rejected.short_body;
+    assert_eq!((r.step, r.verdict.as_str()), (5, "Body(TooShort(15))"));
+    assert_eq!(verdict(r), r.verdict);
+    let mut expected = proto::SignedChange::decode(unhex(&v.signed_change).as_slice()).unwrap();
+    expected.bodies = vec![vec![0x04; 15]];
+    assert_eq!(hex::encode(expected.encode_to_vec()), r.signed_change);
+}
+
+#[test]
+fn a_body_the_change_does_not_name_is_not_kept_and_the_change_is_accepted() {
+    let v = vectors();
+    let u = &v.rejected.unbound_body;
+    assert_eq!((u.verdict.as_str(), u.bodies_kept), ("accepted", 0));
+    let mut expected = proto::SignedChange::decode(unhex(&v.signed_change).as_slice()).unwrap();
+    // Another salt: a well-formed body whose hash the change does not hold.
+    expected.bodies = vec![[&[0x09u8; 16][..], b"hello, kith"].concat()];
+    assert_eq!(hex::encode(expected.encode_to_vec()), u.signed_change);
+    let cert = DeviceCert::decode(&unhex(&v.certificate)).unwrap();
+    let lookup = |d: &DeviceId| (*d == cert.device).then_some(cert.identity);
+    let signed = SignedChange::decode(&unhex(&u.signed_change))
+        .unwrap()
+        .verify(&lookup)
+        .expect("bodies are not signed: the change stands on its own");
+    let change = automerge::Change::from_bytes(signed.signed().change.clone()).unwrap();
+    assert_eq!(
+        kith_core::schema::match_bodies(&change.decode(), &signed.signed().bodies).len(),
+        u.bodies_kept
     );
 }
 

@@ -223,7 +223,7 @@ pub fn posts(
         }
         let doc_id = DocId::feed(identity.id(), space, (i / per_shard) as u32);
         let at = 1_700_000_000_000 + i as u64;
-        feed::create_post(
+        let body = feed::create_post(
             &mut doc,
             &format!("{tag}p{i}"),
             &format!("post {i} of {tag}: {}", "lorem ipsum ".repeat(20)),
@@ -233,11 +233,10 @@ pub fn posts(
         .unwrap();
         doc.commit_with(CommitOptions::default().with_time(at as i64));
         let change = doc.get_last_local_change().unwrap();
-        out.push(
-            SignedChange::sign(doc_id, change.raw_bytes().to_vec(), device, identity.id())
-                .unwrap()
-                .into_inner(),
-        );
+        let mut signed =
+            SignedChange::sign(doc_id, change.raw_bytes().to_vec(), device, identity.id()).unwrap();
+        signed.attach_bodies(vec![body]);
+        out.push(signed.into_inner());
     }
     out
 }

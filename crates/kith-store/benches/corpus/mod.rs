@@ -10,7 +10,6 @@
 
 use std::time::{Duration, Instant};
 
-use kith_core::schema::feed;
 use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, PostId, SignedChange, SpaceId};
 use kith_store::{LocalSigner, Store};
 use rand::rngs::StdRng;
@@ -151,7 +150,7 @@ impl Corpus {
             let at_ms = FIRST_POST_MS + i as u64 * POST_INTERVAL_MS;
             store
                 .commit_local(doc, signer, at_ms, |d| {
-                    feed::create_post(d, &key, &text, at_ms, None)
+                    d.create_post(&key, &text, at_ms, None)
                 })
                 .expect("commit a post");
             posts.push(PostRef {

@@ -159,7 +159,7 @@ impl Store {
                 .partition(|(d, _)| d.kind == kith_core::DocKind::GroupControl);
             for (doc_id, group) in control.into_iter().chain(rest) {
                 let rejected_before = report.rejected.len();
-                self.ingest_doc(&mut w, doc_id, group, &mut report)?;
+                self.ingest_doc(&mut w, doc_id, group, atomic, &mut report)?;
                 if atomic && report.rejected.len() > rejected_before {
                     let (index, error) = report.rejected.swap_remove(rejected_before);
                     return Err(ImportError::Change {
@@ -179,7 +179,12 @@ impl Store {
                     self.groups.clear();
                     return Err(StoreError::from(e).into());
                 }
+                let erased = super::erases(&changed);
                 self.changed.extend(changed);
+                if erased {
+                    // This node's own posts' bodies may be in the journal.
+                    self.checkpoint_after_erasure();
+                }
                 report.rejected.sort_by_key(|(i, _)| *i);
                 Ok(report)
             }
@@ -197,6 +202,7 @@ impl Store {
         w: &mut Writer<'_>,
         doc_id: DocId,
         group: Vec<(usize, Verified<SignedChange>)>,
+        atomic: bool,
         report: &mut IngestReport,
     ) -> Result<(), StoreError> {
         let doc_no = w.intern_doc(&doc_id)?;
@@ -217,6 +223,9 @@ impl Store {
         let lo = change_key(doc_no, 0, 0);
         let hi = change_key(doc_no, u32::MAX, u32::MAX);
         let any_waiting = w.pending()?.range::<&[u8; 12]>(&lo..=&hi)?.next().is_some();
+        // Duplicates that came with bodies: one may bring a body this store
+        // lacks (it first had the change from someone without it).
+        let mut refills = Vec::new();
         for (i, v) in group {
             let h = v.header();
             let Ok(seq) = u32::try_from(h.seq) else {
@@ -253,7 +262,16 @@ impl Store {
                 },
             };
             match stored_hash {
-                Some(hash) if hash == h.hash => report.duplicates += 1,
+                Some(hash) if hash == h.hash => {
+                    report.duplicates += 1;
+                    // Most duplicates find their change's body here already:
+                    // one lookup, no decoding.
+                    if !v.signed().bodies.is_empty()
+                        && !crate::bodies::any_of_change(w, doc_no, actor_no, seq)?
+                    {
+                        refills.push((actor_no, v.into_inner()));
+                    }
+                }
                 Some(_) => {
                     w.quarantine()?
                         .insert(&h.hash, v.signed().encode().as_slice())?;
@@ -268,7 +286,16 @@ impl Store {
                 None => match parse_change(&v.signed().change) {
                     Ok(c) if c.hash().0 == h.hash => {
                         seen.insert(key, h.hash);
-                        fresh.push((i, key, actor_no, c, v.signed().signature, v.author()));
+                        let author = v.author();
+                        let signed = v.into_inner();
+                        fresh.push((
+                            i,
+                            key,
+                            (actor_no, signed.bodies),
+                            c,
+                            signed.signature,
+                            author,
+                        ));
                     }
                     Ok(_) => report
                         .rejected
@@ -289,6 +316,9 @@ impl Store {
                 .map(|(i, author, (key, actor_no, sig), c)| (i, key, actor_no, c, sig, author))
                 .collect();
         }
+        if !refills.is_empty() {
+            self.refill_bodies(w, doc_no, refills)?;
+        }
         if fresh.is_empty() {
             return Ok(());
         }
@@ -304,7 +334,7 @@ impl Store {
                 let doc = self.docs.get(w.rows()?, doc_no)?;
                 match docs::apply(doc, vec![f.3.clone()]) {
                     Ok(()) => {
-                        store_rows(w, doc_no, &[(f.2, &f.3, &f.4)])?;
+                        store_rows(w, doc_no, &[(f.2.0, &f.3, &f.4)])?;
                         kept.push(f);
                     }
                     Err(e) => {
@@ -315,14 +345,27 @@ impl Store {
             }
             fresh = kept;
         } else {
-            let rows: Vec<_> = fresh.iter().map(|f| (f.2, &f.3, &f.4)).collect();
+            let rows: Vec<_> = fresh.iter().map(|f| (f.2.0, &f.3, &f.4)).collect();
             store_rows(w, doc_no, &rows)?;
+        }
+        // Kept before indexing, which drops them again should the post be
+        // deleted by now (or by a change of this batch). An archive with a
+        // body its change does not name has been altered: an import
+        // refuses it whole.
+        for (i, _, (actor_no, bodies), change, ..) in &fresh {
+            let kept = crate::bodies::keep(w, doc_no, *actor_no, change, bodies)?;
+            if atomic && kept < bodies.len() {
+                report
+                    .rejected
+                    .push((*i, IngestError::UnboundBodies(bodies.len() - kept)));
+                return Ok(());
+            }
         }
         let doc = self.docs.get(w.rows()?, doc_no)?;
         // Which of the new changes, and of those waiting from before, are now applied?
         let mut candidates: Vec<(Option<usize>, [u8; 12], u32, automerge::Change)> = fresh
             .into_iter()
-            .map(|(i, key, actor_no, c, ..)| (Some(i), key, actor_no, c))
+            .map(|(i, key, (actor_no, _), c, ..)| (Some(i), key, actor_no, c))
             .collect();
         let waiting: Vec<[u8; 12]> = w
             .pending()?
@@ -368,9 +411,10 @@ impl Store {
                     // Refuse rather than grow: the sender should sync the
                     // missing history first.
                     w.changes()?.remove(&key)?;
+                    let (_, _, seq) = split_change_key(&key);
+                    crate::bodies::erase_change(w, doc_no, actor_no, seq)?;
                     let size = w.doc_sizes()?.get(doc_no)?.map_or(0, |v| v.value());
                     w.doc_sizes()?.insert(doc_no, size.saturating_sub(1))?;
-                    let (_, _, seq) = split_change_key(&key);
                     let clock_key = crate::rows::pair_key(doc_no, actor_no);
                     if w.clocks()?
                         .get(&clock_key)?
@@ -392,6 +436,43 @@ impl Store {
         if refused_some {
             // automerge queued the refused changes in memory: reload from the store.
             self.docs.evict(doc_no);
+        }
+        Ok(())
+    }
+
+    /// Keeps the bodies that came with changes already stored, where this
+    /// store lacks them and the post is not deleted. Changes still waiting
+    /// for their dependencies are skipped: they bring their bodies again.
+    fn refill_bodies(
+        &mut self,
+        w: &mut Writer<'_>,
+        doc_no: u32,
+        refills: Vec<(u32, SignedChange)>,
+    ) -> Result<(), StoreError> {
+        let doc = self.docs.get(w.rows()?, doc_no)?;
+        for (actor_no, signed) in refills {
+            let change = parse_change(&signed.change).map_err(StoreError::Corrupt)?;
+            if doc.get_change_meta_by_hash(&change.hash()).is_none() {
+                continue;
+            }
+            let expanded = change.decode();
+            let touched = kith_core::schema::touched(doc, &expanded);
+            for (counter, bytes) in kith_core::schema::match_bodies(&expanded, &signed.bodies) {
+                let text = crate::rows::TextRef {
+                    actor_no,
+                    seq: expanded.seq as u32,
+                    counter,
+                };
+                let live = touched
+                    .text_puts
+                    .iter()
+                    .find(|p| p.counter == counter)
+                    .and_then(|p| kith_core::schema::feed::post_state(doc, &p.post_key))
+                    .is_some_and(|s| !s.deleted);
+                if live && !crate::bodies::has(w, doc_no, text)? {
+                    crate::bodies::put(w, doc_no, text, &bytes)?;
+                }
+            }
         }
         Ok(())
     }

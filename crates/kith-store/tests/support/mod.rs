@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
 use kith_core::{DeviceCert, DeviceKey, DocId, IdentityId, IdentityKey, SignedChange};
-use kith_store::Store;
+use kith_store::{Draft, Store};
 
 /// One device of one identity, with its own copies of the documents it writes.
 pub struct Author {
@@ -53,7 +53,7 @@ impl Author {
     }
 
     /// Makes one change on `doc` with `f` and returns it signed.
-    pub fn change(&mut self, doc: DocId, f: impl FnOnce(&mut AutoCommit)) -> SignedChange {
+    pub fn change(&mut self, doc: DocId, f: impl FnOnce(&mut Draft<'_>)) -> SignedChange {
         self.try_change(doc, f).expect("the edit changed something")
     }
 
@@ -61,15 +61,22 @@ impl Author {
     pub fn try_change(
         &mut self,
         doc: DocId,
-        f: impl FnOnce(&mut AutoCommit),
+        f: impl FnOnce(&mut Draft<'_>),
     ) -> Option<SignedChange> {
         self.clock += 1;
         let time = self.clock;
         let d = self.doc(doc);
-        f(d);
+        let mut draft = Draft::new(d);
+        f(&mut draft);
+        let bodies = draft.into_bodies();
         d.commit_with(CommitOptions::default().with_time(time))?;
         let change = d.get_last_local_change().expect("just committed");
-        Some(self.sign(doc, change.raw_bytes().to_vec()))
+        let mut signed = self.sign(doc, change.raw_bytes().to_vec());
+        signed.bodies = bodies
+            .into_iter()
+            .map(kith_core::Body::into_bytes)
+            .collect();
+        Some(signed)
     }
 
     /// Signs arbitrary bytes as a change of `doc` with this device.
@@ -83,6 +90,7 @@ impl Author {
             change: bytes,
             device: self.device.id(),
             signature,
+            bodies: Vec::new(),
         }
     }
 
@@ -97,6 +105,7 @@ impl Author {
             change: bytes,
             device: self.device.id(),
             signature,
+            bodies: Vec::new(),
         }
     }
 
@@ -104,9 +113,7 @@ impl Author {
     pub fn post(&mut self, key: &str, text: &str) -> SignedChange {
         let doc = DocId::feed(self.id(), kith_core::SpaceId::PUBLIC, 0);
         let at = self.clock as u64;
-        self.change(doc, |d| {
-            kith_core::schema::feed::create_post(d, key, text, at, None).unwrap()
-        })
+        self.change(doc, |d| d.create_post(key, text, at, None).unwrap())
     }
 }
 
