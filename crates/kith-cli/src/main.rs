@@ -44,9 +44,10 @@ enum Command {
     Feed(feed::FeedArgs),
     /// A post and its thread.
     Show(feed::ShowArgs),
-    /// Replace the text of one of your posts (the old text stays in its history).
+    /// Replace the text of one of your posts (the old text stays in its
+    /// history until the post is deleted).
     Edit(post::EditArgs),
-    /// Delete one of your posts.
+    /// Delete one of your posts: every version of its text is erased.
     Delete(post::PostRef),
     /// React to a post.
     React(post::ReactArgs),

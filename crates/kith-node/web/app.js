@@ -142,7 +142,9 @@ function postNode(p, opts) {
       ? el("a", { class: "flag group-marker", href: "#/group/" + p.space }, " in " + (state.groups.get(p.space) || "a group"))
       : null);
   node.append(head);
-  node.append(p.text === null || p.text === undefined ? el("div", { class: "text deleted" }, "[deleted]") : richText(p.text));
+  if (p.deleted) node.append(el("div", { class: "text deleted" }, "[deleted]"));
+  else if (p.text === null || p.text === undefined) node.append(el("div", { class: "text deleted" }, "[text not here yet]"));
+  else node.append(richText(p.text));
   const bar = el("div", { class: "actions" });
   for (const e of REACTIONS) {
     const n = (p.reactions && p.reactions[e]) || 0;
@@ -187,7 +189,7 @@ function editPost(node, p) {
 }
 
 async function deletePost(id) {
-  if (!confirm("Delete this post? Its text leaves every view; readers who already have it keep its earlier versions.")) return;
+  if (!confirm("Delete this post? Every version of its text is erased, here and on each node the deletion reaches.")) return;
   try {
     await api("DELETE", "/api/posts/" + id);
     await refreshPost(id);

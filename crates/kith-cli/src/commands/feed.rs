@@ -63,10 +63,7 @@ pub fn show(ctx: &Context, a: ShowArgs) -> anyhow::Result<()> {
             return output::json(&serde_json::json!({ "id": a.post, "history": versions }));
         }
         if versions.is_empty() {
-            println!(
-                "{} is deleted: kith shows none of its versions (they remain in the signed history its readers hold)",
-                a.post
-            );
+            println!("{} is deleted: every version of its text is erased", a.post);
         }
         for (i, v) in versions.iter().enumerate() {
             println!("#{i}  {}", output::when(v.at_ms));

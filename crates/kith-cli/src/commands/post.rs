@@ -72,7 +72,7 @@ pub fn delete(ctx: &Context, a: PostRef) -> anyhow::Result<()> {
         return output::json(&serde_json::json!({ "id": a.post, "deleted": true }));
     }
     println!(
-        "deleted {}: its text leaves every view; copies your readers already hold keep its earlier versions",
+        "deleted {}: every version of its text is erased here, and by each node as the deletion reaches it (an offline one when it catches up); a copy someone made outside kith cannot be recalled",
         a.post
     );
     Ok(())
