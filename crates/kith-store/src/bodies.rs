@@ -29,7 +29,10 @@ pub(crate) fn keep(
         return Ok(0);
     }
     let seq = seq_of(change)?;
-    let matched = schema::match_bodies(&change.decode(), bodies);
+    let Some(expanded) = schema::expand(change) else {
+        return Ok(0);
+    };
+    let matched = schema::match_bodies(&expanded, bodies);
     for (counter, bytes) in &matched {
         w.bodies()?
             .insert(&body_key(doc_no, actor_no, seq, *counter), bytes.as_slice())?;

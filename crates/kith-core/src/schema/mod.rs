@@ -127,6 +127,15 @@ pub fn text_of_op(change: &automerge::Change, counter: u64) -> Option<feed::Post
     text_put(prop.as_str(), &op.action)
 }
 
+/// The operations of a change, or `None` if automerge cannot list them.
+/// automerge 0.12 panics listing a change whose operations name an actor
+/// it does not list (a crafted change parses, and waits for dependencies,
+/// without being checked that far), so the panic is contained here: one
+/// change's bodies are lost, not the batch it came in.
+pub fn expand(change: &automerge::Change) -> Option<ExpandedChange> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode())).ok()
+}
+
 /// Pairs the bodies that came beside a change with the ops that put their
 /// hashes: `(op counter, body)` for each body whose hash a `body` put of the
 /// change holds, in op order. Bodies the change does not name are left out:
