@@ -34,7 +34,7 @@ use crate::tx::Writer;
 /// Changes per sealed block.
 pub const SEAL_RUN: u32 = 64;
 /// Largest piece of a block stored as one value: two fit in a 4 KiB page.
-const PIECE_BYTES: usize = 2000;
+pub(crate) const PIECE_BYTES: usize = 2000;
 /// The layout of a block's contents; another layout gets another number.
 const BLOCK_FORMAT: u8 = 1;
 /// Most pieces a block is split into (the piece number is one byte); a
@@ -390,6 +390,7 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
             &change_key(doc_no, actor_no, first)..=&change_key(doc_no, actor_no, last),
             |_, _| false,
         )?;
+        crate::bodies::seal_run(w, doc_no, actor_no, first, last)?;
     }
     Ok(runs.len())
 }

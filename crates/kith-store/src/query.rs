@@ -60,6 +60,8 @@ struct Reader<'t> {
     changes: OnceCell<ReadOnlyTable<&'static [u8; 12], &'static [u8]>>,
     sealed: OnceCell<ReadOnlyTable<&'static [u8; 13], &'static [u8]>>,
     bodies: OnceCell<ReadOnlyTable<&'static [u8; 20], &'static [u8]>>,
+    sealed_bodies: OnceCell<ReadOnlyTable<&'static [u8; 13], &'static [u8]>>,
+    body_blocks: RefCell<crate::bodies::BodyCache>,
     blocks: RefCell<BlockCache>,
     reactions: OnceCell<ReadOnlyTable<&'static [u8], u32>>,
     replies: OnceCell<ReadOnlyTable<&'static [u8; 40], ()>>,
@@ -93,6 +95,8 @@ impl<'t> Reader<'t> {
             changes: OnceCell::new(),
             sealed: OnceCell::new(),
             bodies: OnceCell::new(),
+            sealed_bodies: OnceCell::new(),
+            body_blocks: RefCell::default(),
             blocks: RefCell::default(),
             reactions: OnceCell::new(),
             replies: OnceCell::new(),
@@ -117,6 +121,7 @@ impl<'t> Reader<'t> {
         changes: CHANGES, &'static [u8; 12], &'static [u8];
         sealed: SEALED, &'static [u8; 13], &'static [u8];
         bodies: BODIES, &'static [u8; 20], &'static [u8];
+        sealed_bodies: SEALED_BODIES, &'static [u8; 13], &'static [u8];
         reactions: REACTIONS, &'static [u8], u32;
         replies: REPLIES, &'static [u8; 40], ();
         spaces: SPACES, u32, &'static [u8; 32];
@@ -147,15 +152,21 @@ impl<'t> Reader<'t> {
         self.text_at(row, t)
     }
 
+    /// The body of one text of a post, if it is kept.
+    fn body(&self, doc_no: u32, t: TextRef) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::bodies::BodyRows {
+            bodies: self.bodies()?,
+            sealed: self.sealed_bodies()?,
+        }
+        .get(doc_no, t, &mut self.body_blocks.borrow_mut())
+    }
+
     /// One text of a post: from its body, or inline in the change for a
     /// post from before bodies. `None` when the body is not here (erased,
     /// or never received).
     fn text_at(&self, row: &PostRow, t: TextRef) -> Result<Option<String>, StoreError> {
-        if let Some(body) = self
-            .bodies()?
-            .get(&body_key(row.doc_no, t.actor_no, t.seq, t.counter))?
-        {
-            return Ok(kith_core::body::text_of(body.value()).map(str::to_owned));
+        if let Some(body) = self.body(row.doc_no, t)? {
+            return Ok(kith_core::body::text_of(&body).map(str::to_owned));
         }
         let rows = Rows {
             changes: self.changes()?,
@@ -504,9 +515,7 @@ impl Store {
         let Some(t) = row.text.filter(|_| !row.deleted) else {
             return Ok(None);
         };
-        Ok(r.bodies()?
-            .get(&body_key(row.doc_no, t.actor_no, t.seq, t.counter))?
-            .map(|v| v.value().to_vec()))
+        r.body(row.doc_no, t)
     }
 
     /// Every text a post has had, oldest first. Empty once deleted.

@@ -775,7 +775,12 @@ impl Store {
             archive.certificates.push(stored_cert(v.value())?);
         }
         let actors = txn.open_table(ACTORS)?;
-        let bodies = txn.open_table(BODIES)?;
+        let (bodies, sealed_bodies) = (txn.open_table(BODIES)?, txn.open_table(SEALED_BODIES)?);
+        let bodies = crate::bodies::BodyRows {
+            bodies: &bodies,
+            sealed: &sealed_bodies,
+        };
+        let mut body_cache = crate::bodies::BodyCache::default();
         let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);
         let rows = Rows {
             changes: &changes,
@@ -798,7 +803,7 @@ impl Store {
                     device: DeviceId::from_slice(&actor[..32])
                         .ok_or_else(|| StoreError::Corrupt("short actor".into()))?,
                     signature: row[..64].try_into().expect("row has 64 signature bytes"),
-                    bodies: crate::bodies::of_change(&bodies, doc_no, actor_no, seq)?,
+                    bodies: bodies.of_change(doc_no, actor_no, seq, &mut body_cache)?,
                 });
                 Ok(())
             })?;

@@ -108,7 +108,12 @@ impl Store {
             sealed: &sealed,
         };
         let devices = txn.open_table(DEVICES)?;
-        let bodies = txn.open_table(BODIES)?;
+        let (bodies, sealed_bodies) = (txn.open_table(BODIES)?, txn.open_table(SEALED_BODIES)?);
+        let bodies = crate::bodies::BodyRows {
+            bodies: &bodies,
+            sealed: &sealed_bodies,
+        };
+        let mut body_cache = crate::bodies::BodyCache::default();
         let mut found = Vec::new();
         for (actor_no, actor, top) in clock_entries(&clocks, &actors, doc_no)? {
             let from = have.get(&actor).copied().unwrap_or(0) + 1;
@@ -133,7 +138,7 @@ impl Store {
                     device,
                     row[..64].try_into().expect("64-byte signature"),
                     raw,
-                    crate::bodies::of_change(&bodies, doc_no, actor_no, seq)?,
+                    bodies.of_change(doc_no, actor_no, seq, &mut body_cache)?,
                 ));
                 Ok(())
             })?;

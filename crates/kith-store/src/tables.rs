@@ -95,6 +95,10 @@ pub const PENDING: TableDefinition<&[u8; 12], ()> = TableDefinition::new("pendin
 /// body (salt and text) whose hash that op of that change put (see
 /// `bodies`). Removed, for every version of a post, once it is deleted.
 pub const BODIES: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("bodies_v1");
+/// `SEALED` key → a piece of the DEFLATE block of the bodies of that run of
+/// changes (see `bodies`).
+pub const SEALED_BODIES: TableDefinition<&[u8; 13], &[u8]> =
+    TableDefinition::new("sealed_bodies_v1");
 /// `change hash (32) → SignedChange protobuf`: the second of two different
 /// changes with one actor and sequence number. Kept as evidence, never applied.
 pub const QUARANTINE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("quarantine_v1");

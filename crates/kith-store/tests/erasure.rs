@@ -156,6 +156,17 @@ fn a_change_that_came_without_its_body_takes_it_from_a_later_copy() {
 
 #[test]
 fn a_local_deletion_erases_what_the_journal_and_the_store_file_held() {
+    local_deletion(false);
+}
+
+#[test]
+fn a_deletion_erases_a_body_sealed_with_its_run_of_changes() {
+    local_deletion(true);
+}
+
+/// alice's post among 300 others, edited, then deleted; with `seal`, the
+/// runs of changes are sealed (their bodies compressed with them) first.
+fn local_deletion(seal: bool) {
     let alice = Author::new(1);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kith.redb");
@@ -197,6 +208,11 @@ fn a_local_deletion_erases_what_the_journal_and_the_store_file_held() {
     }
     s.sync_local().unwrap();
     s.flush().unwrap();
+    if seal {
+        // Runs of 64 changes are sealed with their bodies (the deleted
+        // post's among them): erasing rewrites their block.
+        assert!(s.seal(100).unwrap() >= 4);
+    }
     s.commit_local(doc, signer, 500, |d| d.edit_post("a1", "edited once more"))
         .unwrap();
     s.sync_local().unwrap();
@@ -227,10 +243,24 @@ fn a_local_deletion_erases_what_the_journal_and_the_store_file_held() {
         !holds(&file, FIRST) && !holds(&file, SECOND),
         "after the scrub, no byte of either text is left in the store file"
     );
-    assert!(
-        holds(&file, "a later post, number 149"),
-        "the rest is still there"
-    );
+    // The rest is still there, sealed or not.
+    for (key, text) in [
+        ("a0", "an earlier post, number 0"),
+        ("a63", "an earlier post, number 63"),
+        ("b0", "a later post, number 0"),
+        ("b149", "a later post, number 149"),
+        ("a1", "edited once more"),
+    ] {
+        let id = PostId::derive(&doc, key);
+        assert_eq!(s.post(&id).unwrap().unwrap().text.as_deref(), Some(text));
+    }
+    let history: Vec<_> = s
+        .history(&PostId::derive(&doc, "a1"))
+        .unwrap()
+        .into_iter()
+        .map(|v| v.text)
+        .collect();
+    assert_eq!(history, ["an earlier post, number 1", "edited once more"]);
     s.end_session().unwrap();
     drop(s);
     // What the node serves after a restart.
@@ -238,4 +268,67 @@ fn a_local_deletion_erases_what_the_journal_and_the_store_file_held() {
     assert!(served(&s, &doc).iter().all(|c| c.bodies.len() <= 1));
     assert!(s.history(&post).unwrap().is_empty());
     assert_eq!(s.feed(&kith_store::FeedQuery::default()).unwrap().len(), 20);
+}
+
+/// A post as kith wrote them before bodies: its text inline in the change.
+fn legacy_post(alice: &mut Author, key: &str, text: &str) -> SignedChange {
+    use automerge::transaction::Transactable;
+    let doc = DocId::feed(alice.id(), SpaceId::PUBLIC, 0);
+    alice.change(doc, |d| {
+        let obj = d
+            .put_object(automerge::ROOT, format!("p/{key}"), automerge::ObjType::Map)
+            .unwrap();
+        d.put(&obj, "text", text).unwrap();
+        d.put(&obj, "at", 5_i64).unwrap();
+    })
+}
+
+#[test]
+fn a_store_from_before_bodies_opens_and_reads_its_posts_inline() {
+    let mut alice = Author::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kith.redb");
+    let old = legacy_post(&mut alice, "old", "written before bodies");
+    {
+        let mut s = Store::open(&path).unwrap();
+        s.add_certificate(&alice.cert).unwrap();
+        s.ingest(vec![old.clone()]).unwrap();
+    }
+    // Make it a layout-2 store, as the previous kith left it: no bodies
+    // table, schema 2.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<&[u8; 20], &[u8]>::new("bodies_v1"))
+            .unwrap();
+        {
+            let meta = redb::TableDefinition::<&str, &[u8]>::new("meta_v1");
+            let mut meta = txn.open_table(meta).unwrap();
+            meta.insert("schema", 2u32.to_be_bytes().as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let mut s = Store::open(&path).expect("a layout-2 store opens");
+    let post = PostId::derive(&DocId::feed(alice.id(), SpaceId::PUBLIC, 0), "old");
+    assert_eq!(
+        s.post(&post).unwrap().unwrap().text.as_deref(),
+        Some("written before bodies")
+    );
+    // New posts get bodies beside the old ones.
+    let new = alice.post("new", FIRST);
+    s.ingest(vec![new]).unwrap();
+    let new_post = PostId::derive(&DocId::feed(alice.id(), SpaceId::PUBLIC, 0), "new");
+    assert_eq!(
+        s.post(&new_post).unwrap().unwrap().text.as_deref(),
+        Some(FIRST)
+    );
+    // An old post, deleted, is hidden; its text stays in its first change
+    // (proto/README.md §9.1: it cannot be erased without breaking it).
+    let doc = DocId::feed(alice.id(), SpaceId::PUBLIC, 0);
+    let deleted = alice.change(doc, |d| feed::delete_post(d, "old").unwrap());
+    s.ingest(vec![deleted]).unwrap();
+    assert_eq!(s.post(&post).unwrap().unwrap().text, None);
+    assert!(s.history(&post).unwrap().is_empty());
+    assert!(served(&s, &doc).iter().any(|c| c.change == old.change));
 }
