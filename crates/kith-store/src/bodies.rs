@@ -8,31 +8,19 @@
 //! text with one lookup, sync serves a change's bodies with one range read,
 //! and a deletion finds every version's body from the index alone.
 //!
-//! Like changes (see `changelog`), bodies arrive one row each in `BODIES`,
-//! and are sealed with their run of changes: one DEFLATE block per run in
-//! `SEALED_BODIES`, under the run's key. Short posts barely compress alone;
-//! a run of one person's posts does. Erasing a sealed body rewrites its
-//! block without it. Block layout, before DEFLATE: a format byte
-//! ([`BLOCK_FORMAT`]), then per body `u32 seq || u64 op counter || u32
-//! length || body`, all big-endian.
-
-use std::io::{Read, Write};
-use std::rc::Rc;
+//! Like changes, bodies arrive one row each in `BODIES`, and are sealed
+//! with their change, in its run's block (see `changelog`): short posts
+//! barely compress alone, a run of one person's posts does, and the body's
+//! hash need not be kept twice. Erasing a sealed body rewrites its block.
 
 use automerge::Change;
 use kith_core::schema;
 use redb::ReadableTable;
 
-use crate::changelog::{PIECE_BYTES, SEAL_RUN, sealed_key};
+use crate::changelog::{BlockCache, RowBodies, Rows};
 use crate::error::StoreError;
 use crate::rows::{TextRef, body_key, change_key, split_change_key};
 use crate::tx::Writer;
-
-/// The layout of a sealed block of bodies.
-const BLOCK_FORMAT: u8 = 1;
-
-/// One body of a sealed block: `(seq, op counter, body)`.
-type Entry = (u32, u64, Vec<u8>);
 
 /// Keeps the bodies whose hashes `change` puts; others are not stored
 /// (nobody signed them). Returns how many were kept.
@@ -75,18 +63,8 @@ pub(crate) fn put(
 /// Drops the body of one text of a post, wherever it is kept.
 pub(crate) fn erase(w: &mut Writer<'_>, doc_no: u32, text: TextRef) -> Result<(), StoreError> {
     let key = body_key(doc_no, text.actor_no, text.seq, text.counter);
-    if w.bodies()?.remove(&key)?.is_some() {
-        return Ok(());
-    }
-    let Some((first, mut entries)) =
-        find_sealed(w.sealed_bodies()?, doc_no, text.actor_no, text.seq)?
-    else {
-        return Ok(());
-    };
-    let before = entries.len();
-    entries.retain(|(seq, counter, _)| (*seq, *counter) != (text.seq, text.counter));
-    if entries.len() != before {
-        write_block(w, doc_no, text.actor_no, first, &entries)?;
+    if w.bodies()?.remove(&key)?.is_none() {
+        crate::changelog::erase_sealed_body(w, doc_no, text.actor_no, text.seq, text.counter)?;
     }
     Ok(())
 }
@@ -106,6 +84,20 @@ pub(crate) fn erase_change(
     Ok(())
 }
 
+/// The bodies of a sealed change, if it is sealed.
+fn sealed_of(
+    w: &mut Writer<'_>,
+    doc_no: u32,
+    actor_no: u32,
+    seq: u32,
+) -> Result<Option<RowBodies>, StoreError> {
+    let block = w.rows()?.block_cached(
+        &change_key(doc_no, actor_no, seq),
+        &mut BlockCache::default(),
+    )?;
+    Ok(block.and_then(|b| b.bodies(seq).cloned()))
+}
+
 /// Whether any body of one change is kept: a change that has its bodies
 /// needs no duplicate's.
 pub(crate) fn any_of_change(
@@ -119,8 +111,7 @@ pub(crate) fn any_of_change(
     if w.bodies()?.range::<&[u8; 20]>(&lo..=&hi)?.next().is_some() {
         return Ok(true);
     }
-    Ok(find_sealed(w.sealed_bodies()?, doc_no, actor_no, seq)?
-        .is_some_and(|(_, entries)| entries.iter().any(|(s, ..)| *s == seq)))
+    Ok(sealed_of(w, doc_no, actor_no, seq)?.is_some_and(|b| !b.is_empty()))
 }
 
 /// Whether the body of one text is kept.
@@ -131,193 +122,53 @@ pub(crate) fn has(w: &mut Writer<'_>, doc_no: u32, text: TextRef) -> Result<bool
     {
         return Ok(true);
     }
-    Ok(
-        find_sealed(w.sealed_bodies()?, doc_no, text.actor_no, text.seq)?.is_some_and(
-            |(_, entries)| {
-                entries
-                    .iter()
-                    .any(|(s, c, _)| (*s, *c) == (text.seq, text.counter))
-            },
-        ),
-    )
+    Ok(sealed_of(w, doc_no, text.actor_no, text.seq)?
+        .is_some_and(|b| b.iter().any(|(c, _)| *c == text.counter)))
 }
 
-/// Seals the bodies of changes `first..=last` of one actor, the run
-/// `changelog::seal` just sealed: one block under the run's key.
-pub(crate) fn seal_run(
+/// Takes the bodies of changes `first..=last` of one actor out of `BODIES`,
+/// one list per change, for `changelog::seal` to seal with them.
+pub(crate) fn take_run(
     w: &mut Writer<'_>,
     doc_no: u32,
     actor_no: u32,
     first: u32,
     last: u32,
-) -> Result<(), StoreError> {
+) -> Result<Vec<RowBodies>, StoreError> {
     let lo = body_key(doc_no, actor_no, first, 0);
     let hi = body_key(doc_no, actor_no, last, u64::MAX);
-    let mut entries = Vec::new();
+    let mut run = vec![RowBodies::new(); (last - first + 1) as usize];
     for entry in w.bodies()?.range::<&[u8; 20]>(&lo..=&hi)? {
         let (k, v) = entry?;
         let k = k.value();
         let (_, _, seq) = split_change_key(k[..12].try_into().expect("12 bytes"));
         let counter = u64::from_be_bytes(k[12..].try_into().expect("8 bytes"));
-        entries.push((seq, counter, v.value().to_vec()));
+        run[(seq - first) as usize].push((counter, v.value().to_vec()));
     }
-    if entries.is_empty() {
-        return Ok(());
-    }
-    write_block(w, doc_no, actor_no, first, &entries)?;
     w.bodies()?
         .retain_in::<&[u8; 20], _>(&lo..=&hi, |_, _| false)?;
-    Ok(())
+    Ok(run)
 }
 
-/// Writes (or, with no entries left, removes) the sealed block of the run
-/// starting at `first`, replacing its pieces.
-fn write_block(
-    w: &mut Writer<'_>,
-    doc_no: u32,
-    actor_no: u32,
-    first: u32,
-    entries: &[Entry],
-) -> Result<(), StoreError> {
-    let sealed = w.sealed_bodies()?;
-    sealed.retain_in::<&[u8; 13], _>(
-        &sealed_key(doc_no, actor_no, first, 0)..=&sealed_key(doc_no, actor_no, first, u8::MAX),
-        |_, _| false,
-    )?;
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let compressed = encode_block(entries);
-    let pieces = compressed.len().div_ceil(PIECE_BYTES).clamp(1, 256);
-    let per = compressed.len().div_ceil(pieces).max(1);
-    for (i, piece) in compressed.chunks(per).enumerate() {
-        let i = u8::try_from(i).map_err(|_| {
-            StoreError::Corrupt("a sealed block of bodies needs over 255 pieces".into())
-        })?;
-        sealed.insert(&sealed_key(doc_no, actor_no, first, i), piece)?;
-    }
-    Ok(())
-}
-
-fn encode_block(entries: &[Entry]) -> Vec<u8> {
-    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut raw = vec![BLOCK_FORMAT];
-    for (seq, counter, body) in entries {
-        raw.extend_from_slice(&seq.to_be_bytes());
-        raw.extend_from_slice(&counter.to_be_bytes());
-        raw.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        raw.extend_from_slice(body);
-    }
-    e.write_all(&raw).expect("compressing into memory");
-    e.finish().expect("compressing into memory")
-}
-
-fn decode_block(first: u32, compressed: &[u8]) -> Result<Vec<Entry>, StoreError> {
-    let corrupt = || StoreError::Corrupt(format!("sealed bodies at seq {first} are damaged"));
-    let mut raw = Vec::new();
-    flate2::read::DeflateDecoder::new(compressed)
-        .read_to_end(&mut raw)
-        .map_err(|_| corrupt())?;
-    let Some((&BLOCK_FORMAT, mut rest)) = raw.split_first() else {
-        return Err(corrupt());
-    };
-    let mut entries = Vec::new();
-    while !rest.is_empty() {
-        let (seq, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
-        let (counter, tail) = tail.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        let (len, tail) = tail.split_first_chunk::<4>().ok_or_else(corrupt)?;
-        let len = u32::from_be_bytes(*len) as usize;
-        if tail.len() < len {
-            return Err(corrupt());
-        }
-        entries.push((
-            u32::from_be_bytes(*seq),
-            u64::from_be_bytes(*counter),
-            tail[..len].to_vec(),
-        ));
-        rest = &tail[len..];
-    }
-    Ok(entries)
-}
-
-/// The sealed block that would hold the bodies of change `seq`, if any:
-/// its first seq and its bodies.
-fn find_sealed(
-    sealed: &impl ReadableTable<&'static [u8; 13], &'static [u8]>,
-    doc_no: u32,
-    actor_no: u32,
-    seq: u32,
-) -> Result<Option<(u32, Vec<Entry>)>, StoreError> {
-    let last = sealed
-        .range::<&[u8; 13]>(
-            &sealed_key(doc_no, actor_no, 0, 0)..=&sealed_key(doc_no, actor_no, seq, u8::MAX),
-        )?
-        .next_back()
-        .transpose()?;
-    let Some((k, _)) = last else {
-        return Ok(None);
-    };
-    let (_, _, first) = split_change_key(k.value()[..12].try_into().expect("12 bytes"));
-    if seq >= first.saturating_add(SEAL_RUN) {
-        return Ok(None);
-    }
-    let mut compressed = Vec::new();
-    for piece in sealed.range::<&[u8; 13]>(
-        &sealed_key(doc_no, actor_no, first, 0)..=&sealed_key(doc_no, actor_no, first, u8::MAX),
-    )? {
-        compressed.extend_from_slice(piece?.1.value());
-    }
-    Ok(Some((first, decode_block(first, &compressed)?)))
-}
-
-/// The last sealed block of bodies a reader decoded: a page of a feed
-/// reads several bodies of one block.
-#[derive(Debug, Default)]
-pub(crate) struct BodyCache {
-    block: Option<([u8; 12], Rc<Vec<Entry>>)>,
-}
-
-/// Both homes of bodies, read together.
-pub(crate) struct BodyRows<'a, B, S> {
+/// Both homes of bodies, read together: `BODIES`, and the sealed blocks of
+/// changes.
+pub(crate) struct BodyRows<'a, B, C, S> {
     pub bodies: &'a B,
-    pub sealed: &'a S,
+    pub rows: Rows<'a, C, S>,
 }
 
-impl<B, S> BodyRows<'_, B, S>
+impl<B, C, S> BodyRows<'_, B, C, S>
 where
     B: ReadableTable<&'static [u8; 20], &'static [u8]>,
+    C: ReadableTable<&'static [u8; 12], &'static [u8]>,
     S: ReadableTable<&'static [u8; 13], &'static [u8]>,
 {
-    /// The sealed bodies of the run that holds change `seq`, through `cache`.
-    fn sealed_of(
-        &self,
-        doc_no: u32,
-        actor_no: u32,
-        seq: u32,
-        cache: &mut BodyCache,
-    ) -> Result<Option<Rc<Vec<Entry>>>, StoreError> {
-        if let Some((key, entries)) = &cache.block {
-            let (d, a, first) = split_change_key(key);
-            if (d, a) == (doc_no, actor_no)
-                && (first..first.saturating_add(SEAL_RUN)).contains(&seq)
-            {
-                return Ok(Some(entries.clone()));
-            }
-        }
-        let Some((first, entries)) = find_sealed(self.sealed, doc_no, actor_no, seq)? else {
-            return Ok(None);
-        };
-        let entries = Rc::new(entries);
-        cache.block = Some((change_key(doc_no, actor_no, first), entries.clone()));
-        Ok(Some(entries))
-    }
-
     /// The body of one text, if it is kept.
     pub fn get(
         &self,
         doc_no: u32,
         text: TextRef,
-        cache: &mut BodyCache,
+        cache: &mut BlockCache,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(v) =
             self.bodies
@@ -325,14 +176,13 @@ where
         {
             return Ok(Some(v.value().to_vec()));
         }
-        Ok(self
-            .sealed_of(doc_no, text.actor_no, text.seq, cache)?
-            .and_then(|entries| {
-                entries
-                    .iter()
-                    .find(|(s, c, _)| (*s, *c) == (text.seq, text.counter))
-                    .map(|(.., b)| b.clone())
-            }))
+        let key = change_key(doc_no, text.actor_no, text.seq);
+        Ok(self.rows.block_cached(&key, cache)?.and_then(|b| {
+            b.bodies(text.seq)?
+                .iter()
+                .find(|(c, _)| *c == text.counter)
+                .map(|(_, body)| body.clone())
+        }))
     }
 
     /// The bodies kept for one change, in op order: what goes beside it
@@ -342,44 +192,30 @@ where
         doc_no: u32,
         actor_no: u32,
         seq: u32,
-        cache: &mut BodyCache,
+        cache: &mut BlockCache,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let lo = body_key(doc_no, actor_no, seq, 0);
         let hi = body_key(doc_no, actor_no, seq, u64::MAX);
-        let mut out: Vec<Vec<u8>> = self
+        let out: Vec<Vec<u8>> = self
             .bodies
             .range::<&[u8; 20]>(&lo..=&hi)?
             .map(|e| Ok::<_, StoreError>(e?.1.value().to_vec()))
             .collect::<Result<_, _>>()?;
-        if out.is_empty()
-            && let Some(entries) = self.sealed_of(doc_no, actor_no, seq, cache)?
-        {
-            out = entries
-                .iter()
-                .filter(|(s, ..)| *s == seq)
-                .map(|(.., b)| b.clone())
-                .collect();
+        if !out.is_empty() {
+            return Ok(out);
         }
-        Ok(out)
+        let block = self
+            .rows
+            .block_cached(&change_key(doc_no, actor_no, seq), cache)?;
+        Ok(block
+            .and_then(|b| b.bodies(seq).cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect())
     }
 }
 
 fn seq_of(change: &Change) -> Result<u32, StoreError> {
     u32::try_from(change.seq()).map_err(|_| StoreError::Corrupt("sequence number overflow".into()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blocks_of_bodies_round_trip_and_damage_is_an_error() {
-        let entries: Vec<Entry> = (0..5u32)
-            .map(|i| (7 + i, 3 + u64::from(i), vec![i as u8; 16 + i as usize]))
-            .collect();
-        let encoded = encode_block(&entries);
-        assert_eq!(decode_block(7, &encoded).unwrap(), entries);
-        assert!(decode_block(7, &encoded[..encoded.len() / 2]).is_err());
-        assert!(decode_block(7, b"not deflate").is_err());
-    }
 }

@@ -14,10 +14,20 @@
 //! Inside a block, a change whose only dependency is the change before it
 //! (a device writing one change after another: nearly always) is stored
 //! without that 32-byte hash, which is incompressible; reading the block
-//! recomputes it from the previous change. Block layout, before DEFLATE: a
-//! format byte ([`BLOCK_FORMAT`]), then per change `u32 length || u8 elided
-//! || row`, where `row` is the signature and the chunk, less the dependency
-//! hash when `elided` is 1.
+//! recomputes it from the previous change. A change's post bodies (see
+//! `bodies`) are sealed with it, in the same block, and a change with one
+//! body is stored without the body's hash (32 more incompressible bytes):
+//! reading recomputes it from the body. Erasing a sealed body rewrites its
+//! block, the hash back in its change.
+//!
+//! Block layout, before DEFLATE: a format byte, then per change:
+//! - format 1 (no bodies): `u32 length || u8 elided || row`, where `row` is
+//!   the signature and the chunk, less the dependency hash when `elided` is 1;
+//! - format 2 ([`BLOCK_FORMAT`]): `u32 length || u8 flags || [u32 body hash
+//!   position] || row || u8 bodies || per body (u64 op counter || u32
+//!   length || body)`. Flag 1: the dependency hash is elided; flag 2: the
+//!   hash of the one body is elided from the row at the position given (in
+//!   the whole row), which then follows the flags.
 //!
 //! Every reader goes through [`Rows`], which looks in both places.
 
@@ -36,7 +46,9 @@ pub const SEAL_RUN: u32 = 64;
 /// Largest piece of a block stored as one value: two fit in a 4 KiB page.
 pub(crate) const PIECE_BYTES: usize = 2000;
 /// The layout of a block's contents; another layout gets another number.
-const BLOCK_FORMAT: u8 = 1;
+/// Blocks of layout 1 (before bodies) are still read.
+const BLOCK_FORMAT: u8 = 2;
+const BLOCK_FORMAT_NO_BODIES: u8 = 1;
 /// Most pieces a block is split into (the piece number is one byte); a
 /// block of very large changes gets larger pieces.
 const MAX_PIECES: usize = 256;
@@ -55,11 +67,16 @@ fn split_sealed_key(k: &[u8; 13]) -> (u32, u32, u32) {
     split_change_key(k[..12].try_into().expect("12 bytes"))
 }
 
-/// One decoded block: the rows of seqs `first..first + rows.len()`.
+/// The post bodies of one change: `(op counter, body)`, in op order.
+pub type RowBodies = Vec<(u64, Vec<u8>)>;
+
+/// One decoded block: the rows of seqs `first..first + rows.len()`, and
+/// each row's bodies.
 #[derive(Debug)]
 pub struct Block {
     first: u32,
     rows: Vec<Vec<u8>>,
+    bodies: Vec<RowBodies>,
 }
 
 impl Block {
@@ -67,6 +84,30 @@ impl Block {
         let i = seq.checked_sub(self.first)? as usize;
         self.rows.get(i).map(Vec::as_slice)
     }
+
+    /// The bodies of change `seq`, if this block holds it.
+    pub fn bodies(&self, seq: u32) -> Option<&RowBodies> {
+        let i = seq.checked_sub(self.first)? as usize;
+        self.bodies.get(i)
+    }
+}
+
+/// Where the hash of a change's one body sits in its row, if it has one
+/// body and the hash is found once, after the chunk's header.
+fn body_hash_at(row: &[u8], bodies: &RowBodies) -> Option<usize> {
+    let [(_, body)] = bodies.as_slice() else {
+        return None;
+    };
+    let hash = kith_core::body::hash(body);
+    let from = 64 + 9;
+    let mut found = row
+        .get(from..)?
+        .windows(32)
+        .enumerate()
+        .filter(|(_, w)| *w == hash)
+        .map(|(i, _)| from + i);
+    let at = found.next()?;
+    found.next().is_none().then_some(at)
 }
 
 /// Where the dependency hash of a change row (signature, then chunk) sits,
@@ -90,26 +131,39 @@ fn chunk_hash(row: &[u8]) -> Option<[u8; 32]> {
         .map(|h| h.hash)
 }
 
-fn encode_block(rows: &[Vec<u8>]) -> Vec<u8> {
-    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(&[BLOCK_FORMAT])
-        .expect("compressing into memory");
+fn encode_block(rows: &[Vec<u8>], bodies: &[RowBodies]) -> Vec<u8> {
+    let mut out = vec![BLOCK_FORMAT];
     let mut previous: Option<[u8; 32]> = None;
-    for row in rows {
-        let elide =
-            single_dep_at(row).filter(|&at| previous.is_some_and(|h| row[at..at + 32] == h));
-        let (len, parts): (usize, [&[u8]; 2]) = match elide {
-            Some(at) => (row.len() - 32, [&row[..at], &row[at + 32..]]),
-            None => (row.len(), [row, &[]]),
-        };
-        // Writing into a Vec cannot fail.
-        e.write_all(&(len as u32).to_be_bytes())
-            .and_then(|()| e.write_all(&[u8::from(elide.is_some())]))
-            .and_then(|()| e.write_all(parts[0]))
-            .and_then(|()| e.write_all(parts[1]))
-            .expect("compressing into memory");
+    let none = RowBodies::new();
+    for (i, row) in rows.iter().enumerate() {
+        let bodies = bodies.get(i).unwrap_or(&none);
+        let dep = single_dep_at(row).filter(|&at| previous.is_some_and(|h| row[at..at + 32] == h));
+        // The body's hash lies in the operations, after the header's
+        // dependency: cutting it first leaves the dependency where it was.
+        let body = body_hash_at(row, bodies).filter(|&b| dep.is_none_or(|d| b >= d + 32));
+        let mut stored = row.clone();
+        if let Some(b) = body {
+            stored.drain(b..b + 32);
+        }
+        if let Some(d) = dep {
+            stored.drain(d..d + 32);
+        }
+        out.extend_from_slice(&(stored.len() as u32).to_be_bytes());
+        out.push(u8::from(dep.is_some()) | (u8::from(body.is_some()) << 1));
+        if let Some(b) = body {
+            out.extend_from_slice(&(b as u32).to_be_bytes());
+        }
+        out.extend_from_slice(&stored);
+        out.push(u8::try_from(bodies.len()).expect("a change puts at most a few bodies"));
+        for (counter, body) in bodies {
+            out.extend_from_slice(&counter.to_be_bytes());
+            out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            out.extend_from_slice(body);
+        }
         previous = chunk_hash(row);
     }
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&out).expect("compressing into memory");
     e.finish().expect("compressing into memory")
 }
 
@@ -119,43 +173,79 @@ fn decode_block(first: u32, compressed: &[u8]) -> Result<Block, StoreError> {
     flate2::read::DeflateDecoder::new(compressed)
         .read_to_end(&mut raw)
         .map_err(|_| corrupt())?;
-    let mut rows: Vec<Vec<u8>> = Vec::new();
-    let Some((&BLOCK_FORMAT, mut rest)) = raw.split_first() else {
+    let (&format, mut rest) = raw.split_first().ok_or_else(corrupt)?;
+    if format != BLOCK_FORMAT && format != BLOCK_FORMAT_NO_BODIES {
         return Err(corrupt());
-    };
+    }
+    let mut rows: Vec<Vec<u8>> = Vec::new();
+    let mut all_bodies: Vec<RowBodies> = Vec::new();
     while !rest.is_empty() {
         if rows.len() == SEAL_RUN as usize {
             return Err(corrupt());
         }
         let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
         let len = u32::from_be_bytes(*len) as usize;
-        let (&elided, tail) = tail.split_first().ok_or_else(corrupt)?;
+        let (&flags, mut tail) = tail.split_first().ok_or_else(corrupt)?;
+        let body_at = if flags & 2 != 0 && format == BLOCK_FORMAT {
+            let (at, t) = tail.split_first_chunk::<4>().ok_or_else(corrupt)?;
+            tail = t;
+            Some(u32::from_be_bytes(*at) as usize)
+        } else {
+            None
+        };
+        if flags > 3 || (format == BLOCK_FORMAT_NO_BODIES && flags > 1) {
+            return Err(corrupt());
+        }
         if tail.len() < len || len < 64 {
             return Err(corrupt());
         }
-        let stored = &tail[..len];
-        let row = match elided {
-            0 => stored.to_vec(),
-            1 => {
-                let at = single_dep_at(stored).ok_or_else(corrupt)?;
-                let dep = rows
-                    .last()
-                    .and_then(|r| chunk_hash(r))
-                    .ok_or_else(corrupt)?;
-                let mut row = Vec::with_capacity(len + 32);
-                row.extend_from_slice(&stored[..at]);
-                row.extend_from_slice(&dep);
-                row.extend_from_slice(&stored[at..]);
-                // The chunk's checksum covers the restored hash.
-                chunk_hash(&row).ok_or_else(corrupt)?;
-                row
+        let mut row = tail[..len].to_vec();
+        tail = &tail[len..];
+        let mut bodies = RowBodies::new();
+        if format == BLOCK_FORMAT {
+            let (&n, t) = tail.split_first().ok_or_else(corrupt)?;
+            tail = t;
+            for _ in 0..n {
+                let (counter, t) = tail.split_first_chunk::<8>().ok_or_else(corrupt)?;
+                let (blen, t) = t.split_first_chunk::<4>().ok_or_else(corrupt)?;
+                let blen = u32::from_be_bytes(*blen) as usize;
+                if t.len() < blen {
+                    return Err(corrupt());
+                }
+                bodies.push((u64::from_be_bytes(*counter), t[..blen].to_vec()));
+                tail = &t[blen..];
             }
-            _ => return Err(corrupt()),
-        };
+        }
+        if flags & 1 != 0 {
+            let at = single_dep_at(&row).ok_or_else(corrupt)?;
+            let dep = rows
+                .last()
+                .and_then(|r| chunk_hash(r))
+                .ok_or_else(corrupt)?;
+            row.splice(at..at, dep);
+        }
+        if let Some(at) = body_at {
+            let [(_, body)] = bodies.as_slice() else {
+                return Err(corrupt());
+            };
+            if at > row.len() {
+                return Err(corrupt());
+            }
+            row.splice(at..at, kith_core::body::hash(body));
+        }
+        if flags != 0 {
+            // The chunk's checksum covers the restored hashes.
+            chunk_hash(&row).ok_or_else(corrupt)?;
+        }
         rows.push(row);
-        rest = &tail[len..];
+        all_bodies.push(bodies);
+        rest = tail;
     }
-    Ok(Block { first, rows })
+    Ok(Block {
+        first,
+        rows,
+        bodies: all_bodies,
+    })
 }
 
 /// A few recently decoded blocks, for readers that look up many changes of
@@ -219,6 +309,19 @@ where
         if let Some(row) = self.changes.get(key)? {
             return Ok(Some(row.value().to_vec()));
         }
+        let (_, _, seq) = split_change_key(key);
+        Ok(self
+            .block_cached(key, cache)?
+            .and_then(|b| b.row(seq).map(<[u8]>::to_vec)))
+    }
+
+    /// The sealed block holding change `(doc_no, actor_no, seq)`, through
+    /// `cache`; `None` if the change is not sealed.
+    pub fn block_cached(
+        &self,
+        key: &[u8; 12],
+        cache: &mut BlockCache,
+    ) -> Result<Option<Rc<Block>>, StoreError> {
         let (doc_no, actor_no, seq) = split_change_key(key);
         let Some(first) = self.block_start(doc_no, actor_no, seq)? else {
             return Ok(None);
@@ -235,7 +338,7 @@ where
                 b
             }
         };
-        Ok(block.row(seq).map(<[u8]>::to_vec))
+        Ok(block.row(seq).is_some().then_some(block))
     }
 
     /// Calls `f(actor_no, seq, row)` for every change of a document.
@@ -376,23 +479,72 @@ pub fn seal(w: &mut Writer<'_>, limit: usize) -> Result<usize, StoreError> {
                 "changes {first}..={last} of actor {actor_no} in doc {doc_no} are below its clock but not all stored"
             )));
         }
-        let compressed = encode_block(&rows);
-        // Pieces of equal size, so that two always share a page.
-        let pieces = compressed.len().div_ceil(PIECE_BYTES).clamp(1, MAX_PIECES);
-        let per = compressed.len().div_ceil(pieces).max(1);
-        for (i, piece) in compressed.chunks(per).enumerate() {
-            let i = u8::try_from(i)
-                .map_err(|_| StoreError::Corrupt("a sealed block needs over 255 pieces".into()))?;
-            w.sealed()?
-                .insert(&sealed_key(doc_no, actor_no, first, i), piece)?;
-        }
+        let bodies = crate::bodies::take_run(w, doc_no, actor_no, first, last)?;
+        write_block(w, doc_no, actor_no, first, &encode_block(&rows, &bodies))?;
         w.changes()?.retain_in::<&[u8; 12], _>(
             &change_key(doc_no, actor_no, first)..=&change_key(doc_no, actor_no, last),
             |_, _| false,
         )?;
-        crate::bodies::seal_run(w, doc_no, actor_no, first, last)?;
     }
     Ok(runs.len())
+}
+
+/// Writes a sealed block's pieces in place of the ones it had.
+fn write_block(
+    w: &mut Writer<'_>,
+    doc_no: u32,
+    actor_no: u32,
+    first: u32,
+    compressed: &[u8],
+) -> Result<(), StoreError> {
+    let sealed = w.sealed()?;
+    sealed.retain_in::<&[u8; 13], _>(
+        &sealed_key(doc_no, actor_no, first, 0)..=&sealed_key(doc_no, actor_no, first, u8::MAX),
+        |_, _| false,
+    )?;
+    // Pieces of equal size, so that two always share a page.
+    let pieces = compressed.len().div_ceil(PIECE_BYTES).clamp(1, MAX_PIECES);
+    let per = compressed.len().div_ceil(pieces).max(1);
+    for (i, piece) in compressed.chunks(per).enumerate() {
+        let i = u8::try_from(i)
+            .map_err(|_| StoreError::Corrupt("a sealed block needs over 255 pieces".into()))?;
+        sealed.insert(&sealed_key(doc_no, actor_no, first, i), piece)?;
+    }
+    Ok(())
+}
+
+/// Erases one body from the sealed block that holds its change, rewriting
+/// the block (its change then keeps the body's hash). Returns whether the
+/// body was there.
+pub(crate) fn erase_sealed_body(
+    w: &mut Writer<'_>,
+    doc_no: u32,
+    actor_no: u32,
+    seq: u32,
+    counter: u64,
+) -> Result<bool, StoreError> {
+    let block = w.rows()?.block_cached(
+        &change_key(doc_no, actor_no, seq),
+        &mut BlockCache::default(),
+    )?;
+    let Some(block) = block else {
+        return Ok(false);
+    };
+    let mut bodies = block.bodies.clone();
+    let i = (seq - block.first) as usize;
+    let before = bodies[i].len();
+    bodies[i].retain(|(c, _)| *c != counter);
+    if bodies[i].len() == before {
+        return Ok(false);
+    }
+    write_block(
+        w,
+        doc_no,
+        actor_no,
+        block.first,
+        &encode_block(&block.rows, &bodies),
+    )?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -404,7 +556,7 @@ mod tests {
         let rows: Vec<Vec<u8>> = (0..SEAL_RUN as u8)
             .map(|i| vec![i; 64 + i as usize])
             .collect();
-        let block = decode_block(7, &encode_block(&rows)).unwrap();
+        let block = decode_block(7, &encode_block(&rows, &[])).unwrap();
         assert_eq!(block.row(7), Some(&rows[0][..]));
         assert_eq!(block.row(7 + SEAL_RUN - 1), Some(&rows[63][..]));
         assert_eq!(block.row(6), None);
@@ -440,17 +592,75 @@ mod tests {
     #[test]
     fn a_chain_is_stored_without_its_dependency_hashes() {
         let rows = chain(5);
-        let encoded = encode_block(&rows);
-        let plain: usize = 1 + rows.iter().map(|r| 4 + 1 + r.len()).sum::<usize>();
+        let encoded = encode_block(&rows, &[]);
+        let plain: usize = 1 + rows.iter().map(|r| 4 + 1 + r.len() + 1).sum::<usize>();
         assert_eq!(inflated_len(&encoded), plain - 4 * 32, "four hashes elided");
         let block = decode_block(1, &encoded).unwrap();
         assert_eq!(block.rows, rows);
     }
 
     #[test]
+    fn bodies_are_sealed_with_their_changes_without_a_second_copy_of_their_hash() {
+        let mut doc =
+            automerge::AutoCommit::new().with_actor(automerge::ActorId::from(vec![5u8; 40]));
+        let mut rows = Vec::new();
+        let mut bodies = Vec::new();
+        for i in 0..4 {
+            let body = kith_core::schema::feed::create_post(
+                &mut doc,
+                &format!("k{i}"),
+                &format!("post {i}"),
+                1,
+                None,
+            )
+            .unwrap();
+            doc.commit();
+            let change = doc.get_last_local_change().unwrap();
+            let mut row = vec![i as u8; 64];
+            row.extend_from_slice(change.raw_bytes());
+            let expanded = change.decode();
+            let counter =
+                kith_core::schema::match_bodies(&expanded, &[body.as_bytes().to_vec()])[0].0;
+            rows.push(row);
+            // The third change's body is gone (erased): its hash stays.
+            bodies.push(if i == 2 {
+                vec![]
+            } else {
+                vec![(counter, body.into_bytes())]
+            });
+        }
+        let encoded = encode_block(&rows, &bodies);
+        let block = decode_block(9, &encoded).unwrap();
+        assert_eq!(block.rows, rows);
+        assert_eq!(block.bodies, bodies);
+        assert_eq!(block.bodies(11), Some(&vec![]));
+        let with_bodies: usize = bodies.iter().flatten().map(|(_, b)| 8 + 4 + b.len()).sum();
+        let plain: usize = 1 + rows.iter().map(|r| 4 + 1 + r.len() + 1).sum::<usize>();
+        // Three dependency hashes and three body hashes elided; three body
+        // hash positions written.
+        assert_eq!(inflated_len(&encoded), plain + with_bodies - 6 * 32 + 3 * 4);
+    }
+
+    #[test]
+    fn a_block_of_the_layout_before_bodies_is_still_read() {
+        let rows = chain(3);
+        let mut raw = vec![BLOCK_FORMAT_NO_BODIES];
+        for row in &rows {
+            raw.extend_from_slice(&(row.len() as u32).to_be_bytes());
+            raw.push(0);
+            raw.extend_from_slice(row);
+        }
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&raw).unwrap();
+        let block = decode_block(1, &e.finish().unwrap()).unwrap();
+        assert_eq!(block.rows, rows);
+        assert_eq!(block.bodies(1), Some(&vec![]));
+    }
+
+    #[test]
     fn damaged_blocks_are_errors() {
         let rows = vec![vec![1u8; 100]; 3];
-        let mut bytes = encode_block(&rows);
+        let mut bytes = encode_block(&rows, &[]);
         bytes.truncate(bytes.len() / 2);
         assert!(decode_block(1, &bytes).is_err());
         assert!(decode_block(1, b"not deflate at all").is_err());

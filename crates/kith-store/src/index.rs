@@ -25,6 +25,9 @@ pub(crate) struct Applied<'a> {
     pub doc: DocId,
     pub actor_no: u32,
     pub author_no: u32,
+    /// The bodies that came beside the change (none for one applied after
+    /// waiting: its bodies were kept when it arrived).
+    pub bodies: &'a [Vec<u8>],
 }
 
 impl Applied<'_> {
@@ -54,13 +57,21 @@ impl Applied<'_> {
     }
 }
 
-/// Updates every index row that `a.change` may have affected.
+/// Updates every index row that `a.change` may have affected, and keeps
+/// the bodies of `a.bodies` whose hashes it put on posts that are not
+/// deleted. Returns how many of `a.bodies` it put the hashes of, kept or not.
 pub(crate) fn index_change(
     w: &mut Writer<'_>,
     doc: &AutoCommit,
     a: &Applied<'_>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let touched = schema::touched(doc, &a.change.decode());
+    let hashed: Vec<(kith_core::BodyHash, &[u8])> = a
+        .bodies
+        .iter()
+        .map(|b| (kith_core::body::hash(b), b.as_slice()))
+        .collect();
+    let mut matched = 0;
     match a.doc.kind {
         DocKind::Feed => {
             let space_no = w.intern_space(&a.doc.space)?;
@@ -75,6 +86,11 @@ pub(crate) fn index_change(
                 .map(|k| (k, feed::post_state(doc, k)))
                 .collect();
             for put in &touched.text_puts {
+                let body = put
+                    .body
+                    .and_then(|h| hashed.iter().find(|(hash, _)| *hash == h))
+                    .map(|(_, bytes)| *bytes);
+                matched += usize::from(body.is_some());
                 let Some(state) = states.get(put.post_key.as_str()).and_then(Option::as_ref) else {
                     // No post under the key any more: no text of it is kept.
                     crate::bodies::erase(w, a.doc_no, a.text_ref(put.counter))?;
@@ -84,6 +100,8 @@ pub(crate) fn index_change(
                     // Put before or concurrently with the deletion, and
                     // only now applied here: its body goes too.
                     crate::bodies::erase(w, a.doc_no, a.text_ref(put.counter))?;
+                } else if let Some(bytes) = body {
+                    crate::bodies::put(w, a.doc_no, a.text_ref(put.counter), bytes)?;
                 }
                 // The text a post is created with is the row's `first`:
                 // only edits are versions.
@@ -170,7 +188,7 @@ pub(crate) fn index_change(
         }
         DocKind::GroupControl => w.changed.push(Changed::Group { group: a.doc.space }),
     }
-    Ok(())
+    Ok(matched)
 }
 
 /// Follows (`follow == true`, from the profile) or blocks (from the private

@@ -60,8 +60,6 @@ struct Reader<'t> {
     changes: OnceCell<ReadOnlyTable<&'static [u8; 12], &'static [u8]>>,
     sealed: OnceCell<ReadOnlyTable<&'static [u8; 13], &'static [u8]>>,
     bodies: OnceCell<ReadOnlyTable<&'static [u8; 20], &'static [u8]>>,
-    sealed_bodies: OnceCell<ReadOnlyTable<&'static [u8; 13], &'static [u8]>>,
-    body_blocks: RefCell<crate::bodies::BodyCache>,
     blocks: RefCell<BlockCache>,
     reactions: OnceCell<ReadOnlyTable<&'static [u8], u32>>,
     replies: OnceCell<ReadOnlyTable<&'static [u8; 40], ()>>,
@@ -95,8 +93,6 @@ impl<'t> Reader<'t> {
             changes: OnceCell::new(),
             sealed: OnceCell::new(),
             bodies: OnceCell::new(),
-            sealed_bodies: OnceCell::new(),
-            body_blocks: RefCell::default(),
             blocks: RefCell::default(),
             reactions: OnceCell::new(),
             replies: OnceCell::new(),
@@ -121,7 +117,6 @@ impl<'t> Reader<'t> {
         changes: CHANGES, &'static [u8; 12], &'static [u8];
         sealed: SEALED, &'static [u8; 13], &'static [u8];
         bodies: BODIES, &'static [u8; 20], &'static [u8];
-        sealed_bodies: SEALED_BODIES, &'static [u8; 13], &'static [u8];
         reactions: REACTIONS, &'static [u8], u32;
         replies: REPLIES, &'static [u8; 40], ();
         spaces: SPACES, u32, &'static [u8; 32];
@@ -156,9 +151,12 @@ impl<'t> Reader<'t> {
     fn body(&self, doc_no: u32, t: TextRef) -> Result<Option<Vec<u8>>, StoreError> {
         crate::bodies::BodyRows {
             bodies: self.bodies()?,
-            sealed: self.sealed_bodies()?,
+            rows: Rows {
+                changes: self.changes()?,
+                sealed: self.sealed()?,
+            },
         }
-        .get(doc_no, t, &mut self.body_blocks.borrow_mut())
+        .get(doc_no, t, &mut self.blocks.borrow_mut())
     }
 
     /// One text of a post: from its body, or inline in the change for a

@@ -205,8 +205,7 @@ fn salvage(db: &Database, progress: &mut dyn FnMut(Progress)) -> Salvage {
             // A store from before bodies has no such table; a damaged one
             // costs the texts it held, not the changes.
             let bodies = txn.open_table(BODIES).ok();
-            let sealed_bodies = txn.open_table(SEALED_BODIES).ok();
-            let mut body_cache = crate::bodies::BodyCache::default();
+            let mut body_cache = crate::changelog::BlockCache::default();
             let rows = Rows {
                 changes: &changes,
                 sealed: &sealed,
@@ -225,9 +224,8 @@ fn salvage(db: &Database, progress: &mut dyn FnMut(Progress)) -> Salvage {
                         signature: signature.try_into().expect("64 bytes"),
                         bodies: bodies
                             .as_ref()
-                            .zip(sealed_bodies.as_ref())
-                            .and_then(|(bodies, sealed)| {
-                                crate::bodies::BodyRows { bodies, sealed }
+                            .and_then(|bodies| {
+                                crate::bodies::BodyRows { bodies, rows }
                                     .of_change(doc_no, actor_no, seq, &mut body_cache)
                                     .ok()
                             })

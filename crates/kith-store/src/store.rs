@@ -591,7 +591,6 @@ impl Store {
                 doc_no,
                 &[(actor_no, &change, &verified.signed().signature)],
             )?;
-            crate::bodies::keep(&mut w, doc_no, actor_no, &change, &verified.signed().bodies)?;
             index_change(
                 &mut w,
                 doc,
@@ -601,6 +600,7 @@ impl Store {
                     doc: doc_id,
                     actor_no,
                     author_no,
+                    bodies: &verified.signed().bodies,
                 },
             )?;
             changed = std::mem::take(&mut w.changed);
@@ -775,17 +775,17 @@ impl Store {
             archive.certificates.push(stored_cert(v.value())?);
         }
         let actors = txn.open_table(ACTORS)?;
-        let (bodies, sealed_bodies) = (txn.open_table(BODIES)?, txn.open_table(SEALED_BODIES)?);
-        let bodies = crate::bodies::BodyRows {
-            bodies: &bodies,
-            sealed: &sealed_bodies,
-        };
-        let mut body_cache = crate::bodies::BodyCache::default();
         let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);
         let rows = Rows {
             changes: &changes,
             sealed: &sealed,
         };
+        let bodies = txn.open_table(BODIES)?;
+        let bodies = crate::bodies::BodyRows {
+            bodies: &bodies,
+            rows,
+        };
+        let mut body_cache = crate::changelog::BlockCache::default();
         for entry in txn.open_table(DOCS)?.iter()? {
             let (doc_no, doc) = entry?;
             let doc_no = doc_no.value();

@@ -108,12 +108,12 @@ impl Store {
             sealed: &sealed,
         };
         let devices = txn.open_table(DEVICES)?;
-        let (bodies, sealed_bodies) = (txn.open_table(BODIES)?, txn.open_table(SEALED_BODIES)?);
+        let bodies = txn.open_table(BODIES)?;
         let bodies = crate::bodies::BodyRows {
             bodies: &bodies,
-            sealed: &sealed_bodies,
+            rows,
         };
-        let mut body_cache = crate::bodies::BodyCache::default();
+        let mut body_cache = crate::changelog::BlockCache::default();
         let mut found = Vec::new();
         for (actor_no, actor, top) in clock_entries(&clocks, &actors, doc_no)? {
             let from = have.get(&actor).copied().unwrap_or(0) + 1;

@@ -83,7 +83,8 @@ pub(crate) fn certify(
 /// Rows written before sealing existed may hold automerge's compressed chunk.
 pub const CHANGES: TableDefinition<&[u8; 12], &[u8]> = TableDefinition::new("changes_v1");
 /// `doc_no (4) || actor_no (4) || first seq (4) || piece (1) → bytes`: runs
-/// of changes packed and compressed together (see `changelog`).
+/// of changes packed and compressed together, with their post bodies (see
+/// `changelog`).
 pub const SEALED: TableDefinition<&[u8; 13], &[u8]> = TableDefinition::new("sealed_v1");
 /// `doc_no (4) || actor_no (4) → seq`: the highest sequence number such that
 /// every change of this actor up to it is stored. A document's clocks are its
@@ -93,12 +94,9 @@ pub const CLOCKS: TableDefinition<&[u8; 8], u32> = TableDefinition::new("clocks_
 pub const PENDING: TableDefinition<&[u8; 12], ()> = TableDefinition::new("pending_v1");
 /// `doc_no (4) || actor_no (4) || seq (4) || op counter (8) → body`: the
 /// body (salt and text) whose hash that op of that change put (see
-/// `bodies`). Removed, for every version of a post, once it is deleted.
+/// `bodies`), until its change is sealed. Removed, for every version of a
+/// post, once it is deleted.
 pub const BODIES: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("bodies_v1");
-/// `SEALED` key → a piece of the DEFLATE block of the bodies of that run of
-/// changes (see `bodies`).
-pub const SEALED_BODIES: TableDefinition<&[u8; 13], &[u8]> =
-    TableDefinition::new("sealed_bodies_v1");
 /// `change hash (32) → SignedChange protobuf`: the second of two different
 /// changes with one actor and sequence number. Kept as evidence, never applied.
 pub const QUARANTINE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("quarantine_v1");

@@ -72,7 +72,6 @@ writer_tables! {
     clocks: CLOCKS => <&'static [u8; 8], u32>,
     pending: PENDING => <&'static [u8; 12], ()>,
     bodies: BODIES => <&'static [u8; 20], &'static [u8]>,
-    sealed_bodies: SEALED_BODIES => <&'static [u8; 13], &'static [u8]>,
     quarantine: QUARANTINE => <&'static [u8; 32], &'static [u8]>,
     posts: POSTS => <&'static [u8; 16], &'static [u8]>,
     feed: FEED => <&'static [u8; 28], ()>,

@@ -24,6 +24,8 @@ pub struct TextPut {
     pub post_key: String,
     /// The op counter of the put, so the text can be read back from the change.
     pub counter: u64,
+    /// The hash it put, if it put a body's (not an inline text).
+    pub body: Option<crate::BodyHash>,
 }
 
 /// What one applied change touched, as root keys of its document.
@@ -60,11 +62,15 @@ pub fn touched(doc: &AutoCommit, change: &ExpandedChange) -> Touched {
         if let (Some(post_key), legacy::Key::Map(prop)) =
             (root_key.strip_prefix(feed::POST_PREFIX), &op.key)
             && !matches!(op.obj, legacy::ObjectId::Root)
-            && text_put(prop.as_str(), &op.action).is_some()
+            && let Some(text) = text_put(prop.as_str(), &op.action)
         {
             out.text_puts.push(TextPut {
                 post_key: post_key.to_owned(),
                 counter,
+                body: match text {
+                    feed::PostText::Body(hash) => Some(hash),
+                    feed::PostText::Inline(_) => None,
+                },
             });
         }
         out.root_keys.insert(root_key);

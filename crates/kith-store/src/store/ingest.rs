@@ -348,24 +348,18 @@ impl Store {
             let rows: Vec<_> = fresh.iter().map(|f| (f.2.0, &f.3, &f.4)).collect();
             store_rows(w, doc_no, &rows)?;
         }
-        // Kept before indexing, which drops them again should the post be
-        // deleted by now (or by a change of this batch). An archive with a
-        // body its change does not name has been altered: an import
-        // refuses it whole.
-        for (i, _, (actor_no, bodies), change, ..) in &fresh {
-            let kept = crate::bodies::keep(w, doc_no, *actor_no, change, bodies)?;
-            if atomic && kept < bodies.len() {
-                report
-                    .rejected
-                    .push((*i, IngestError::UnboundBodies(bodies.len() - kept)));
-                return Ok(());
-            }
-        }
         let doc = self.docs.get(w.rows()?, doc_no)?;
         // Which of the new changes, and of those waiting from before, are now applied?
-        let mut candidates: Vec<(Option<usize>, [u8; 12], u32, automerge::Change)> = fresh
+        type Candidate = (
+            Option<usize>,
+            [u8; 12],
+            u32,
+            automerge::Change,
+            Vec<Vec<u8>>,
+        );
+        let mut candidates: Vec<Candidate> = fresh
             .into_iter()
-            .map(|(i, key, (actor_no, _), c, ..)| (Some(i), key, actor_no, c))
+            .map(|(i, key, (actor_no, bodies), c, ..)| (Some(i), key, actor_no, c, bodies))
             .collect();
         let waiting: Vec<[u8; 12]> = w
             .pending()?
@@ -379,22 +373,27 @@ impl Store {
         // applied: otherwise skip re-reading them (this runs on every batch).
         let progressed = candidates
             .iter()
-            .any(|(_, _, _, c)| doc.get_change_meta_by_hash(&c.hash()).is_some());
+            .any(|(_, _, _, c, _)| doc.get_change_meta_by_hash(&c.hash()).is_some());
         for key in waiting.into_iter().filter(|_| progressed) {
             let row = w.rows()?.get(&key)?;
             let Some(row) = row else { continue };
             let c = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
-            candidates.push((None, key, split_change_key(&key).1, c));
+            // Its bodies were kept when it arrived.
+            candidates.push((None, key, split_change_key(&key).1, c, Vec::new()));
         }
         let mut refused_some = false;
-        for (index, key, actor_no, change) in candidates {
+        // An archive with a body its change does not name has been
+        // altered: an import refuses it whole.
+        let unbound = |matched: usize, bodies: &[Vec<u8>]| atomic && matched < bodies.len();
+        for (index, key, actor_no, change, bodies) in candidates {
             let hash: ChangeHash = change.hash();
             if doc.get_change_meta_by_hash(&hash).is_some() {
                 // A fresh change was never waiting: skip the lookup.
                 if index.is_none() && w.pending()?.remove(&key)?.is_some() {
                     waiting_count -= 1;
                 }
-                index_change(
+                // The index keeps its bodies: those of live posts.
+                let matched = index_change(
                     w,
                     doc,
                     &Applied {
@@ -403,8 +402,14 @@ impl Store {
                         doc: doc_id,
                         actor_no,
                         author_no,
+                        bodies: &bodies,
                     },
                 )?;
+                if let Some(i) = index.filter(|_| unbound(matched, &bodies)) {
+                    let extra = bodies.len() - matched;
+                    report.rejected.push((i, IngestError::UnboundBodies(extra)));
+                    return Ok(());
+                }
                 report.applied += 1;
             } else if let Some(i) = index {
                 if waiting_count >= MAX_PENDING_PER_DOC {
@@ -430,6 +435,15 @@ impl Store {
                     w.pending()?.insert(&key, ())?;
                     waiting_count += 1;
                     report.pending += 1;
+                    // Kept now, while they are at hand; the index drops
+                    // them when the change applies, should the post be
+                    // deleted by then.
+                    let kept = crate::bodies::keep(w, doc_no, actor_no, &change, &bodies)?;
+                    if unbound(kept, &bodies) {
+                        let extra = bodies.len() - kept;
+                        report.rejected.push((i, IngestError::UnboundBodies(extra)));
+                        return Ok(());
+                    }
                 }
             }
         }
