@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 
 use automerge::transaction::CommitOptions;
 use automerge::{AutoCommit, ChangeHash};
-use kith_core::archive::Archive;
 use kith_core::{DeviceCert, DeviceId, DeviceKey, DocId, IdentityId, SignedChange, Verified};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::changed::{Changed, ChangedLog};
 use crate::changelog::{self, Rows};
-use crate::docs::{DocCache, parse_change};
+use crate::docs::DocCache;
 use crate::draft::Draft;
 use crate::error::{CommitError, IngestError, OpenError, StoreError};
 use crate::groups::GroupCache;
@@ -22,10 +21,12 @@ use crate::rows::change_key;
 use crate::tables::*;
 use crate::tx::Writer;
 
+mod export;
 mod ingest;
 mod scrub;
 
 pub use scrub::SCRUB_DELAY;
+pub(crate) use scrub::erases;
 
 /// Most changes of one document that may wait for missing dependencies.
 /// Beyond this a change is refused, so that no peer can grow the store with
@@ -699,19 +700,6 @@ impl Store {
         Ok(())
     }
 
-    /// Checkpoints after a deletion was applied, so that the journal, which
-    /// holds the bodies of this node's posts until a checkpoint, no longer
-    /// holds the deleted post's. The deletion itself is durable either way
-    /// (journalled, or in redb), so a failure here fails nothing: the
-    /// bodies then leave the journal at the next checkpoint.
-    pub(crate) fn checkpoint_after_erasure(&mut self) {
-        self.erased_at.get_or_insert_with(std::time::Instant::now);
-        if let Err(e) = self.flush() {
-            tracing::warn!(error = %e, "could not checkpoint after a deletion; the journal keeps the deleted post's text until the next checkpoint");
-            self.poisoned |= e.needs_reopen();
-        }
-    }
-
     /// Makes every local change durable: syncs the journal, and checkpoints
     /// once it has grown past [`CHECKPOINT_BYTES`]. What a node calls before
     /// it acknowledges an action of a session (see `begin_session`).
@@ -764,51 +752,6 @@ impl Store {
             self.poisoned = true;
         }
         result
-    }
-
-    /// Everything this store holds, as a portable archive.
-    pub fn export(&self) -> Result<Archive, StoreError> {
-        let txn = self.db()?.begin_read()?;
-        let mut archive = Archive::default();
-        for entry in txn.open_table(DEVICES)?.iter()? {
-            let (_, v) = entry?;
-            archive.certificates.push(stored_cert(v.value())?);
-        }
-        let actors = txn.open_table(ACTORS)?;
-        let (changes, sealed) = (txn.open_table(CHANGES)?, txn.open_table(SEALED)?);
-        let rows = Rows {
-            changes: &changes,
-            sealed: &sealed,
-        };
-        let bodies = txn.open_table(BODIES)?;
-        let bodies = crate::bodies::BodyRows {
-            bodies: &bodies,
-            rows,
-        };
-        let mut body_cache = crate::changelog::BlockCache::default();
-        for entry in txn.open_table(DOCS)?.iter()? {
-            let (doc_no, doc) = entry?;
-            let doc_no = doc_no.value();
-            let doc = DocId::from_bytes(doc.value())
-                .map_err(|_| StoreError::Corrupt(format!("doc {doc_no} has a bad id")))?;
-            rows.for_each_in_doc(doc_no, |actor_no, seq, row| {
-                let actor = actors
-                    .get(actor_no)?
-                    .map(|a| a.value().to_vec())
-                    .ok_or_else(|| StoreError::Corrupt(format!("unknown actor {actor_no}")))?;
-                let change = parse_change(&row[64..]).map_err(StoreError::Corrupt)?;
-                archive.changes.push(SignedChange {
-                    doc,
-                    change: change.raw_bytes().to_vec(),
-                    device: DeviceId::from_slice(&actor[..32])
-                        .ok_or_else(|| StoreError::Corrupt("short actor".into()))?,
-                    signature: row[..64].try_into().expect("row has 64 signature bytes"),
-                    bodies: bodies.of_change(doc_no, actor_no, seq, &mut body_cache)?,
-                });
-                Ok(())
-            })?;
-        }
-        Ok(archive)
     }
 
     /// Counts of what is stored, for status displays and tests.
@@ -906,13 +849,6 @@ fn new_actor_suffix(meta: &mut redb::Table<'_, &str, &[u8]>) -> Result<Vec<u8>, 
     let suffix = kith_core::keys::random_bytes::<ACTOR_SUFFIX_LEN>()?.to_vec();
     meta.insert(META_ACTOR_SUFFIX, suffix.as_slice())?;
     Ok(suffix)
-}
-
-/// Whether a transaction deleted a post, whose bodies it dropped.
-pub(crate) fn erases(changed: &[Changed]) -> bool {
-    changed
-        .iter()
-        .any(|c| matches!(c, Changed::Post { deleted: true, .. }))
 }
 
 /// Stores change rows of one document: signature, then the raw chunk. Not
