@@ -15,15 +15,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ObjType};
+use kith_core::gossip::{GossipChange, PUBLIC_TOPIC, Verdict};
 use kith_core::schema::feed;
 use kith_core::signed::MAX_CHANGE_BYTES;
 use kith_core::sync::{Request, Response};
 use kith_core::{
-    DeviceCert, DeviceId, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId, VerifyError, proto,
+    DeviceCert, DeviceId, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId, VerifyError,
 };
 use kith_net::{Command, Event, MAX_GOSSIP_BYTES, Multiaddr};
 use kith_tests::{TestHome, converge};
-use prost::Message;
 use tokio::sync::mpsc;
 
 const LOOPBACK: &[&str] = &["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
@@ -99,11 +99,11 @@ fn verdict(change: &SignedChange, certs: &[&DeviceCert]) -> Result<(), VerifyErr
 
 /// The gossip message carrying `change` and a certificate.
 fn gossip(change: &SignedChange, cert: &DeviceCert) -> Vec<u8> {
-    proto::GossipChange {
-        change: Some(change.to_proto()),
-        certificate: Some(cert.to_proto()),
+    GossipChange {
+        change: change.clone(),
+        certificate: cert.clone(),
     }
-    .encode_to_vec()
+    .encode()
 }
 
 /// The texts of `author`'s posts as `home` shows them, newest first
@@ -202,7 +202,10 @@ impl Device {
     }
 
     fn publish(&self, data: Vec<u8>) {
-        self.command(Command::Publish(data));
+        self.command(Command::Publish {
+            topic: PUBLIC_TOPIC.into(),
+            data,
+        });
     }
 
     /// Publishes an honest change of mallory's and waits until bob shows its
@@ -246,12 +249,10 @@ async fn answer(
                 };
                 Command::Respond { id, response }
             }
-            Event::Gossip {
-                message_id, source, ..
-            } => Command::Validate {
-                message_id,
-                source,
-                accept: None,
+            Event::Gossip { message, relay, .. } => Command::Validate {
+                message,
+                relay,
+                verdict: Verdict::Ignore,
             },
             Event::Connected { .. } => {
                 let _ = seen.send(Seen::Connected);
@@ -417,7 +418,7 @@ fn a_hostile_peer_gets_nothing_applied_and_is_disconnected_while_honest_traffic_
     // 4. Bytes that are not a GossipChange.
     let mut garbage = format!("{FORGED} not a gossip message").into_bytes();
     garbage.extend([0xff; 32]);
-    assert!(proto::GossipChange::decode(garbage.as_slice()).is_err());
+    assert!(GossipChange::decode(&garbage).is_err());
     phone.publish(garbage);
     say(
         &phone,

@@ -25,7 +25,7 @@ pub struct DeviceCert {
 }
 
 /// Why a certificate was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CertError {
     #[error("device certificate is not valid protobuf")]
     Decode,

@@ -18,6 +18,7 @@ pub mod cert;
 pub mod chunk;
 pub mod device_keys;
 pub mod doc;
+pub mod gossip;
 pub mod group;
 pub mod id;
 pub mod invite;
@@ -25,6 +26,8 @@ pub mod keys;
 pub mod schema;
 pub mod signed;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod text;
 
 /// Types generated from `proto/kith.proto`.

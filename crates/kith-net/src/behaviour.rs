@@ -12,19 +12,14 @@ use sha2::{Digest, Sha256};
 
 use crate::codec::{SYNC_PROTOCOL, SyncCodec};
 
-/// The one public gossip topic. Topics are few and fixed (gossipsub refuses
-/// peers with more than 100): never a topic per person.
-pub const PUBLIC_TOPIC: &str = "kith/public/v1";
-/// Most group topics a node joins: gossipsub refuses peers with more than
-/// 100 topics, and two more are the public and probe topics.
-pub const MAX_GROUP_TOPICS: usize = 64;
+// The topics' names and the message limit are protocol: kith-core says them.
+pub use kith_core::gossip::{MAX_GOSSIP_BYTES, MAX_GROUP_TOPICS, PUBLIC_TOPIC};
+
 /// A topic for measuring the network itself: a node joins it only when run
 /// with `--probe` (benchmarks), and its messages are tiny opaque nonces.
 pub const PROBE_TOPIC: &str = "kith/probe/v1";
 /// Largest probe message.
 pub const MAX_PROBE_BYTES: usize = 64;
-/// Largest gossip message: one signed change and a certificate.
-pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
 /// Messages larger than this are announced to mesh peers with IDONTWANT on
 /// arrival (gossipsub v1.2), so that they do not forward a copy back while
 /// this node is still checking the change. Every gossiped change (a signed

@@ -21,10 +21,10 @@ pub use behaviour::{
     build_swarm,
 };
 pub use codec::SYNC_PROTOCOL;
-pub use libp2p::gossipsub::MessageId;
 pub use libp2p::{Multiaddr, PeerId};
 pub use task::run;
 
+use kith_core::gossip::Verdict;
 use kith_core::sync::{Request, Response};
 use kith_core::{DeviceId, DeviceKey};
 use libp2p::identity::{Keypair, PublicKey, ed25519};
@@ -44,14 +44,13 @@ pub enum Command {
     /// Stop redialling an address given by `Remember` (a connection open
     /// now stays open).
     Forget(Multiaddr),
-    /// Publish bytes on the public gossip topic.
-    Publish(Vec<u8>),
+    /// Publish bytes on a gossip topic (the public one, or a group's this
+    /// node is on).
+    Publish { topic: String, data: Vec<u8> },
     /// Join a group's gossip topic (at most [`MAX_GROUP_TOPICS`] at once).
     Subscribe(String),
     /// Leave a group's gossip topic.
     Unsubscribe(String),
-    /// Publish bytes on a group's topic.
-    PublishTo { topic: String, data: Vec<u8> },
     /// Join the probe topic (see [`PROBE_TOPIC`]).
     SubscribeProbe,
     /// Publish a probe (at most [`MAX_PROBE_BYTES`]).
@@ -64,11 +63,12 @@ pub enum Command {
     },
     /// Answer the peer's sync request `id`.
     Respond { id: u64, response: Response },
-    /// Tell gossipsub whether a message was valid (`None`: ignore it).
+    /// Tell gossipsub what to do with the message `message` that `relay`
+    /// passed on.
     Validate {
-        message_id: MessageId,
-        source: PeerId,
-        accept: Option<bool>,
+        message: Vec<u8>,
+        relay: DeviceId,
+        verdict: Verdict,
     },
     /// Close every connection to a device.
     Disconnect(DeviceId),
@@ -125,13 +125,12 @@ pub enum Event {
     },
     /// A probe arrived (already validated and forwarded).
     Probe(Vec<u8>),
-    /// A gossip message to validate; `device` is the peer that relayed it,
-    /// `topic` is `None` on the public topic, else the group topic's name.
+    /// A gossip message to validate (answer with `Validate` carrying
+    /// `message`): `relay` passed it on, on the topic called `topic`.
     Gossip {
-        message_id: MessageId,
-        source: PeerId,
-        device: DeviceId,
-        topic: Option<String>,
+        message: Vec<u8>,
+        relay: DeviceId,
+        topic: String,
         data: Vec<u8>,
     },
 }

@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use crate::behaviour::{
     Behaviour, BehaviourEvent, MAX_GROUP_TOPICS, MAX_PROBE_BYTES, PROBE_TOPIC, PUBLIC_TOPIC,
 };
+use kith_core::gossip::Verdict;
+
 use crate::{Command, Event, NetSnapshot, PeerInfo, Via, device_of_peer};
 
 /// Sync requests from peers that wait for the node's answer, at most.
@@ -95,11 +97,12 @@ pub async fn run(
                         }
                     }
                     Command::Forget(addr) => remembered.retain(|r| r.addr != addr),
-                    Command::Publish(data) => {
-                        match swarm.behaviour_mut().gossipsub.publish(topic.clone(), data) {
+                    Command::Publish { topic: name, data } => {
+                        let t = gossipsub::IdentTopic::new(name);
+                        match swarm.behaviour_mut().gossipsub.publish(t, data) {
                             Ok(_) => {}
                             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                                tracing::debug!("no gossip peers yet; sync will deliver the change");
+                                tracing::debug!("no gossip peers on the topic yet; sync will deliver the change");
                             }
                             Err(e) => tracing::debug!(error = %e, "publish failed"),
                         }
@@ -118,16 +121,6 @@ pub async fn run(
                         let t = gossipsub::IdentTopic::new(name);
                         swarm.behaviour_mut().gossipsub.unsubscribe(&t);
                         groups.remove(&t.hash());
-                    }
-                    Command::PublishTo { topic: name, data } => {
-                        let t = gossipsub::IdentTopic::new(name);
-                        match swarm.behaviour_mut().gossipsub.publish(t, data) {
-                            Ok(_) => {}
-                            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                                tracing::debug!("no group peers on the topic; sync will deliver the change");
-                            }
-                            Err(e) => tracing::debug!(error = %e, "group publish failed"),
-                        }
                     }
                     Command::SubscribeProbe => {
                         if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&probe_topic) {
@@ -150,13 +143,14 @@ pub async fn run(
                             let _ = swarm.behaviour_mut().sync.send_response(channel, response);
                         }
                     }
-                    Command::Validate { message_id, source, accept } => {
-                        let acceptance = match accept {
-                            Some(true) => gossipsub::MessageAcceptance::Accept,
-                            Some(false) => gossipsub::MessageAcceptance::Reject,
-                            None => gossipsub::MessageAcceptance::Ignore,
+                    Command::Validate { message, relay, verdict } => {
+                        let acceptance = match verdict {
+                            Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+                            Verdict::Reject => gossipsub::MessageAcceptance::Reject,
+                            Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
                         };
-                        swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
+                        let id = gossipsub::MessageId::new(&message);
+                        swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &crate::peer_id(&relay), acceptance);
                     }
                     Command::Disconnect(device) => {
                         let _ = swarm.disconnect_peer_id(crate::peer_id(&device));
@@ -266,8 +260,8 @@ pub async fn run(
                         }
                         continue;
                     }
-                    let topic = (message.topic != topic.hash()).then(|| message.topic.to_string());
-                    if let Err(err) = events.try_send(Event::Gossip { message_id: message_id.clone(), source: propagation_source, device: source, topic, data: message.data }) {
+                    let event = Event::Gossip { message: message_id.0.clone(), relay: source, topic: message.topic.to_string(), data: message.data };
+                    if let Err(err) = events.try_send(event) {
                         tracing::warn!("node is not keeping up; ignoring a gossip message: {err}");
                         swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, gossipsub::MessageAcceptance::Ignore);
                     }

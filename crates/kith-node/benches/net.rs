@@ -21,9 +21,8 @@ use std::time::{Duration, Instant};
 use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
 use kith_core::schema::feed;
-use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId, proto};
+use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId};
 use kith_node::{Call, Reply};
-use prost::Message;
 
 mod support;
 use support::*;
@@ -269,11 +268,12 @@ fn wire_bytes() {
             SignedChange::sign(doc_id, change.raw_bytes().to_vec(), &device, identity.id())
                 .unwrap();
         signed.attach_bodies(vec![body]);
-        let gossip = proto::GossipChange {
-            change: Some(signed.signed().to_proto()),
-            certificate: Some(cert.to_proto()),
-        };
-        let payload = gossip.encode_to_vec().len();
+        let payload = kith_core::gossip::GossipChange {
+            change: signed.signed().clone(),
+            certificate: cert.clone(),
+        }
+        .encode()
+        .len();
         println!(
             "wire: a {len}-character post is a {payload}-byte gossip payload ({} bytes of change, {} of certificate); gossipsub adds its own envelope (topic, sequence number, publisher key and signature)",
             signed.signed().change.len(),

@@ -13,7 +13,6 @@
 pub mod api;
 pub mod call;
 pub mod events;
-pub mod group_gossip;
 pub mod groups;
 pub mod home;
 mod joins;

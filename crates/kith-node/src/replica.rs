@@ -2,8 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use kith_core::sync::{ChangeBatch, Replica, ReplicaError, VersionVector};
-use kith_core::{DeviceCert, DeviceId, DocId, IdentityId, SignedChange, SpaceId};
+use std::sync::Arc;
+
+use kith_core::sync::{ChangeBatch, Ingested, Refused, Replica, ReplicaError, VersionVector};
+use kith_core::{
+    DeviceCert, DeviceId, DeviceKey, DocId, GroupState, IdentityId, SignedChange, SpaceId,
+};
 
 use crate::service::Service;
 
@@ -14,6 +18,14 @@ fn err(e: impl std::fmt::Display) -> ReplicaError {
 impl Replica for Service {
     fn certificate(&self) -> DeviceCert {
         self.keys().cert.clone()
+    }
+
+    fn device_key(&self) -> &DeviceKey {
+        &self.keys().device
+    }
+
+    fn group_states(&self) -> Result<Vec<Arc<GroupState>>, ReplicaError> {
+        self.store().groups().map_err(err)
     }
 
     fn interests(&self) -> Result<BTreeSet<IdentityId>, ReplicaError> {
@@ -90,19 +102,34 @@ impl Replica for Service {
         &mut self,
         certificates: Vec<DeviceCert>,
         changes: Vec<SignedChange>,
-    ) -> Result<usize, ReplicaError> {
+    ) -> Result<Ingested, ReplicaError> {
         let report = self
             .store_mut()
             .ingest_buffered(&certificates, changes)
             .map_err(err)?;
-        for (i, e) in &report.rejected {
-            tracing::debug!(index = i, error = %e, "refused a synced change");
-        }
-        Ok(report
+        let refused = report
             .rejected
-            .iter()
-            .filter(|(_, e)| e.blames_relay())
-            .count())
+            .into_iter()
+            .map(|(index, e)| {
+                tracing::debug!(index, error = %e, "refused a change from a peer");
+                Refused {
+                    index,
+                    blames_relay: e.blames_relay(),
+                    reason: e.to_string(),
+                }
+            })
+            .collect();
+        Ok(Ingested {
+            applied: report.applied,
+            pending: report.pending,
+            refused,
+        })
+    }
+
+    fn check(&mut self, certificate: &DeviceCert, change: SignedChange) -> Result<(), String> {
+        self.store_mut()
+            .check(certificate, change)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -162,14 +189,18 @@ mod tests {
             mallory.id(),
         );
         assert_eq!(
-            service.ingest(vec![cert.clone()], vec![told_us]).unwrap(),
+            service
+                .ingest(vec![cert.clone()], vec![told_us])
+                .unwrap()
+                .relay_faults(),
             0
         );
         // An honest peer relays the other version: not its fault.
         assert_eq!(
             service
                 .ingest(vec![cert.clone()], vec![told_them.clone()])
-                .unwrap(),
+                .unwrap()
+                .relay_faults(),
             0
         );
         assert_eq!(
@@ -180,6 +211,12 @@ mod tests {
         // A change that fails verification is.
         let mut forged = told_them;
         forged.signature[3] ^= 1;
-        assert_eq!(service.ingest(vec![cert], vec![forged]).unwrap(), 1);
+        assert_eq!(
+            service
+                .ingest(vec![cert], vec![forged])
+                .unwrap()
+                .relay_faults(),
+            1
+        );
     }
 }

@@ -5,16 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kith_core::sync::{Engine, EngineConfig, Input as SyncInput, Output as SyncOutput, Replica};
-use kith_core::{DeviceCert, DeviceId, IdentityId, SignedChange, SpaceId, proto};
+use kith_core::gossip::{Channel, GossipChange, PUBLIC_TOPIC, Topic};
+use kith_core::sync::{Engine, EngineConfig, Input as SyncInput, MessageRef, Output as SyncOutput};
+use kith_core::{DeviceId, IdentityId, SpaceId};
 use kith_net::{Command, Event, Multiaddr};
 use kith_store::Changed;
-use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::call::{Call, Reply, execute};
 use crate::events::LiveEvent;
-use crate::group_gossip::GroupChannels;
 use crate::home::now_ms;
 use crate::joins::Joins;
 use crate::service::{ActionError, Service};
@@ -52,18 +51,9 @@ pub struct ServiceLoop {
     port_file: std::path::PathBuf,
     waiters: Waiters,
     joins: Joins,
-    channels: GroupChannels,
     events: tokio::sync::broadcast::Sender<LiveEvent>,
     /// Whether the last sync event said syncing.
     was_syncing: bool,
-    /// Certificates whose signatures were checked (bounded).
-    verified_certs: std::collections::HashMap<DeviceId, DeviceCert>,
-    /// This device's certificate, as every gossiped local change carries it.
-    cert: proto::DeviceCertificate,
-    /// Whose documents this node keeps (itself and whom it follows), read
-    /// once and again only after its own profile changed: every gossiped
-    /// change is checked against it.
-    interests: Option<BTreeSet<IdentityId>>,
 }
 
 impl std::fmt::Debug for ServiceLoop {
@@ -74,8 +64,6 @@ impl std::fmt::Debug for ServiceLoop {
     }
 }
 
-/// Verified certificates remembered; past this the memory starts afresh.
-const VERIFIED_CERTS_KEPT: usize = 4096;
 /// Runs of changes sealed per tick: 16 × 64 changes, a few milliseconds.
 const SEAL_RUNS_PER_TICK: usize = 16;
 
@@ -90,13 +78,17 @@ impl ServiceLoop {
         // Public changes go out the moment they are signed; group changes
         // need the group's key, and wait in the outbox for `publish_outbox`.
         let cert = service.keys().cert.to_proto();
-        let (early, early_cert) = (net.clone(), cert.clone());
+        let early = net.clone();
         service.set_publisher(move |change| {
-            if channel(&change.doc()) != Channel::Public {
+            if Channel::of(&change.doc()) != Channel::Public {
                 return false;
             }
-            let msg = gossip_message(change, &early_cert);
-            if early.blocking_send(Command::Publish(msg)).is_err() {
+            let data = GossipChange::encode_parts(change.signed(), &cert);
+            let topic = PUBLIC_TOPIC.to_owned();
+            if early
+                .blocking_send(Command::Publish { topic, data })
+                .is_err()
+            {
                 tracing::warn!("network task is gone");
             }
             true
@@ -112,18 +104,14 @@ impl ServiceLoop {
             port_file: home.path(crate::node::PORT_FILE),
             waiters: Waiters::default(),
             joins: Joins::default(),
-            channels: GroupChannels::default(),
             events,
             was_syncing: false,
-            verified_certs: Default::default(),
-            cert,
-            interests: None,
         }
     }
 
     /// Runs until `Shutdown` or until every sender is gone.
     pub fn run(mut self, mut inputs: mpsc::Receiver<ServiceInput>) {
-        self.refresh_groups();
+        self.sync(SyncInput::GroupsChanged);
         // A member may have left while this node was down.
         let groups = self.service.my_groups().unwrap_or_default().into_keys();
         self.rekey(groups.collect());
@@ -187,7 +175,6 @@ impl ServiceLoop {
             match input {
                 ServiceInput::Shutdown => {}
                 ServiceInput::Tick => {
-                    self.refresh_groups();
                     self.sync_event();
                     self.flush();
                     self.seal();
@@ -263,17 +250,6 @@ impl ServiceLoop {
         }
     }
 
-    /// Joins and leaves group topics as memberships and keys change.
-    fn refresh_groups(&mut self) {
-        let changes = self.channels.refresh(&self.service);
-        for topic in changes.leave {
-            self.command(Command::Unsubscribe(topic));
-        }
-        for topic in changes.join {
-            self.command(Command::Subscribe(topic));
-        }
-    }
-
     /// Takes up what the store's indexes changed: publishes live events,
     /// follows group changes, and returns the authors of posts that changed
     /// (`None`: too much changed to say).
@@ -282,26 +258,28 @@ impl ServiceLoop {
         let me = self.service.identity();
         let mut authors = BTreeSet::new();
         let mut groups = BTreeSet::new();
+        // Whom this identity follows may have changed (on another device).
+        let mut interests = lost;
         for c in &changed {
             match c {
                 Changed::Post { author, .. } => {
                     authors.insert(*author);
                 }
-                Changed::Profile { who } if *who == me => self.interests = None,
+                Changed::Profile { who } if *who == me => interests = true,
                 Changed::Group { group } => {
                     groups.insert(*group);
                 }
                 _ => {}
             }
         }
-        if lost {
-            self.interests = None;
+        if interests {
+            self.sync(SyncInput::InterestsChanged);
         }
         // A group's log changed (here, by gossip or by sync): new members,
         // new keys, a new group. Local changes were published first, under
         // the key members held until now.
         if lost || !groups.is_empty() {
-            self.refresh_groups();
+            self.sync(SyncInput::GroupsChanged);
             if lost {
                 groups.extend(self.service.my_groups().unwrap_or_default().into_keys());
             }
@@ -335,21 +313,6 @@ impl ServiceLoop {
         if started {
             self.publish_outbox();
         }
-    }
-
-    /// Whether this node keeps `owner`'s documents (see the `interests`
-    /// field). A failed read is not remembered.
-    fn keeps(&mut self, owner: &IdentityId) -> bool {
-        if self.interests.is_none() {
-            match self.service.interests() {
-                Ok(set) => self.interests = Some(set),
-                Err(e) => {
-                    tracing::error!(error = %e, "could not read whom this node follows");
-                    return false;
-                }
-            }
-        }
-        self.interests.as_ref().is_some_and(|s| s.contains(owner))
     }
 
     /// Publishes catch-up progress while it lasts, and its end.
@@ -489,6 +452,21 @@ impl ServiceLoop {
                     tracing::info!(peer = %peer.short(), ?answer, "join answered");
                     self.joins.answer(group, &peer.short(), answer);
                 }
+                SyncOutput::Validate {
+                    message,
+                    relay,
+                    verdict,
+                } => self.command(Command::Validate {
+                    message: message.0,
+                    relay,
+                    verdict,
+                }),
+                SyncOutput::Gossip { topic, data } => self.command(Command::Publish {
+                    topic: topic.name().to_owned(),
+                    data,
+                }),
+                SyncOutput::Subscribe(topic) => self.command(Command::Subscribe(topic)),
+                SyncOutput::Unsubscribe(topic) => self.command(Command::Unsubscribe(topic)),
             }
         }
     }
@@ -542,193 +520,26 @@ impl ServiceLoop {
                 }
             }
             Event::Gossip {
-                message_id,
-                source,
-                device,
+                message,
+                relay,
                 topic,
                 data,
-            } => {
-                let accept = match topic {
-                    None => self.gossip(device, &data, None),
-                    Some(topic) => self.group_gossip(device, &topic, &data),
-                };
-                self.command(Command::Validate {
-                    message_id,
-                    source,
-                    accept,
-                });
-            }
+            } => self.sync(SyncInput::GossipReceived {
+                relay,
+                topic: Topic::from_name(&topic),
+                message: MessageRef(message),
+                data,
+            }),
         }
-    }
-
-    /// Opens a message of a group topic and handles the change inside.
-    /// Messages under a key this device lacks (a newer epoch not yet
-    /// arrived, or one it was removed before) are ignored, not held against
-    /// the relay; ones that do not decrypt under the key they name are.
-    fn group_gossip(&mut self, relay: DeviceId, topic: &str, data: &[u8]) -> Option<bool> {
-        let group = self.channels.group_of(topic)?;
-        match self.channels.open(&group, data) {
-            Ok(plain) => self.gossip(relay, &plain, Some(group)),
-            Err(kith_core::group::secrets::OpenError::UnknownKey) => None,
-            Err(e) => {
-                self.sync(SyncInput::Offence {
-                    peer: relay,
-                    reason: format!("group gossip: {e}"),
-                });
-                Some(false)
-            }
-        }
-    }
-
-    /// Checks (and, if wanted, applies) a gossiped change, from the public
-    /// topic (`group` is `None`) or a group's. `Some(true)`: valid, forward
-    /// it; `Some(false)`: invalid, penalise the relay.
-    fn gossip(&mut self, relay: DeviceId, data: &[u8], group: Option<SpaceId>) -> Option<bool> {
-        let decoded = proto::GossipChange::decode(data).ok().and_then(|g| {
-            let cert = self.certificate(&g.certificate?)?;
-            let change = SignedChange::from_proto(g.change?).ok()?;
-            Some((cert, change))
-        });
-        let Some((cert, change)) = decoded else {
-            self.sync(SyncInput::Offence {
-                peer: relay,
-                reason: "gossiped garbage".into(),
-            });
-            return Some(false);
-        };
-        if cert.device != change.device {
-            self.sync(SyncInput::Offence {
-                peer: relay,
-                reason: "gossiped a change with another device's certificate".into(),
-            });
-            return Some(false);
-        }
-        let wanted = match group {
-            // A group's topic carries that group's documents, and nothing else.
-            Some(g) => {
-                if channel(&change.doc) != Channel::Group(g) {
-                    self.sync(SyncInput::Offence {
-                        peer: relay,
-                        reason: "sent another space's change on a group topic".into(),
-                    });
-                    return Some(false);
-                }
-                true
-            }
-            None => {
-                let kept = self.keeps(&change.doc.owner);
-                // Followed identities' documents, and the profiles of people
-                // met (the identities of connected peers): a stranger cannot
-                // fill the store with profiles of throwaway identities.
-                let met = change.doc.kind == kith_core::DocKind::Profile
-                    && self
-                        .engine
-                        .peers()
-                        .any(|(_, id)| id == Some(change.doc.owner));
-                // Private and group documents never travel on the public
-                // topic (a peer sending one relays what it should not have);
-                // they come by sync or on their group's topic.
-                (kept || met) && channel(&change.doc) == Channel::Public
-            }
-        };
-        if !wanted {
-            // Check it so the mesh only carries valid changes, but do not keep it.
-            // The store's certificate for the device wins; else the one that
-            // came with the message (verified above).
-            let known = self
-                .service
-                .store()
-                .identity_of(&change.device)
-                .ok()
-                .flatten();
-            let identity = Some(known.unwrap_or(cert.identity));
-            let signer = change.device;
-            let certs = move |d: &DeviceId| if *d == signer { identity } else { None };
-            return match change.verify(&certs) {
-                Ok(_) => Some(true),
-                Err(e) => {
-                    self.sync(SyncInput::Offence {
-                        peer: relay,
-                        reason: format!("gossiped an invalid change: {e}"),
-                    });
-                    Some(false)
-                }
-            };
-        }
-        let signer = change.device;
-        match self
-            .service
-            .store_mut()
-            .ingest_buffered(&[cert], vec![change])
-        {
-            Ok(report)
-                if report
-                    .rejected
-                    .first()
-                    .is_some_and(|(_, e)| !e.blames_relay())
-                    && signer != relay =>
-            {
-                // Not forwarded, and not held against a relay that did not sign it.
-                None
-            }
-            Ok(report) if !report.rejected.is_empty() => {
-                let reason = format!("gossiped an invalid change: {}", report.rejected[0].1);
-                self.sync(SyncInput::Offence {
-                    peer: relay,
-                    reason,
-                });
-                Some(false)
-            }
-            Ok(report) => {
-                if report.pending > 0 {
-                    self.sync(SyncInput::DependenciesMissing { peer: relay });
-                }
-                Some(true)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store failed while applying gossip");
-                None
-            }
-        }
-    }
-
-    /// A gossiped certificate, verified unless the very same one was before:
-    /// every message carries its author's certificate, and checking its two
-    /// signatures each time would double the cost of a message.
-    fn certificate(&mut self, p: &proto::DeviceCertificate) -> Option<DeviceCert> {
-        let cert = DeviceCert::parse_proto(p).ok()?;
-        if self.verified_certs.get(&cert.device) == Some(&cert) {
-            return Some(cert);
-        }
-        cert.verify().ok()?;
-        if self.verified_certs.len() >= VERIFIED_CERTS_KEPT {
-            self.verified_certs.clear();
-        }
-        self.verified_certs.insert(cert.device, cert.clone());
-        Some(cert)
     }
 
     /// Publishes the changes of the last local action that the publisher
-    /// did not take (see `new`), each where [`channel`] says.
+    /// did not take (see `new`), each where its document travels.
     fn publish_outbox(&mut self) {
         let outbox = self.service.take_outbox();
-        for change in &outbox {
-            let channel = channel(&change.doc());
-            if channel == Channel::SyncOnly {
-                continue;
-            }
-            let msg = gossip_message(change, &self.cert);
-            match channel {
-                Channel::Public => self.command(Command::Publish(msg)),
-                Channel::Group(group) => {
-                    // Under the key members hold now: a change that starts a
-                    // new epoch goes out under the old one, which they can open.
-                    if let Some((topic, data)) = self.channels.seal(&group, &msg) {
-                        self.command(Command::PublishTo { topic, data });
-                    }
-                }
-                Channel::SyncOnly => {}
-            }
+        if !outbox.is_empty() {
+            let changes = outbox.into_iter().map(|c| c.into_inner()).collect();
+            self.sync(SyncInput::Publish(changes));
         }
     }
 
@@ -875,41 +686,6 @@ fn newest_posts(service: &Service, author: &IdentityId, n: usize) -> Vec<(kith_c
     service.newest_ids(*author, n).unwrap_or_default()
 }
 
-/// A local change as gossiped: the change and this device's certificate,
-/// so that any receiver can check it alone (proto/README.md §12).
-fn gossip_message(
-    change: &kith_core::Verified<SignedChange>,
-    cert: &proto::DeviceCertificate,
-) -> Vec<u8> {
-    proto::GossipChange {
-        change: Some(change.signed().to_proto()),
-        certificate: Some(cert.clone()),
-    }
-    .encode_to_vec()
-}
-
-/// Where a document's changes travel live (proto/README.md §12). The one
-/// decision both for publishing and for what a topic may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Channel {
-    /// The public topic: profiles and public feeds.
-    Public,
-    /// The group's own topic, encrypted: its control log and its feeds.
-    Group(SpaceId),
-    /// No topic: private documents reach this identity's devices by sync,
-    /// which checks who asks.
-    SyncOnly,
-}
-
-fn channel(doc: &kith_core::DocId) -> Channel {
-    match doc.kind {
-        kith_core::DocKind::Profile => Channel::Public,
-        kith_core::DocKind::Feed if doc.space.is_public() => Channel::Public,
-        kith_core::DocKind::Feed | kith_core::DocKind::GroupControl => Channel::Group(doc.space),
-        kith_core::DocKind::Private => Channel::SyncOnly,
-    }
-}
-
 fn tcp_port(addr: &Multiaddr) -> Option<u16> {
     addr.iter().find_map(|p| match p {
         libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
@@ -931,11 +707,4 @@ pub fn remembered_peers(file: &std::path::Path) -> Vec<Multiaddr> {
             }
         })
         .collect()
-}
-
-impl Service {
-    /// Identities whose documents this node keeps: itself and whom it follows.
-    pub fn interests(&self) -> Result<BTreeSet<IdentityId>, ActionError> {
-        Replica::interests(self).map_err(|e| ActionError::Invalid(e.0))
-    }
 }

@@ -43,7 +43,8 @@ fn sync_group(from: &Person, to: &mut Person, group: &kith_core::SpaceId) {
         let refused = to
             .service
             .ingest(batch.certificates, batch.changes)
-            .unwrap();
+            .unwrap()
+            .relay_faults();
         assert_eq!(refused, 0);
     }
 }

@@ -12,6 +12,7 @@
 
 mod engine;
 mod message;
+mod replica;
 
 /// Size limits of sync messages.
 pub mod message_limits {
@@ -23,10 +24,11 @@ pub mod message_limits {
 use std::collections::BTreeMap;
 
 pub use engine::{
-    Engine, EngineConfig, Input, JOIN_RETRY_MS, MAX_JOINING, Output, PeerProgress, Replica,
-    ReplicaError, Sent, UNIDENTIFIED,
+    Engine, EngineConfig, Input, JOIN_RETRY_MS, MAX_JOINING, MessageRef, Output, PeerProgress,
+    Sent, UNIDENTIFIED,
 };
 pub use message::{DecodeError, Request, Response};
+pub use replica::{Ingested, Refused, Replica, ReplicaError};
 
 use crate::{DeviceCert, SignedChange};
 

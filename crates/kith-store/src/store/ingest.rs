@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use automerge::ChangeHash;
 use kith_core::{
-    DeviceCert, DeviceId, DocId, IdentityId, SignedChange, Verified, verify_batch_parallel,
+    DeviceCert, DeviceId, DocId, IdentityId, SignedChange, Verified, VerifyError,
+    verify_batch_parallel,
 };
 use redb::{ReadableDatabase, ReadableTable};
 
@@ -48,6 +49,24 @@ impl Store {
         changes: Vec<SignedChange>,
     ) -> Result<IngestReport, StoreError> {
         unatomic(self.ingest_inner(certs, changes, false, false))
+    }
+
+    /// Verifies a change as [`Store::ingest_with`] would, and keeps nothing
+    /// of it: for gossip this node only passes on. The stored certificate of
+    /// the change's device wins over `cert` (already verified), and device
+    /// keys come from the same cache as ingest's.
+    pub fn check(&mut self, cert: &DeviceCert, change: SignedChange) -> Result<(), VerifyError> {
+        let identity = self
+            .identity_of(&change.device)
+            .ok()
+            .flatten()
+            .unwrap_or(cert.identity);
+        let signer = change.device;
+        let certs = move |d: &DeviceId| (*d == signer).then_some(identity);
+        verify_batch_parallel(vec![change], &certs, 1, &mut self.device_keys)
+            .pop()
+            .expect("one result per change")
+            .map(|_| ())
     }
 
     /// Checks and applies changes: `atomic`, all or nothing (an import);

@@ -11,12 +11,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kith_core::SpaceId;
-use kith_core::group::secrets::{self, KEY_ID_LEN, OpenError};
-use kith_core::group::{EpochKey, GroupState};
-use kith_net::MAX_GROUP_TOPICS;
+use crate::group::secrets::{self, KEY_ID_LEN, OpenError};
+use crate::group::{EpochKey, GroupState};
+use crate::{DeviceKey, IdentityId, SpaceId};
 
-use crate::service::Service;
+/// Group topics a node is on at most (gossipsub refuses peers with more
+/// than 100 topics; the public and probe topics take two).
+pub const MAX_GROUP_TOPICS: usize = 64;
 
 /// Keys a node listens with per group: the newest and the one before.
 const TOPICS_PER_GROUP: usize = 2;
@@ -45,18 +46,20 @@ pub struct TopicChanges {
 }
 
 impl GroupChannels {
-    /// Brings the channels in line with the store: the groups this identity
-    /// belongs to and the keys sealed to this device.
-    pub fn refresh(&mut self, service: &Service) -> TopicChanges {
-        let me = service.identity();
-        let Ok(states) = service.store().groups() else {
-            return TopicChanges::default();
-        };
+    /// Brings the channels in line with the replica: of `states`, the
+    /// groups `me` belongs to, and the keys sealed to `device`. A group
+    /// whose state is the very same as before keeps its opened keys.
+    pub fn refresh(
+        &mut self,
+        states: Vec<Arc<GroupState>>,
+        me: &IdentityId,
+        device: &DeviceKey,
+    ) -> TopicChanges {
         let mut next: BTreeMap<SpaceId, Channel> = BTreeMap::new();
-        for state in states.into_iter().filter(|s| s.is_member(&me)) {
+        for state in states.into_iter().filter(|s| s.is_member(me)) {
             let channel = match self.groups.remove(&state.id) {
                 Some(c) if Arc::ptr_eq(&c.state, &state) => c,
-                _ => open_channel(state, service),
+                _ => open_channel(state, device),
             };
             next.insert(channel.state.id, channel);
         }
@@ -104,8 +107,8 @@ impl GroupChannels {
     }
 }
 
-fn open_channel(state: Arc<GroupState>, service: &Service) -> Channel {
-    let held = state.keys_for(&service.keys().device);
+fn open_channel(state: Arc<GroupState>, device: &DeviceKey) -> Channel {
+    let held = state.keys_for(device);
     let current = held.first().map(|(_, k)| k.clone());
     let topics = held
         .iter()
