@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kith_core::gossip::{Channel, GossipChange, PUBLIC_TOPIC, Topic};
+use kith_core::gossip::Topic;
 use kith_core::sync::{Engine, EngineConfig, Input as SyncInput, MessageRef, Output as SyncOutput};
 use kith_core::{DeviceId, IdentityId, SpaceId};
 use kith_net::{Command, Event, Multiaddr};
@@ -69,30 +69,12 @@ const SEAL_RUNS_PER_TICK: usize = 16;
 
 impl ServiceLoop {
     pub fn new(
-        mut service: Service,
+        service: Service,
         net: mpsc::Sender<Command>,
         api: String,
         home: &crate::Home,
         events: tokio::sync::broadcast::Sender<LiveEvent>,
     ) -> ServiceLoop {
-        // Public changes go out the moment they are signed; group changes
-        // need the group's key, and wait in the outbox for `publish_outbox`.
-        let cert = service.keys().cert.to_proto();
-        let early = net.clone();
-        service.set_publisher(move |change| {
-            if Channel::of(&change.doc()) != Channel::Public {
-                return false;
-            }
-            let data = GossipChange::encode_parts(change.signed(), &cert);
-            let topic = PUBLIC_TOPIC.to_owned();
-            if early
-                .blocking_send(Command::Publish { topic, data })
-                .is_err()
-            {
-                tracing::warn!("network task is gone");
-            }
-            true
-        });
         ServiceLoop {
             service,
             engine: Engine::new(EngineConfig::default()),
@@ -533,8 +515,8 @@ impl ServiceLoop {
         }
     }
 
-    /// Publishes the changes of the last local action that the publisher
-    /// did not take (see `new`), each where its document travels.
+    /// Publishes the changes of the last local action (or of answering a
+    /// peer, such as admitting a joiner), each where its document travels.
     fn publish_outbox(&mut self) {
         let outbox = self.service.take_outbox();
         if !outbox.is_empty() {
@@ -543,9 +525,28 @@ impl ServiceLoop {
         }
     }
 
+    /// Carries out a call, then publishes what it changed and makes it
+    /// durable: peers hear of a change once it is stored, and the caller
+    /// once its journal record is on disk (nothing to wait for if the call
+    /// changed nothing). Should that write fail, the change is not
+    /// acknowledged: the caller is told it was not saved, and that peers
+    /// may have it. A call that failed part-way publishes what it did.
     fn call(&mut self, call: Call) -> Result<Reply, ActionError> {
         let interests_change = matches!(call, Call::Follow { .. } | Call::Unfollow { .. });
-        let reply = match call {
+        let reply = self.carry_out(call);
+        self.publish_outbox();
+        if let Err(e) = self.service.store_mut().sync_local() {
+            tracing::error!(error = %e, "could not sync the journal of local changes");
+            return Err(ActionError::NotDurable(e));
+        }
+        if interests_change {
+            self.sync(SyncInput::InterestsChanged);
+        }
+        reply
+    }
+
+    fn carry_out(&mut self, call: Call) -> Result<Reply, ActionError> {
+        Ok(match call {
             Call::Status => Reply::Status(self.status()?),
             Call::Peers => Reply::Peers(self.peer_views()),
             Call::AddPeer { address } => {
@@ -600,21 +601,7 @@ impl ServiceLoop {
                 Reply::Done
             }
             other => execute(&mut self.service, other)?,
-        };
-        // Peers heard of a public change as soon as it was signed, and hear
-        // of group changes now; the caller hears back once the journal
-        // records are on disk (nothing to wait for if the call changed
-        // nothing). Should that write fail, the change is not acknowledged:
-        // the caller is told it was not saved, and that peers may have it.
-        self.publish_outbox();
-        if let Err(e) = self.service.store_mut().sync_local() {
-            tracing::error!(error = %e, "could not sync the journal of local changes");
-            return Err(ActionError::NotDurable(e));
-        }
-        if interests_change {
-            self.sync(SyncInput::InterestsChanged);
-        }
-        Ok(reply)
+        })
     }
 
     /// Where a joiner can reach this node, for invite keys: LAN addresses

@@ -105,18 +105,6 @@ pub struct WhoAmI {
     pub home: String,
 }
 
-/// Takes a signed local change for the network; `false`: not taken.
-type Publish = dyn FnMut(&Verified<SignedChange>) -> bool + Send;
-
-/// What a running node publishes local changes with.
-struct Publisher(Box<Publish>);
-
-impl std::fmt::Debug for Publisher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Publisher")
-    }
-}
-
 /// One person's store and keys.
 #[derive(Debug)]
 pub struct Service {
@@ -125,11 +113,9 @@ pub struct Service {
     home: Home,
     /// The feed shard new posts go to, per space; found on first use.
     shards: std::collections::HashMap<SpaceId, u32>,
-    /// Changes made here since the last call to `take_outbox`, for the
-    /// network: those the publisher did not take.
+    /// Changes made here since the last call to `take_outbox`, stored and
+    /// waiting to be published.
     outbox: Vec<Verified<SignedChange>>,
-    /// Takes each local change as soon as it is signed (see `set_publisher`).
-    publisher: Option<Publisher>,
     /// Where a running node can be reached (multiaddr bytes, the best
     /// first), for the invite keys it makes; empty without a node.
     reachable_at: Vec<Vec<u8>>,
@@ -152,7 +138,6 @@ impl Service {
             home: home.clone(),
             shards: Default::default(),
             outbox: Vec::new(),
-            publisher: None,
             reachable_at: Vec::new(),
         };
         service.make_blocks_private()?;
@@ -181,21 +166,11 @@ impl Service {
         &mut self.store
     }
 
-    /// Signed changes made since the last call, but for those the
-    /// publisher took.
+    /// The changes made here since the last call, each stored: a node
+    /// publishes them before it syncs the journal (see
+    /// `Store::commit_local`).
     pub fn take_outbox(&mut self) -> Vec<Verified<SignedChange>> {
         std::mem::take(&mut self.outbox)
-    }
-
-    /// Hands every local change to `publisher` the moment it is signed and
-    /// journalled, before it is stored and indexed, so that peers start on
-    /// it while the store is still writing. A change the publisher does not
-    /// take (it returns `false`) waits in the outbox.
-    pub fn set_publisher(
-        &mut self,
-        publisher: impl FnMut(&Verified<SignedChange>) -> bool + Send + 'static,
-    ) {
-        self.publisher = Some(Publisher(Box::new(publisher)));
     }
 
     /// Runs a local edit on `doc` and records the change.
@@ -208,19 +183,8 @@ impl Service {
             key: &self.keys.device,
             author: self.keys.identity.id(),
         };
-        let mut taken = false;
-        let publisher = &mut self.publisher;
-        let (value, change) = self
-            .store
-            .commit_local_with(doc, signer, now_ms(), f, |change| {
-                if let Some(Publisher(publish)) = publisher {
-                    taken = publish(change);
-                }
-                taken
-            })?;
-        if let Some(change) = change.filter(|_| !taken) {
-            self.outbox.push(change);
-        }
+        let (value, change) = self.store.commit_local(doc, signer, now_ms(), f)?;
+        self.outbox.extend(change);
         Ok(value)
     }
 

@@ -105,12 +105,6 @@ pub struct Store {
     pub(crate) groups: GroupCache,
     /// What committed transactions changed in the indexes, not yet taken.
     changed: ChangedLog,
-    /// A change this actor signed was handed out (published) and then not
-    /// stored: the actor signs nothing more, and the next local change (or
-    /// the end of the session) first takes a new actor suffix. Otherwise
-    /// the next change would take that change's sequence number, and peers
-    /// holding both would see this device equivocate.
-    actor_retired: bool,
     /// When a deletion first dropped bodies since the file was last
     /// compacted (see `scrub`).
     erased_at: Option<std::time::Instant>,
@@ -164,7 +158,6 @@ impl Store {
             sealing_due: true,
             groups: GroupCache::default(),
             changed: ChangedLog::default(),
-            actor_retired: false,
             erased_at: None,
         };
         store.replay(opened.changes)?;
@@ -212,7 +205,6 @@ impl Store {
         // since the last durable commit may be gone with the old handle.
         self.db = Some(db);
         self.suffix = suffix;
-        self.actor_retired = false;
         let opened = Journal::open(&self.path.with_extension("journal"))?;
         self.journal = opened.journal;
         if opened.damage.is_some() {
@@ -438,9 +430,6 @@ impl Store {
         if !self.session {
             return Ok(());
         }
-        // Should this fail, the session stays open, and the next opener
-        // takes a new suffix anyway.
-        self.retire_actor_if_due()?;
         let txn = self.db()?.begin_write()?;
         txn.open_table(META)?.remove(META_SESSION)?;
         txn.commit()?;
@@ -453,10 +442,15 @@ impl Store {
     }
 
     /// Makes a local change: runs `f` on the document, commits the result as
-    /// one automerge change signed by this device, stores and indexes it in one
-    /// transaction, and journals it: durable on return unless a session is
-    /// open. Returns `f`'s value and the signed change (`None`
-    /// when `f` changed nothing).
+    /// one automerge change signed by this device, journals it, then stores
+    /// and indexes it in one transaction: durable on return unless a session
+    /// is open (then through the journal, at [`Store::sync_local`]). Returns
+    /// `f`'s value and the signed change (`None` when `f` changed nothing).
+    ///
+    /// A node publishes the change after this returns and before it syncs
+    /// the journal: peers hear only of changes this store holds. A change
+    /// whose transaction fails is never returned, and its journal record is
+    /// taken back, so its sequence number is free for the next change.
     pub fn commit_local<T, E: std::fmt::Display>(
         &mut self,
         doc_id: DocId,
@@ -464,30 +458,8 @@ impl Store {
         now_ms: u64,
         f: impl FnOnce(&mut Draft<'_>) -> Result<T, E>,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
-        self.commit_local_with(doc_id, signer, now_ms, f, |_| false)
-    }
-
-    /// Like [`Store::commit_local`], and offers the signed change to
-    /// `on_signed` as soon as it is signed and journalled, before it is
-    /// stored and indexed: a node publishes it from there, so its peers
-    /// start on it while this store is still writing. `on_signed` says
-    /// whether it handed the change out.
-    ///
-    /// Should the transaction then fail, its journal record is taken back;
-    /// if the change was handed out, this store also stops signing with
-    /// its actor, and the next local change takes a new actor suffix (see
-    /// `actor_retired`). A crash in between is covered by the session: the
-    /// journal replays the change, and the next opener takes a new suffix.
-    pub fn commit_local_with<T, E: std::fmt::Display>(
-        &mut self,
-        doc_id: DocId,
-        signer: LocalSigner<'_>,
-        now_ms: u64,
-        f: impl FnOnce(&mut Draft<'_>) -> Result<T, E>,
-        on_signed: impl FnOnce(&Verified<SignedChange>) -> bool,
-    ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
         self.heal()?;
-        let result = self.commit_local_inner(doc_id, signer, now_ms, f, on_signed);
+        let result = self.commit_local_inner(doc_id, signer, now_ms, f);
         self.note(result)
     }
 
@@ -497,10 +469,8 @@ impl Store {
         signer: LocalSigner<'_>,
         now_ms: u64,
         f: impl FnOnce(&mut Draft<'_>) -> Result<T, E>,
-        on_signed: impl FnOnce(&Verified<SignedChange>) -> bool,
     ) -> Result<(T, Option<Verified<SignedChange>>), CommitError> {
         self.ensure_space()?;
-        self.retire_actor_if_due()?;
         let actor = self.actor_for(&signer.key.id());
         self.sealing_due = true;
         // Durable through the journal, not through this commit.
@@ -514,7 +484,6 @@ impl Store {
         let mut changed = Vec::new();
         // Where the journal stood before this change's record, once it has one.
         let mut journalled_from = None;
-        let mut handed_out = false;
         let result = (|| {
             let mut w = Writer::open(&txn)?;
             if doc_id.kind == kith_core::DocKind::Feed && !doc_id.space.is_public() {
@@ -584,7 +553,6 @@ impl Store {
                 .append(verified.signed())
                 .map_err(StoreError::from)?;
             journalled_from = Some(from);
-            handed_out = on_signed(&verified);
             let author_no = w.intern_person(&signer.author)?;
             let actor_no = w.intern_actor(actor.to_bytes())?;
             store_rows(
@@ -623,7 +591,7 @@ impl Store {
                 Err(e) => {
                     self.docs.clear();
                     self.groups.clear();
-                    self.take_back(journalled_from, handed_out);
+                    self.take_back(journalled_from);
                     Err(e.into())
                 }
             },
@@ -637,41 +605,21 @@ impl Store {
             Err(e) => {
                 self.docs.clear();
                 self.groups.clear();
-                self.take_back(journalled_from, handed_out);
+                self.take_back(journalled_from);
                 Err(e)
             }
         }
     }
 
-    /// Undoes what a failed local commit left: its journal record (it was
-    /// not stored, and replaying it would fail the same way), and if the
-    /// change was handed out, the right of this actor to sign again.
-    fn take_back(&mut self, journalled_from: Option<u64>, handed_out: bool) {
+    /// Takes back the journal record of a local change that was not stored:
+    /// replaying it would fail the same way, and the next change takes its
+    /// sequence number.
+    fn take_back(&mut self, journalled_from: Option<u64>) {
         if let Some(len) = journalled_from
             && let Err(e) = self.journal.truncate(len)
         {
             tracing::warn!(error = %e, "could not take back the journal record of a failed change");
         }
-        if handed_out {
-            self.actor_retired = true;
-        }
-    }
-
-    /// Takes a new actor suffix if a change of the current one was handed
-    /// out and not stored (see `actor_retired`).
-    fn retire_actor_if_due(&mut self) -> Result<(), StoreError> {
-        if !self.actor_retired {
-            return Ok(());
-        }
-        let txn = self.db()?.begin_write()?;
-        let suffix = new_actor_suffix(&mut txn.open_table(META)?)?;
-        txn.commit()?;
-        tracing::warn!(
-            "a published change could not be stored; this device now signs as a new actor"
-        );
-        self.suffix = suffix;
-        self.actor_retired = false;
-        Ok(())
     }
 
     /// What the indexes changed since the last call (posts, reactions,
