@@ -96,10 +96,10 @@ pub enum Event {
     /// An address this node listened on is gone: its interface lost it (a
     /// laptop left a network) or its listener closed.
     NotListening(Multiaddr),
+    /// A first connection to a peer; how it was reached is in the task's
+    /// table of connections ([`Command::Snapshot`]).
     Connected {
         peer: DeviceId,
-        address: Multiaddr,
-        via: Via,
     },
     Disconnected {
         peer: DeviceId,

@@ -215,7 +215,7 @@ pub async fn run(
                         info.addresses.push(address.clone());
                     }
                     if num_established.get() == 1 {
-                        send(Event::Connected { peer: device, address, via: info.via });
+                        send(Event::Connected { peer: device });
                     }
                 }
                 SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {

@@ -22,7 +22,7 @@ use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
 use kith_core::schema::feed;
 use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId};
-use kith_node::{Call, Reply};
+use kith_node::{Call, NodeCall, Reply};
 
 mod support;
 use support::*;
@@ -89,11 +89,11 @@ fn propagation(bin: &Path, dir: &Path) {
     // any order, so "new" means "not among these".
     let mut recent = std::collections::VecDeque::from([warm]);
     for i in 0..posts as u64 {
-        let wait = Call::WaitFeed {
+        let wait = Call::Node(NodeCall::WaitFeed {
             author: author_id,
             seen: recent.iter().copied().collect(),
             timeout_ms: 30_000,
-        };
+        });
         let mut posted = None;
         let (delays, cpu) = sample(&nodes, &wait, || {
             posted = Some(nodes[0].call(&Call::Post {
@@ -110,12 +110,15 @@ fn propagation(bin: &Path, dir: &Path) {
         }
         recent.truncate(8);
         let nonce = 1_000_000 + i;
-        let wait = Call::WaitProbe {
+        let wait = Call::Node(NodeCall::WaitProbe {
             nonce,
             timeout_ms: 30_000,
-        };
+        });
         let (delays, cpu) = sample(&nodes, &wait, || {
-            assert_eq!(nodes[0].call(&Call::Probe { nonce }), Reply::Done);
+            assert_eq!(
+                nodes[0].call(&Call::Node(NodeCall::Probe { nonce })),
+                Reply::Done
+            );
         });
         probe_delays.extend(delays);
         add(&mut probe_cpu, cpu);
@@ -176,7 +179,7 @@ fn sample(nodes: &[Node], wait: &Call, act: impl FnOnce()) -> (Vec<f64>, Vec<u64
         wait_until(10, "every node holds the waiting call", || {
             nodes[1..]
                 .iter()
-                .all(|node| match node.call(&Call::Status) {
+                .all(|node| match node.call(&Call::Node(NodeCall::Status)) {
                     Reply::Status(s) => s.waiting > 0,
                     _ => false,
                 })
@@ -232,14 +235,12 @@ fn catch_up(bin: &Path, dir: &Path) {
     let source_node = Node::start(bin, &source, &[]);
     let t0 = Instant::now();
     let fresh_node = Node::start(bin, &fresh, std::slice::from_ref(&source_node.addr));
-    wait_until(
-        600,
-        "the fresh node holds every post",
-        || match fresh_node.call(&Call::Status) {
-            Reply::Status(s) => s.counts.posts as usize >= total,
-            _ => false,
-        },
-    );
+    wait_until(600, "the fresh node holds every post", || match fresh_node
+        .call(&Call::Node(NodeCall::Status))
+    {
+        Reply::Status(s) => s.counts.posts as usize >= total,
+        _ => false,
+    });
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "catch-up: fresh node synced {total} posts from {authors} authors from one peer in {secs:.2} s ({:.0} posts/s), peak RSS {} MiB",
@@ -340,11 +341,11 @@ fn wire_on_loopback(bin: &Path, dir: &Path) {
         }) else {
             panic!("post refused")
         };
-        let seen = b.call(&Call::WaitFeed {
+        let seen = b.call(&Call::Node(NodeCall::WaitFeed {
             author,
             seen: recent.iter().copied().collect(),
             timeout_ms: 30_000,
-        });
+        }));
         assert_eq!(seen, Reply::Post(id));
         recent.push_front(id);
         recent.truncate(8);

@@ -9,7 +9,7 @@ use kith_store::{PersonView, PostView, ThreadEntry, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::groups::{GroupSummary, GroupView, InviteView, NewInvite};
-use crate::node::PEERS_FILE;
+use crate::home::PEERS_FILE;
 use crate::service::{ActionError, Service, WhoAmI};
 use crate::status::{PeerView, Status};
 
@@ -94,7 +94,6 @@ pub enum Call {
     },
     People {
         label: Option<String>,
-        nearby: bool,
     },
     /// Writes an archive (everything this store holds, or with `public`
     /// only what this identity has published) into the home's `exports`
@@ -113,10 +112,6 @@ pub enum Call {
         #[serde(default)]
         public: bool,
     },
-    /// Node only: identity, addresses, peers, documents, sync.
-    Status,
-    /// Node only: connected peers.
-    Peers,
     GroupCreate {
         name: String,
         #[serde(default)]
@@ -156,14 +151,6 @@ pub enum Call {
         name: String,
         about: Option<String>,
     },
-    /// Node only: asks members (at the key's addresses and on the LAN) to
-    /// admit this identity; answers once admitted and, with `wait`, once
-    /// the group's history has arrived, or fails after `timeout_ms`.
-    GroupJoin {
-        key: String,
-        wait: bool,
-        timeout_ms: u64,
-    },
     /// Remembers an address in the home's `peers` file (see
     /// [`crate::remembered`]); a running node also dials it now and keeps
     /// redialling it.
@@ -175,23 +162,41 @@ pub enum Call {
     ForgetPeer {
         address: String,
     },
-    /// Node only: answers with a post by `author` that is not in `seen`
-    /// (their latest few, at most 16) once one has arrived, or fails after
-    /// `timeout_ms` (at most a minute).
+    /// What only a running node can do (`{"call": "node", "node": …}`).
+    Node(NodeCall),
+}
+
+/// A call only a running node answers: it needs the network, or it waits
+/// for something to arrive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "node", rename_all = "snake_case")]
+pub enum NodeCall {
+    /// Identity, addresses, peers, documents, sync.
+    Status,
+    /// Connected peers.
+    Peers,
+    /// The people of connected peers (with `label`, only those labelled so).
+    Nearby { label: Option<String> },
+    /// Asks members (at the key's addresses and on the LAN) to admit this
+    /// identity; answers once admitted and, with `wait`, once the group's
+    /// history has arrived, or fails after `timeout_ms`.
+    GroupJoin {
+        key: String,
+        wait: bool,
+        timeout_ms: u64,
+    },
+    /// Answers with a post by `author` that is not in `seen` (their latest
+    /// few, at most 16) once one has arrived, or fails after `timeout_ms`
+    /// (at most a minute).
     WaitFeed {
         author: IdentityId,
         seen: Vec<PostId>,
         timeout_ms: u64,
     },
-    /// Node only, `--probe`: publishes a probe on the probe topic.
-    Probe {
-        nonce: u64,
-    },
-    /// Node only, `--probe`: answers once the probe `nonce` has arrived.
-    WaitProbe {
-        nonce: u64,
-        timeout_ms: u64,
-    },
+    /// Benchmarks (`--probe`): publishes a probe on the probe topic.
+    Probe { nonce: u64 },
+    /// Benchmarks (`--probe`): answers once the probe `nonce` has arrived.
+    WaitProbe { nonce: u64, timeout_ms: u64 },
 }
 
 /// The result of a [`Call`].
@@ -356,10 +361,7 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
             service.label(&id, &add, &remove)?;
             Reply::Person(service.person(Some(id))?)
         }
-        Call::People {
-            label,
-            nearby: false,
-        } => Reply::People(service.people(label.as_deref())?),
+        Call::People { label } => Reply::People(service.people(label.as_deref())?),
         Call::Export { public } => {
             let (file, changes) = service.stage_export(public)?;
             Reply::Exported { file, changes }
@@ -382,15 +384,7 @@ pub fn execute(service: &mut Service, call: Call) -> Result<Reply, ActionError> 
             crate::remembered::forget(&service.home().path(PEERS_FILE), &address)?;
             Reply::Done
         }
-        Call::People { nearby: true, .. }
-        | Call::Status
-        | Call::Peers
-        | Call::WaitFeed { .. }
-        | Call::Probe { .. }
-        | Call::WaitProbe { .. }
-        | Call::GroupJoin { .. } => {
-            return Err(ActionError::NodeOnly);
-        }
+        Call::Node(_) => return Err(ActionError::NodeOnly),
     })
 }
 

@@ -20,6 +20,14 @@ pub const IDENTITY_KEY_FILE: &str = "identity.key";
 pub const DEVICE_KEY_FILE: &str = "device.key";
 pub const DEVICE_CERT_FILE: &str = "device.cert";
 pub const STORE_FILE: &str = "kith.redb";
+/// Remembered peers, one multiaddr a line (see [`crate::remembered`]).
+pub const PEERS_FILE: &str = "peers";
+/// The TCP port the node last listened on, reused on the next start.
+pub const PORT_FILE: &str = "port";
+/// Where a running node says how to reach its API.
+pub const NODE_FILE: &str = "node.json";
+/// The API bearer token (mode 0600).
+pub const TOKEN_FILE: &str = "api-token";
 
 /// Where a home directory came from, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

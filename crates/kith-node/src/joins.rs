@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use kith_core::SpaceId;
 use kith_core::group::JoinRefusal;
-use kith_core::sync::MAX_JOINING;
+use kith_core::sync::{Input as SyncInput, MAX_JOINING};
+use kith_net::Multiaddr;
 use tokio::sync::oneshot;
 
 use crate::call::Reply;
 use crate::groups::GroupView;
-use crate::service::ActionError;
+use crate::service::{ActionError, Service};
 
 type ReplyTx = oneshot::Sender<Result<Reply, ActionError>>;
 
@@ -27,6 +28,13 @@ struct PendingJoin {
     refusals: Vec<String>,
 }
 
+/// A join begun: where to dial and what to ask the engine.
+#[derive(Debug)]
+pub struct Begun {
+    pub dial: Vec<Multiaddr>,
+    pub ask: SyncInput,
+}
+
 /// The join calls waiting.
 #[derive(Debug, Default)]
 pub struct Joins {
@@ -34,6 +42,60 @@ pub struct Joins {
 }
 
 impl Joins {
+    /// Starts joining the group of an invite key: answers at once if the
+    /// key is bad, this identity is a member already, or a join of the
+    /// group is under way; else parks the call and says which addresses
+    /// to dial (the key's) and what to ask the engine (to have every peer
+    /// asked to admit this identity).
+    pub fn begin(
+        &mut self,
+        service: &Service,
+        key: &str,
+        wait: bool,
+        timeout: Duration,
+        reply: ReplyTx,
+    ) -> Option<Begun> {
+        let key = match kith_core::InviteKey::decode(key) {
+            Ok(k) => k,
+            Err(e) => {
+                let _ = reply.send(Err(ActionError::Invalid(e.to_string())));
+                return None;
+            }
+        };
+        if let Ok(view) = service.group_show(&key.group)
+            && view.role.is_some()
+        {
+            let _ = reply.send(Ok(Reply::Group(view)));
+            return None;
+        }
+        if self.is_joining(&key.group) {
+            let _ = reply.send(Err(ActionError::Invalid(
+                "this node is already joining that group".into(),
+            )));
+            return None;
+        }
+        let dial = key
+            .addresses
+            .iter()
+            .filter_map(|address| match Multiaddr::try_from(address.clone()) {
+                Ok(addr) => Some(addr),
+                Err(e) => {
+                    tracing::warn!(error = %e, "an invite key carries an unreadable address");
+                    None
+                }
+            })
+            .collect();
+        self.start(key.group, wait, timeout, reply);
+        Some(Begun {
+            dial,
+            ask: SyncInput::Join {
+                group: key.group,
+                invite: key.public_key(),
+                proof: key.prove(&service.identity()),
+            },
+        })
+    }
+
     /// Parks a join call; refused if as many joins are already under way as
     /// the engine tracks.
     pub fn start(&mut self, group: SpaceId, wait_history: bool, timeout: Duration, reply: ReplyTx) {

@@ -11,19 +11,13 @@ use kith_net::{COMMAND_CAPACITY, Command, EVENT_CAPACITY, Multiaddr};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::call::{Call, Reply};
-use crate::runtime::{SERVICE_INPUT_CAPACITY, ServiceInput, ServiceLoop, remembered_peers};
+use crate::call::{Call, NodeCall, Reply};
+use crate::home::{NODE_FILE, PEERS_FILE, PORT_FILE, TOKEN_FILE};
+use crate::remembered::remembered_peers;
+use crate::runtime::{SERVICE_INPUT_CAPACITY, ServiceInput, ServiceLoop};
 use crate::status::Status;
 use crate::{Home, Service};
 
-/// Remembered peers, one multiaddr a line.
-pub const PEERS_FILE: &str = "peers";
-/// The TCP port the node last listened on, reused on the next start.
-pub const PORT_FILE: &str = "port";
-/// Where a running node says how to reach its API.
-pub const NODE_FILE: &str = "node.json";
-/// The API bearer token (mode 0600).
-pub const TOKEN_FILE: &str = "api-token";
 /// A store file smaller than this is not worth compacting at start.
 const TIDY_MIN_FILE_BYTES: u64 = 16 << 20;
 /// The port a node listens on when its home has none recorded.
@@ -262,9 +256,10 @@ pub async fn run(
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let logins = crate::api::Logins::default();
     let login = crate::api::login_url(&api_addr.to_string(), &logins.mint()?);
+    let handle = crate::handle::ServiceHandle::new(in_tx.clone());
     let parts = crate::api::ApiParts {
         token,
-        service: in_tx.clone(),
+        service: handle.clone(),
         events,
         logins,
     };
@@ -275,9 +270,7 @@ pub async fn run(
     // Report once the swarm listens (it does within a few polls).
     let mut status = None;
     for _ in 0..250 {
-        let (tx, rx) = oneshot::channel();
-        in_tx.send(ServiceInput::Api(Call::Status, tx)).await?;
-        if let Ok(Ok(Reply::Status(s))) = rx.await {
+        if let Ok(Reply::Status(s)) = handle.call(Call::Node(NodeCall::Status)).await {
             let listening = !s.listen.is_empty();
             status = Some(s);
             if listening {

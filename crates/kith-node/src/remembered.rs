@@ -1,4 +1,4 @@
-//! The peers a home remembers: its `peers` file ([`crate::node::PEERS_FILE`]),
+//! The peers a home remembers: its `peers` file ([`crate::home::PEERS_FILE`]),
 //! one multiaddr a line, which a node dials at every start and redials
 //! while it runs. `kith peer add`, `list` and `remove` read and write it
 //! directly when no node runs; a running node owns it, and the CLI asks the
@@ -90,6 +90,22 @@ fn file_error(file: &Path, error: std::io::Error) -> ActionError {
         path: file.display().to_string(),
         error,
     }
+}
+
+/// The remembered peers of a home; unreadable lines are skipped with a warning.
+pub fn remembered_peers(file: &std::path::Path) -> Vec<Multiaddr> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| match l.trim().parse() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(line = l, error = %e, "ignoring a bad line in the peers file");
+                None
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,41 +2,38 @@
 //! the sync engine. redb and automerge work never runs on tokio workers; the
 //! network task and the API reach this thread through one bounded channel.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kith_core::gossip::Topic;
 use kith_core::sync::{Engine, EngineConfig, Input as SyncInput, MessageRef, Output as SyncOutput};
-use kith_core::{DeviceId, IdentityId, SpaceId};
+use kith_core::{IdentityId, SpaceId};
 use kith_net::{Command, Event, Multiaddr};
 use kith_store::Changed;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::call::{Call, Reply, execute};
+use crate::call::{Call, NodeCall, Reply, execute};
 use crate::events::LiveEvent;
 use crate::home::now_ms;
 use crate::joins::Joins;
 use crate::service::{ActionError, Service};
-use crate::status::{PeerView, Status, SyncView};
+use crate::status::{NodeParts, Status};
 use crate::waiters::{Awaited, Waiters};
 
 /// Capacity of the service thread's input channel.
 pub const SERVICE_INPUT_CAPACITY: usize = 4096;
 
+/// Where a call's answer goes.
+pub type Responder = oneshot::Sender<Result<Reply, ActionError>>;
+
 /// What reaches the service thread.
 #[derive(Debug)]
 pub enum ServiceInput {
     Net(Event),
-    Api(Call, oneshot::Sender<Result<Reply, ActionError>>),
+    /// A call, from the API or the node itself (see `ServiceHandle`).
+    Call(Call, Responder),
     Tick,
     Shutdown,
-}
-
-/// Peers as the service thread knows them.
-#[derive(Debug, Default)]
-struct PeerMeta {
-    addresses: Vec<String>,
-    via: String,
 }
 
 /// The state the service thread owns.
@@ -46,7 +43,6 @@ pub struct ServiceLoop {
     net: mpsc::Sender<Command>,
     listen: Vec<Multiaddr>,
     api: String,
-    peers: BTreeMap<DeviceId, PeerMeta>,
     home_peers: std::path::PathBuf,
     port_file: std::path::PathBuf,
     waiters: Waiters,
@@ -59,13 +55,10 @@ pub struct ServiceLoop {
 impl std::fmt::Debug for ServiceLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceLoop")
-            .field("peers", &self.peers.len())
+            .field("listen", &self.listen)
             .finish()
     }
 }
-
-/// Runs of changes sealed per tick: 16 × 64 changes, a few milliseconds.
-const SEAL_RUNS_PER_TICK: usize = 16;
 
 impl ServiceLoop {
     pub fn new(
@@ -81,9 +74,8 @@ impl ServiceLoop {
             net,
             listen: Vec::new(),
             api,
-            peers: BTreeMap::new(),
-            home_peers: home.path(crate::node::PEERS_FILE),
-            port_file: home.path(crate::node::PORT_FILE),
+            home_peers: home.path(crate::home::PEERS_FILE),
+            port_file: home.path(crate::home::PORT_FILE),
             waiters: Waiters::default(),
             joins: Joins::default(),
             events,
@@ -101,7 +93,7 @@ impl ServiceLoop {
             if matches!(input, ServiceInput::Shutdown) {
                 break;
             }
-            self.reopen_if_closed();
+            self.service.reopen_if_closed();
             // redb may panic on a page damaged outside it: that stops the
             // input, not the node, and the store is opened again.
             let handled =
@@ -111,45 +103,11 @@ impl ServiceLoop {
                     "{}; `kith check` says what is damaged, `kith repair` rebuilds the store",
                     kith_store::repair::panic_text(&panic)
                 );
-                self.reopen();
+                self.service.reopen_store();
             }
         }
-        self.flush();
-        // A deletion's scrub does not wait for its delay when the node stops.
-        self.scrub(std::time::Instant::now() + kith_store::SCRUB_DELAY);
-        if let Err(e) = self.service.store_mut().end_session() {
-            tracing::error!(error = %e, "could not close the store's session");
-        }
+        self.service.stop_upkeep();
         tracing::info!("service stopped");
-    }
-
-    /// Opens the store again if a failed write closed it or left redb
-    /// refusing everything.
-    fn reopen_if_closed(&mut self) {
-        // A store that only waits for room to replay its journal still
-        // reads; its next write opens it again itself.
-        if self.service.store().needs_reopen_to_read() {
-            self.reopen();
-        }
-    }
-
-    /// Closes and opens the store again after a failed write (see
-    /// `Store::reopen`); if that fails too, the store stays closed, its
-    /// operations say why, and the next input tries again.
-    fn reopen(&mut self) {
-        match self.service.store_mut().reopen() {
-            Ok(()) => {}
-            Err(e) => tracing::warn!(error = %e, "the store is closed until it can open again"),
-        }
-    }
-
-    /// Reopens the store if `result` says a write failed underneath it.
-    fn after<T>(&mut self, result: &Result<T, ActionError>) {
-        if let Err(ActionError::Store(e) | ActionError::NotDurable(e)) = result
-            && e.needs_reopen()
-        {
-            self.reopen();
-        }
     }
 
     fn handle(&mut self, input: ServiceInput) {
@@ -158,56 +116,14 @@ impl ServiceLoop {
                 ServiceInput::Shutdown => {}
                 ServiceInput::Tick => {
                     self.sync_event();
-                    self.flush();
-                    self.seal();
-                    self.scrub(std::time::Instant::now());
+                    self.service.upkeep(std::time::Instant::now());
                     self.sync(SyncInput::Tick);
                     self.waiters.expire(std::time::Instant::now());
                     for group in self.joins.expire(std::time::Instant::now()) {
                         self.engine.stop_joining(&group);
                     }
                 }
-                ServiceInput::Api(
-                    Call::GroupJoin {
-                        key,
-                        wait,
-                        timeout_ms,
-                    },
-                    reply,
-                ) => {
-                    self.join(&key, wait, Duration::from_millis(timeout_ms), reply);
-                    self.wake_waiters();
-                }
-                ServiceInput::Api(
-                    Call::WaitFeed {
-                        author,
-                        seen,
-                        timeout_ms,
-                    },
-                    reply,
-                ) => {
-                    let service = &self.service;
-                    self.waiters.park(
-                        Awaited::Feed { author, seen },
-                        Duration::from_millis(timeout_ms),
-                        reply,
-                        &mut |a, n| newest_posts(service, a, n),
-                    );
-                }
-                ServiceInput::Api(Call::WaitProbe { nonce, timeout_ms }, reply) => {
-                    self.waiters.park(
-                        Awaited::Probe(nonce),
-                        Duration::from_millis(timeout_ms),
-                        reply,
-                        &mut |_, _| Vec::new(),
-                    );
-                }
-                ServiceInput::Api(call, reply) => {
-                    let result = self.call(call);
-                    self.after(&result);
-                    let _ = reply.send(result);
-                    self.wake_waiters();
-                }
+                ServiceInput::Call(call, reply) => self.dispatch(call, reply),
                 ServiceInput::Net(event) => {
                     self.net_event(event);
                     // Answering a peer can change the store (admitting a
@@ -219,17 +135,77 @@ impl ServiceLoop {
         }
     }
 
-    /// Makes changes ingested from the network durable (group commit: at
-    /// most one tick's worth can be lost in a crash, and sync fetches it
-    /// again). A failed checkpoint leaves redb refusing every operation:
-    /// the store is opened again, and the journal replays.
-    fn flush(&mut self) {
-        if let Err(e) = self.service.store_mut().flush() {
-            tracing::error!(error = %e, "could not flush the store");
-            if e.needs_reopen() {
-                self.reopen();
+    /// The one place a call is routed: a node call here, any other (which
+    /// needs only the store) through `execute`.
+    fn dispatch(&mut self, call: Call, reply: Responder) {
+        match call {
+            Call::Node(call) => self.node_call(call, reply),
+            call => {
+                let result = self.call(call);
+                self.service.reopen_after(&result);
+                let _ = reply.send(result);
             }
         }
+        self.wake_waiters();
+    }
+
+    /// A call only a running node answers; waits answer later.
+    fn node_call(&mut self, call: NodeCall, reply: Responder) {
+        let answer = match call {
+            NodeCall::GroupJoin {
+                key,
+                wait,
+                timeout_ms,
+            } => {
+                let timeout = Duration::from_millis(timeout_ms);
+                if let Some(begun) = self.joins.begin(&self.service, &key, wait, timeout, reply) {
+                    for addr in begun.dial {
+                        self.command(Command::Dial(addr));
+                    }
+                    self.sync(begun.ask);
+                }
+                return;
+            }
+            NodeCall::WaitFeed {
+                author,
+                seen,
+                timeout_ms,
+            } => {
+                let service = &self.service;
+                return self.waiters.park(
+                    Awaited::Feed { author, seen },
+                    Duration::from_millis(timeout_ms),
+                    reply,
+                    &mut |a, n| newest_posts(service, a, n),
+                );
+            }
+            NodeCall::WaitProbe { nonce, timeout_ms } => {
+                return self.waiters.park(
+                    Awaited::Probe(nonce),
+                    Duration::from_millis(timeout_ms),
+                    reply,
+                    &mut |_, _| Vec::new(),
+                );
+            }
+            NodeCall::Status => self.status().map(Reply::Status),
+            NodeCall::Peers => {
+                let net = self.snapshot();
+                Ok(Reply::Peers(crate::status::peers(
+                    &self.service,
+                    &self.engine,
+                    &net,
+                )))
+            }
+            NodeCall::Nearby { label } => {
+                crate::status::nearby(&self.service, &self.engine, label.as_deref())
+                    .map(Reply::People)
+            }
+            NodeCall::Probe { nonce } => {
+                self.command(Command::Probe(nonce.to_be_bytes().to_vec()));
+                Ok(Reply::Done)
+            }
+        };
+        let _ = reply.send(answer);
     }
 
     /// Takes up what the store's indexes changed: publishes live events,
@@ -330,72 +306,6 @@ impl ServiceLoop {
         });
     }
 
-    /// Starts joining the group of an invite key: dials the addresses it
-    /// carries and has the engine ask every peer to admit this identity.
-    fn join(
-        &mut self,
-        key: &str,
-        wait: bool,
-        timeout: Duration,
-        reply: oneshot::Sender<Result<Reply, ActionError>>,
-    ) {
-        let key = match kith_core::InviteKey::decode(key) {
-            Ok(k) => k,
-            Err(e) => {
-                let _ = reply.send(Err(ActionError::Invalid(e.to_string())));
-                return;
-            }
-        };
-        let me = self.service.identity();
-        if let Ok(view) = self.service.group_show(&key.group)
-            && view.role.is_some()
-        {
-            let _ = reply.send(Ok(Reply::Group(view)));
-            return;
-        }
-        if self.joins.is_joining(&key.group) {
-            let _ = reply.send(Err(ActionError::Invalid(
-                "this node is already joining that group".into(),
-            )));
-            return;
-        }
-        for address in &key.addresses {
-            match Multiaddr::try_from(address.clone()) {
-                Ok(addr) => self.command(Command::Dial(addr)),
-                Err(e) => tracing::warn!(error = %e, "an invite key carries an unreadable address"),
-            }
-        }
-        self.joins.start(key.group, wait, timeout, reply);
-        self.sync(SyncInput::Join {
-            group: key.group,
-            invite: key.public_key(),
-            proof: key.prove(&me),
-        });
-    }
-
-    /// Packs a little of the stored history into compressed blocks each
-    /// tick (a few milliseconds), so the store shrinks without a pause.
-    fn seal(&mut self) {
-        if let Err(e) = self.service.store_mut().seal(SEAL_RUNS_PER_TICK) {
-            tracing::error!(error = %e, "could not seal stored changes");
-        }
-    }
-
-    /// Compacts the store file some seconds after a deletion, so that the
-    /// deleted post's text does not linger in freed pages (see
-    /// `Store::scrub_if_due`). A failure leaves it due for the next tick.
-    fn scrub(&mut self, now: std::time::Instant) {
-        let from = std::time::Instant::now();
-        match self.service.store_mut().scrub_if_due(now) {
-            Ok(true) => tracing::info!(
-                seconds = from.elapsed().as_secs_f32(),
-                "compacted the store after a deletion"
-            ),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "could not compact the store after a deletion"),
-        }
-    }
-
     fn command(&self, cmd: Command) {
         // The network task never blocks on us, so this wait is short.
         if self.net.blocking_send(cmd).is_err() {
@@ -473,19 +383,15 @@ impl ServiceLoop {
                 let reachable = self.invite_addresses();
                 self.service.set_reachable_at(reachable);
             }
-            Event::Connected { peer, address, via } => {
+            Event::Connected { peer } => {
                 let _ = self.events.send(LiveEvent::PeerUp {
                     device: peer,
                     identity: None,
                 });
-                let meta = self.peers.entry(peer).or_default();
-                meta.addresses = vec![address.to_string()];
-                meta.via = format!("{via:?}").to_lowercase();
                 self.sync(SyncInput::PeerConnected { peer });
             }
             Event::Disconnected { peer } => {
                 let _ = self.events.send(LiveEvent::PeerDown { device: peer });
-                self.peers.remove(&peer);
                 self.sync(SyncInput::PeerDisconnected { peer });
             }
             Event::Request { peer, id, request } => {
@@ -547,8 +453,6 @@ impl ServiceLoop {
 
     fn carry_out(&mut self, call: Call) -> Result<Reply, ActionError> {
         Ok(match call {
-            Call::Status => Reply::Status(self.status()?),
-            Call::Peers => Reply::Peers(self.peer_views()),
             Call::AddPeer { address } => {
                 let addr: Multiaddr = address.parse().map_err(|e| {
                     ActionError::Invalid(format!("`{address}` is not a multiaddr: {e}"))
@@ -562,42 +466,6 @@ impl ServiceLoop {
                 if let Some(addr) = crate::remembered::forget(&self.home_peers, &address)? {
                     self.command(Command::Forget(addr));
                 }
-                Reply::Done
-            }
-            Call::People {
-                label,
-                nearby: true,
-            } => {
-                let near: BTreeSet<IdentityId> =
-                    self.engine.peers().filter_map(|(_, id)| id).collect();
-                let mut people = self.service.people(label.as_deref())?;
-                people.retain(|p| near.contains(&p.id));
-                // A peer whose profile has not arrived yet is nearby too,
-                // nameless (unless a label was asked for: it has none).
-                if label.is_none() {
-                    let me = self.service.identity();
-                    let known: BTreeSet<IdentityId> = people.iter().map(|p| p.id).collect();
-                    for id in near
-                        .into_iter()
-                        .filter(|id| *id != me && !known.contains(id))
-                    {
-                        people.push(kith_store::PersonView {
-                            id,
-                            name: None,
-                            bio: None,
-                            following: false,
-                            blocked: false,
-                            muted: false,
-                            labels: Vec::new(),
-                            follows: Vec::new(),
-                            posts: 0,
-                        });
-                    }
-                }
-                Reply::People(people)
-            }
-            Call::Probe { nonce } => {
-                self.command(Command::Probe(nonce.to_be_bytes().to_vec()));
                 Reply::Done
             }
             other => execute(&mut self.service, other)?,
@@ -619,51 +487,24 @@ impl ServiceLoop {
         addrs.into_iter().map(|a| a.to_vec()).collect()
     }
 
-    fn peer_views(&mut self) -> Vec<PeerView> {
-        let identities: BTreeMap<DeviceId, Option<IdentityId>> = self.engine.peers().collect();
-        let me = self.service.identity();
-        self.peers
-            .iter()
-            .map(|(device, meta)| {
-                let identity = identities.get(device).copied().flatten();
-                let name = identity
-                    .and_then(|id| self.service.store().person(&me, &id).ok().flatten())
-                    .and_then(|p| p.name);
-                PeerView {
-                    device: *device,
-                    identity,
-                    name,
-                    addresses: meta.addresses.clone(),
-                    via: meta.via.clone(),
-                }
-            })
-            .collect()
+    /// The network task's view of its connections (the one table of
+    /// them); empty if the task is gone. It never waits on this thread, so
+    /// the wait is short.
+    fn snapshot(&self) -> kith_net::NetSnapshot {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Snapshot(tx));
+        rx.blocking_recv().unwrap_or_default()
     }
 
     fn status(&mut self) -> Result<Status, ActionError> {
-        let me = self.service.whoami()?;
-        Ok(Status {
-            identity: me.identity,
-            device: me.device,
-            name: me.name,
-            listen: self.listen.iter().map(ToString::to_string).collect(),
-            api: self.api.clone(),
-            peers: self.peers.len(),
-            counts: self.service.store().counts()?,
-            syncing: self.engine.is_syncing(),
+        let connected = self.snapshot().peers.len();
+        let node = NodeParts {
+            engine: &self.engine,
+            listen: &self.listen,
+            api: &self.api,
             waiting: self.waiters.len(),
-            sync: self
-                .engine
-                .progress()
-                .filter(|(_, p)| p.expected > 0 || p.docs_left > 0)
-                .map(|(peer, p)| SyncView {
-                    peer,
-                    expected: p.expected,
-                    received: p.received,
-                    docs_left: p.docs_left,
-                })
-                .collect(),
-        })
+        };
+        crate::status::status(&mut self.service, &node, connected)
     }
 }
 
@@ -678,20 +519,4 @@ fn tcp_port(addr: &Multiaddr) -> Option<u16> {
         libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
         _ => None,
     })
-}
-
-/// The remembered peers of a home; unreadable lines are skipped with a warning.
-pub fn remembered_peers(file: &std::path::Path) -> Vec<Multiaddr> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| match l.trim().parse() {
-            Ok(a) => Some(a),
-            Err(e) => {
-                tracing::warn!(line = l, error = %e, "ignoring a bad line in the peers file");
-                None
-            }
-        })
-        .collect()
 }

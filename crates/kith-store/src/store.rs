@@ -648,6 +648,24 @@ impl Store {
         Ok(())
     }
 
+    /// A group commit, as a running node makes one each tick: every earlier
+    /// non-durable commit (ingested changes, which nobody was promised)
+    /// becomes durable. The journal is emptied only once it has grown past
+    /// [`CHECKPOINT_BYTES`], as [`Store::sync_local`] does: until then its
+    /// records are duplicates a replay skips, and keeping them costs no
+    /// write each tick.
+    pub fn group_commit(&mut self) -> Result<(), StoreError> {
+        if self.journal.bytes() > CHECKPOINT_BYTES {
+            return self.flush();
+        }
+        if self.unflushed {
+            let committed = (|| Ok::<_, StoreError>(self.db()?.begin_write()?.commit()?))();
+            self.note(committed)?;
+            self.unflushed = false;
+        }
+        Ok(())
+    }
+
     /// Makes every local change durable: syncs the journal, and checkpoints
     /// once it has grown past [`CHECKPOINT_BYTES`]. What a node calls before
     /// it acknowledges an action of a session (see `begin_session`).

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kith_core::Role;
 use kith_node::groups::{GroupView, InviteView, NewInvite};
-use kith_node::{Call, Reply};
+use kith_node::{Call, NodeCall, Reply};
 
 use super::Context;
 use crate::output;
@@ -226,11 +226,11 @@ fn join(ctx: &Context, a: JoinArgs) -> anyhow::Result<()> {
         if !ctx.json {
             scope.spawn(|| show_progress(ctx, &done));
         }
-        let reply = ctx.call(Call::GroupJoin {
+        let reply = ctx.call(Call::Node(NodeCall::GroupJoin {
             key: a.key,
             wait: !a.no_wait,
             timeout_ms,
-        });
+        }));
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         reply
     })?;
@@ -258,7 +258,7 @@ fn show_progress(ctx: &Context, done: &std::sync::atomic::AtomicBool) {
     while !done.load(std::sync::atomic::Ordering::Relaxed) {
         // Only a running node has progress to show; without one the join
         // fails at once, and the store must not be opened twice.
-        if let Ok(Some(Reply::Status(s))) = ctx.call_running(Call::Status) {
+        if let Ok(Some(Reply::Status(s))) = ctx.call_running(Call::Node(NodeCall::Status)) {
             let (received, expected) = s
                 .sync
                 .iter()

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use kith_node::node::NODE_FILE;
+use kith_node::home::NODE_FILE;
 use kith_node::{Call, Home, Reply, Service};
 
 /// How long a command waits for the store or a node.

@@ -16,7 +16,8 @@ pub mod store;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use kith_node::node::{NODE_FILE, NodeFile, TOKEN_FILE};
+use kith_node::home::{NODE_FILE, TOKEN_FILE};
+use kith_node::node::NodeFile;
 use kith_node::{ActionError, ApiError, Call, Home, HomeSource, Reply};
 
 /// What every command gets: the global flags.

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use kith_node::node::PEERS_FILE;
+use kith_node::home::PEERS_FILE;
 use kith_node::remembered;
-use kith_node::{Call, PeerView, Reply};
+use kith_node::{Call, NodeCall, PeerView, Reply};
 
 use super::Context;
 use crate::output;
@@ -33,7 +33,7 @@ pub struct SyncArgs {
 }
 
 pub fn peers(ctx: &Context) -> anyhow::Result<()> {
-    let Reply::Peers(peers) = ctx.call(Call::Peers)? else {
+    let Reply::Peers(peers) = ctx.call(Call::Node(NodeCall::Peers))? else {
         return Err(output::unexpected());
     };
     if ctx.json {
@@ -101,7 +101,7 @@ fn add(ctx: &Context, address: &str) -> anyhow::Result<()> {
 fn list(ctx: &Context) -> anyhow::Result<()> {
     let home = ctx.home()?;
     let addresses = remembered::list(&home.path(PEERS_FILE))?;
-    let connected = match ctx.call_running(Call::Peers)? {
+    let connected = match ctx.call_running(Call::Node(NodeCall::Peers))? {
         Some(Reply::Peers(peers)) => Some(peers),
         Some(_) => return Err(output::unexpected()),
         None => None,
@@ -170,7 +170,7 @@ fn peers_file(ctx: &Context) -> anyhow::Result<std::path::PathBuf> {
 }
 
 pub fn status(ctx: &Context) -> anyhow::Result<()> {
-    let Reply::Status(s) = ctx.call(Call::Status)? else {
+    let Reply::Status(s) = ctx.call(Call::Node(NodeCall::Status))? else {
         return Err(output::unexpected());
     };
     if ctx.json {
@@ -224,7 +224,7 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> anyhow::Result<()> {
         bar
     });
     loop {
-        let Reply::Status(s) = ctx.call(Call::Status)? else {
+        let Reply::Status(s) = ctx.call(Call::Node(NodeCall::Status))? else {
             return Err(output::unexpected());
         };
         let (got, want): (u64, u64) = s

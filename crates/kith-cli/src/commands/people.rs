@@ -2,7 +2,7 @@
 //! `people`.
 
 use kith_core::IdentityId;
-use kith_node::{Call, Reply};
+use kith_node::{Call, NodeCall, Reply};
 
 use super::Context;
 use crate::output;
@@ -108,11 +108,12 @@ pub fn label(ctx: &Context, a: LabelArgs) -> anyhow::Result<()> {
 }
 
 pub fn people(ctx: &Context, a: PeopleArgs) -> anyhow::Result<()> {
-    let Reply::People(people) = ctx.call(Call::People {
-        label: a.label,
-        nearby: a.nearby,
-    })?
-    else {
+    let call = if a.nearby {
+        Call::Node(NodeCall::Nearby { label: a.label })
+    } else {
+        Call::People { label: a.label }
+    };
+    let Reply::People(people) = ctx.call(call)? else {
         return Err(output::unexpected());
     };
     if ctx.json {

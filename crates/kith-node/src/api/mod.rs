@@ -28,12 +28,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::RequestBodyDeadlineLayer;
 
 use crate::call::{Call, Reply};
-use crate::runtime::ServiceInput;
+use crate::handle::{CallError, ServiceHandle};
 use crate::service::ActionError;
 
 /// An error as the API reports it.
@@ -86,7 +86,7 @@ impl IntoResponse for ApiError {
 pub(crate) struct AppState {
     token: String,
     hosts: [String; 2],
-    service: mpsc::Sender<ServiceInput>,
+    service: ServiceHandle,
     events: tokio::sync::broadcast::Sender<crate::events::LiveEvent>,
     logins: Logins,
     /// Set when the node stops: event streams end.
@@ -97,7 +97,7 @@ pub(crate) struct AppState {
 #[derive(Debug)]
 pub struct ApiParts {
     pub token: String,
-    pub service: mpsc::Sender<ServiceInput>,
+    pub service: ServiceHandle,
     pub events: tokio::sync::broadcast::Sender<crate::events::LiveEvent>,
     pub logins: Logins,
 }
@@ -341,15 +341,11 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn run(state: &AppState, call: Call) -> Result<Reply, ApiError> {
-    let (tx, rx) = oneshot::channel();
-    state
-        .service
-        .try_send(ServiceInput::Api(call, tx))
-        .map_err(|_| ApiError::new("busy", "the node is busy; try again"))?;
-    let reply = rx
-        .await
-        .map_err(|_| ApiError::new("stopped", "the node is stopping"))?;
-    Ok(reply?)
+    state.service.call(call).await.map_err(|e| match e {
+        CallError::Busy => ApiError::new("busy", e.to_string()),
+        CallError::Stopped => ApiError::new("stopped", e.to_string()),
+        CallError::Action(e) => e.into(),
+    })
 }
 
 async fn call(
@@ -369,8 +365,13 @@ mod tests {
     /// The router with token `t` for host `h:1`, and no service thread:
     /// handlers that get as far as running a call answer "busy".
     fn app_without_service() -> Router {
-        let (service, rx) = mpsc::channel(1);
-        drop(rx);
+        // A queue that is full and that nobody reads.
+        let (inputs, rx) = tokio::sync::mpsc::channel(1);
+        inputs
+            .try_send(crate::runtime::ServiceInput::Tick)
+            .expect("room for one");
+        std::mem::forget(rx);
+        let service = ServiceHandle::new(inputs);
         let (events, _) = tokio::sync::broadcast::channel(1);
         router(AppState {
             token: "t".into(),

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, run};
-use crate::call::{Call, Reply};
+use crate::call::{Call, NodeCall, Reply};
 
 /// Most posts one feed page holds.
 pub const MAX_PAGE: usize = 200;
@@ -100,7 +100,7 @@ fn created(reply: Reply) -> ApiResult {
 }
 
 pub async fn status(State(s): State<AppState>) -> ApiResult {
-    ok(run(&s, Call::Status).await?)
+    ok(run(&s, Call::Node(NodeCall::Status)).await?)
 }
 
 pub async fn whoami(State(s): State<AppState>) -> ApiResult {
@@ -270,14 +270,12 @@ pub async fn people(
     q: Result<Query<PeopleQuery>, QueryRejection>,
 ) -> ApiResult {
     let q = query(q)?;
-    ok(run(
-        &s,
-        Call::People {
-            label: q.label,
-            nearby: q.nearby,
-        },
-    )
-    .await?)
+    let call = if q.nearby {
+        Call::Node(NodeCall::Nearby { label: q.label })
+    } else {
+        Call::People { label: q.label }
+    };
+    ok(run(&s, call).await?)
 }
 
 pub async fn person(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
@@ -527,16 +525,16 @@ pub async fn join(
     b: Result<Json<JoinBody>, JsonRejection>,
 ) -> ApiResult {
     let b = body(b)?;
-    let call = Call::GroupJoin {
+    let call = Call::Node(NodeCall::GroupJoin {
         key: b.key,
         wait: !b.no_wait,
         timeout_ms: 60_000,
-    };
+    });
     ok(run(&s, call).await?)
 }
 
 pub async fn peers(State(s): State<AppState>) -> ApiResult {
-    ok(run(&s, Call::Peers).await?)
+    ok(run(&s, Call::Node(NodeCall::Peers)).await?)
 }
 
 #[derive(Debug, Deserialize)]
