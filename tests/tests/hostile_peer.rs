@@ -18,7 +18,7 @@ use automerge::{AutoCommit, ObjType};
 use kith_core::gossip::{GossipChange, PUBLIC_TOPIC, Verdict};
 use kith_core::schema::feed;
 use kith_core::signed::MAX_CHANGE_BYTES;
-use kith_core::sync::{Request, Response};
+use kith_core::sync::{Refusal, Request, Response};
 use kith_core::{
     DeviceCert, DeviceId, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId, VerifyError,
 };
@@ -244,8 +244,10 @@ async fn answer(
                 let response = match request {
                     Request::Hello => Response::Hello(cert.clone()),
                     Request::Versions { .. } => Response::Versions(Vec::new()),
-                    Request::Changes { .. } => Response::Refused("no such document".into()),
-                    Request::Join { .. } => Response::Refused("not a member".into()),
+                    Request::Changes { .. } => {
+                        Response::Refused(Refusal::other("no such document"))
+                    }
+                    Request::Join { .. } => Response::Refused(Refusal::other("not a member")),
                 };
                 Command::Respond { id, response }
             }

@@ -22,6 +22,7 @@ pub struct Archive {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ArchiveError {
     #[error("not a kith archive (it does not start with KITHARC1)")]
     Magic,

@@ -33,6 +33,7 @@ pub fn hash(bytes: &[u8]) -> BodyHash {
 
 /// Why bytes are not a body.
 #[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BodyError {
     #[error("a body is {SALT_LEN} bytes of salt then text; this one is {0} bytes")]
     TooShort(usize),

@@ -26,6 +26,7 @@ pub struct DeviceCert {
 
 /// Why a certificate was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CertError {
     #[error("device certificate is not valid protobuf")]
     Decode,

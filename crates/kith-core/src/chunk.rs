@@ -44,6 +44,7 @@ pub struct ChangeHeader {
 
 /// Why bytes are not an acceptable change chunk.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChunkError {
     #[error("change is truncated")]
     Truncated,

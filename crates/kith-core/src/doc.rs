@@ -90,6 +90,7 @@ pub struct DocId {
 
 /// Why 69 bytes are not a document id.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DocIdError {
     #[error("document id is {0} bytes, expected {DOC_ID_LEN}")]
     Length(usize),

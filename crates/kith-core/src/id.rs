@@ -16,6 +16,7 @@ const DID_KEY_PREFIX: &str = "did:key:z";
 
 /// Why a printed id could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseIdError {
     #[error("`{0}` is not a kith id: expected `did:key:z6Mk…`")]
     NotDidKey(String),

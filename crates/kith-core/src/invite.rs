@@ -58,6 +58,7 @@ impl std::fmt::Debug for InviteKey {
 
 /// Why a string is not a usable invite key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InviteError {
     #[error("this is not a kith invite key (it should start with `{INVITE_PREFIX}`)")]
     NotAnInvite,

@@ -51,6 +51,7 @@ impl std::fmt::Debug for SignedChange {
 
 /// Why a signed change was refused. Each variant names one check.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VerifyError {
     #[error("signed change is not valid protobuf")]
     Decode,

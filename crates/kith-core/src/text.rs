@@ -19,6 +19,7 @@
 
 /// Why a name was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
     #[error("a name needs visible characters")]
     NoVisibleText,

@@ -58,6 +58,7 @@ impl std::fmt::Debug for Behaviour {
 
 /// Why the swarm could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     #[error("transport: {0}")]
     Transport(String),

@@ -131,13 +131,12 @@ impl Service {
             .collect();
         match matches.as_slice() {
             [one] => Ok(*one),
-            [] => Err(ActionError::Invalid(format!(
-                "no group of yours is called or has the id `{reference}` (see `kith group list`)"
-            ))),
-            _ => Err(ActionError::Invalid(format!(
-                "{} of your groups are called `{reference}`: use the group's id",
-                matches.len()
-            ))),
+            [] => Err(ActionError::UnknownGroup(reference.to_owned())),
+            _ => Err(ActionError::Ambiguous {
+                among: format!("{} of your groups", matches.len()),
+                name: reference.to_owned(),
+                instead: "the group's id",
+            }),
         }
     }
 
@@ -146,12 +145,12 @@ impl Service {
         let state = self
             .store()
             .group(group)?
-            .ok_or_else(|| ActionError::Invalid(format!("this node knows no group {group}")))?;
+            .ok_or_else(|| ActionError::UnknownGroup(group.to_string()))?;
         if !state.is_member(&self.identity()) {
-            return Err(ActionError::Invalid(format!(
-                "you are not a member of group {} ({group})",
-                state.name
-            )));
+            return Err(ActionError::NotMember {
+                name: Some(state.name.clone()),
+                id: *group,
+            });
         }
         Ok(state)
     }
@@ -159,10 +158,7 @@ impl Service {
     fn my_admin_group(&self, group: &SpaceId) -> Result<std::sync::Arc<GroupState>, ActionError> {
         let state = self.my_group(group)?;
         if !state.is_admin(&self.identity()) {
-            return Err(ActionError::Invalid(format!(
-                "only admins of {} can do that; you are a member",
-                state.name
-            )));
+            return Err(ActionError::NotAdmin(state.name.clone()));
         }
         Ok(state)
     }
@@ -202,10 +198,11 @@ impl Service {
                 "no member of {} is called `{reference}`",
                 state.name
             ))),
-            _ => Err(ActionError::Invalid(format!(
-                "several members of {} are called `{reference}`: use their id",
-                state.name
-            ))),
+            _ => Err(ActionError::Ambiguous {
+                among: format!("members of {}", state.name),
+                name: reference.to_owned(),
+                instead: "their id",
+            }),
         }
     }
 
@@ -253,7 +250,7 @@ impl Service {
         let state = self
             .store()
             .group(group)?
-            .ok_or_else(|| ActionError::Invalid(format!("this node knows no group {group}")))?;
+            .ok_or_else(|| ActionError::UnknownGroup(group.to_string()))?;
         let now = now_ms();
         let members = state
             .members

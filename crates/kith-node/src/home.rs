@@ -39,6 +39,7 @@ pub enum HomeSource {
 
 /// Problems with the home directory, each with what to do about it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HomeError {
     #[error(
         "no home directory: pass --home DIR or set KITH_HOME (the platform data directory is unknown)"

@@ -7,8 +7,7 @@
 use std::time::{Duration, Instant};
 
 use kith_core::SpaceId;
-use kith_core::group::JoinRefusal;
-use kith_core::sync::{Input as SyncInput, MAX_JOINING};
+use kith_core::sync::{Input as SyncInput, MAX_JOINING, Refusal};
 use kith_net::Multiaddr;
 use tokio::sync::oneshot;
 
@@ -124,11 +123,7 @@ impl Joins {
     /// differently (it is no member, or has not heard of the invite yet)
     /// leaves the wait to others; any other ends it: every member would say
     /// the same of this invite.
-    pub fn answer(&mut self, group: SpaceId, peer: &str, answer: Result<(), String>) {
-        let maybe_elsewhere = [
-            JoinRefusal::UnknownGroup.to_string(),
-            JoinRefusal::UnknownInvite.to_string(),
-        ];
+    pub fn answer(&mut self, group: SpaceId, peer: &str, answer: Result<(), Refusal>) {
         let mut still = Vec::with_capacity(self.pending.len());
         for mut p in std::mem::take(&mut self.pending) {
             if p.group != group {
@@ -140,14 +135,12 @@ impl Joins {
                     p.admitted = true;
                     still.push(p);
                 }
-                Err(why) if maybe_elsewhere.contains(why) || p.admitted => {
+                Err(why) if why.may_differ_elsewhere() || p.admitted => {
                     p.refusals.push(format!("{peer}: {why}"));
                     still.push(p);
                 }
                 Err(why) => {
-                    let _ = p
-                        .reply
-                        .send(Err(ActionError::Invalid(format!("not admitted: {why}"))));
+                    let _ = p.reply.send(Err(ActionError::NotAdmitted(why.to_string())));
                 }
             }
         }
@@ -180,17 +173,21 @@ impl Joins {
         self.pending = still;
         let mut groups = Vec::new();
         for p in late {
-            let why = if p.admitted {
-                "admitted, but the group's history has not all arrived yet; the node keeps syncing"
-                    .to_owned()
+            let error = if p.admitted {
+                ActionError::Invalid(
+                    "admitted, but the group's history has not all arrived yet; the node keeps syncing"
+                        .to_owned(),
+                )
             } else if p.refusals.is_empty() {
-                "no member of the group could be reached: is one online on this network, \
-                 or at the addresses in the key?"
-                    .to_owned()
+                ActionError::Invalid(
+                    "no member of the group could be reached: is one online on this network, \
+                     or at the addresses in the key?"
+                        .to_owned(),
+                )
             } else {
-                format!("not admitted: {}", p.refusals.join("; "))
+                ActionError::NotAdmitted(p.refusals.join("; "))
             };
-            let _ = p.reply.send(Err(ActionError::Invalid(why)));
+            let _ = p.reply.send(Err(error));
             groups.push(p.group);
         }
         groups

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use std::sync::Arc;
 
-use kith_core::sync::{ChangeBatch, Ingested, Refused, Replica, ReplicaError, VersionVector};
+use kith_core::sync::{
+    ChangeBatch, Ingested, Refusal, Refused, Replica, ReplicaError, VersionVector,
+};
 use kith_core::{
     DeviceCert, DeviceId, DeviceKey, DocId, GroupState, IdentityId, SignedChange, SpaceId,
 };
@@ -78,8 +80,8 @@ impl Replica for Service {
         proof: &[u8; 64],
         joiner: IdentityId,
         device: DeviceId,
-    ) -> Result<(), String> {
-        Service::admit(self, group, invite, proof, joiner, device).map_err(|e| e.to_string())
+    ) -> Result<(), Refusal> {
+        Service::admit(self, group, invite, proof, joiner, device).map_err(Refusal::Join)
     }
 
     fn version(&self, doc: &DocId) -> Result<VersionVector, ReplicaError> {

@@ -27,6 +27,7 @@ pub const EXPORTS_DIR: &str = "exports";
 
 /// Why an action failed. Nothing of a failed action is stored.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ActionError {
     #[error(transparent)]
     Home(#[from] HomeError),
@@ -36,6 +37,31 @@ pub enum ActionError {
     Store(#[from] kith_store::StoreError),
     #[error("{0}")]
     Invalid(String),
+    /// No group of this identity's is called so or has this id.
+    #[error(
+        "this node knows no group of yours called or with the id `{0}` (see `kith group list`)"
+    )]
+    UnknownGroup(String),
+    /// This identity is not a member of the group (`None`: the group's
+    /// name is not known here).
+    #[error("you are not a member of group {}{id}", name.as_ref().map(|n| format!("{n} ")).unwrap_or_default())]
+    NotMember { name: Option<String>, id: SpaceId },
+    /// Only the group's admins may do that.
+    #[error("only admins of {0} can do that; you are a member")]
+    NotAdmin(String),
+    /// A name several things answer to.
+    #[error("several {among} are called `{name}`: use {instead}")]
+    Ambiguous {
+        among: String,
+        name: String,
+        instead: &'static str,
+    },
+    /// The post is deleted: it takes no reply, reaction or edit.
+    #[error("post {0} is deleted")]
+    DeletedPost(PostId),
+    /// No member admitted this identity to the group.
+    #[error("not admitted: {0}")]
+    NotAdmitted(String),
     #[error("no post {0} in this store")]
     UnknownPost(PostId),
     #[error("no person {0} is known to this store")]
@@ -73,6 +99,12 @@ impl ActionError {
             ActionError::Home(_) | ActionError::Open(_) => "home",
             ActionError::Store(_) => "store",
             ActionError::Invalid(_) => "invalid",
+            ActionError::UnknownGroup(_) => "unknown_group",
+            ActionError::NotMember { .. } => "not_member",
+            ActionError::NotAdmin(_) => "not_admin",
+            ActionError::Ambiguous { .. } => "ambiguous",
+            ActionError::DeletedPost(_) => "deleted_post",
+            ActionError::NotAdmitted(_) => "not_admitted",
             ActionError::UnknownPost(_) => "unknown_post",
             ActionError::UnknownPerson(_) => "unknown_person",
             ActionError::NotYours(_) => "not_yours",
@@ -90,8 +122,10 @@ impl From<CommitError> for ActionError {
     fn from(e: CommitError) -> Self {
         match e {
             CommitError::Invalid(msg) => ActionError::Invalid(msg),
+            CommitError::NotMember(id) => ActionError::NotMember { name: None, id },
             CommitError::Store(e) => ActionError::Store(e),
             CommitError::Sign(e) => ActionError::Invalid(format!("could not sign: {e}")),
+            e => ActionError::Invalid(e.to_string()),
         }
     }
 }
@@ -229,11 +263,7 @@ impl Service {
         if let Some(parent) = reply_to {
             match self.store.post(&parent)? {
                 None => return Err(ActionError::UnknownPost(parent)),
-                Some(p) if p.deleted => {
-                    return Err(ActionError::Invalid(format!(
-                        "post {parent} is deleted; it takes no replies"
-                    )));
-                }
+                Some(p) if p.deleted => return Err(ActionError::DeletedPost(parent)),
                 Some(_) => {}
             }
             let (parent_doc, _, _) = self
@@ -282,7 +312,7 @@ impl Service {
         feed::check_reaction(emoji).map_err(|e| ActionError::Invalid(e.to_string()))?;
         let post = self.store.post(id)?.ok_or(ActionError::UnknownPost(*id))?;
         if post.deleted {
-            return Err(ActionError::Invalid(format!("post {id} is deleted")));
+            return Err(ActionError::DeletedPost(*id));
         }
         if self
             .store

@@ -6,7 +6,7 @@ use kith_core::group::JoinRefusal;
 use kith_core::sync::Replica;
 use kith_core::{InviteKey, Role};
 use kith_node::home::{Home, HomeSource};
-use kith_node::service::Service;
+use kith_node::service::{ActionError, Service};
 
 struct Person {
     _dir: tempfile::TempDir,
@@ -66,6 +66,31 @@ fn ask(alice: &mut Person, who: &Person, key: &InviteKey) -> Result<(), JoinRefu
         me,
         who.service.keys().device.id(),
     )
+}
+
+/// A member who is no admin may not invite, nor remove anyone.
+#[test]
+fn a_member_is_refused_admin_acts_as_not_an_admin() {
+    let (mut alice, mut bob) = (person(), person());
+    let g = alice.service.group_create("climbing", "").unwrap().id;
+    let key = invite(&mut alice, &g, 3_600_000, 1);
+    assert_eq!(ask(&mut alice, &bob, &key), Ok(()));
+    sync_group(&alice, &mut bob, &g);
+    assert!(bob.service.group_show(&g).unwrap().role.is_some());
+    let e = bob
+        .service
+        .group_invite(&g, 3_600_000, 1, Role::Member)
+        .unwrap_err();
+    assert!(
+        matches!(e, ActionError::NotAdmin(ref name) if name == "climbing"),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), "not_admin");
+    let e = bob
+        .service
+        .group_remove(&g, &alice.service.identity().to_string())
+        .unwrap_err();
+    assert!(matches!(e, ActionError::NotAdmin(_)), "{e:?}");
 }
 
 #[test]

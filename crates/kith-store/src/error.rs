@@ -4,6 +4,7 @@ use kith_core::VerifyError;
 
 /// Opening the store failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     #[error("the store {path} is in use by another kith process (a running `kith node`?)")]
     InUse { path: String },
@@ -175,10 +176,14 @@ via_redb_error!(
 
 /// A local action (post, edit, follow …) was not recorded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommitError {
     /// The action itself was invalid (empty post, unknown post, …).
     #[error("{0}")]
     Invalid(String),
+    /// A post into a group whose member the author is not.
+    #[error("you are not a member of this group")]
+    NotMember(kith_core::SpaceId),
     #[error("could not sign the change: {0}")]
     Sign(#[from] VerifyError),
     #[error(transparent)]
@@ -203,6 +208,7 @@ commit_via_store_error!(
 
 /// Why one incoming change was not applied.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IngestError {
     #[error(transparent)]
     Verify(#[from] VerifyError),
@@ -260,6 +266,7 @@ import_via_store_error!(
 
 /// `kith import` refused an archive; nothing of it was applied.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ImportError {
     #[error("{0}")]
     Archive(#[from] kith_core::archive::ArchiveError),

@@ -491,9 +491,7 @@ impl Store {
                     .group_in(&mut w, &doc_id.space)?
                     .is_some_and(|g| g.is_member(&signer.author));
                 if !member {
-                    return Err(CommitError::Invalid(
-                        "you are not a member of this group".into(),
-                    ));
+                    return Err(CommitError::NotMember(doc_id.space));
                 }
             }
             let doc_no = w.intern_doc(&doc_id)?;

@@ -1,7 +1,8 @@
 //! Every request and response of `/kith/sync/1` (`proto/README.md` section
 //! 13) and every kind of message on a gossip topic (sections 12 and 16).
 
-use kith_core::sync::{ChangeBatch, Request, Response, VersionVector};
+use kith_core::group::JoinRefusal;
+use kith_core::sync::{ChangeBatch, Refusal, Request, Response, VersionVector};
 use kith_core::{DocId, SignedChange};
 
 use crate::groups::{self, Built};
@@ -9,7 +10,8 @@ use crate::{Base, person, profile};
 
 /// What kith asks for in one changes request: 2 MiB.
 pub const MAX_BYTES: u32 = 2 * 1024 * 1024;
-pub const REFUSAL: &str = "the invite has expired";
+/// A join refusal, by its code (`REFUSAL_EXPIRED`) with its reason.
+pub const REFUSAL: JoinRefusal = JoinRefusal::Expired;
 /// The 8-byte big-endian nonce of a probe message (kith's benchmarks).
 pub const PROBE_NONCE: u64 = 1;
 
@@ -78,7 +80,7 @@ pub fn sync(
             certificates: vec![base.cert.clone()],
             more: false,
         }),
-        Response::Refused(REFUSAL.into()),
+        Response::Refused(Refusal::Join(REFUSAL)),
         Response::Joined,
     ]
     .map(|r| hex::encode(r.encode()));

@@ -101,6 +101,7 @@ pub enum Record {
 
 /// Why a root key and value are not a control record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
     #[error("`{0}` is not a control record key")]
     UnknownKey(String),

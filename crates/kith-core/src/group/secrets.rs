@@ -40,6 +40,7 @@ impl std::fmt::Debug for EpochKey {
 
 /// Why a group gossip message could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     #[error("not a group gossip message")]
     Garbage,

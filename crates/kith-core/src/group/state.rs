@@ -90,6 +90,7 @@ pub struct KeySeals {
 
 /// Why a join cannot be admitted, as the joiner is told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum JoinRefusal {
     #[error("this node does not know the group (it is not a member)")]
     UnknownGroup,
@@ -271,6 +272,7 @@ impl GroupState {
 
 /// Why a control change may not be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriteRefusal {
     #[error("the group's earlier changes it depends on have not arrived")]
     MissingHistory,

@@ -34,6 +34,7 @@ pub const MAX_REACTION_BYTES: usize = 32;
 
 /// Why a feed edit was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FeedError {
     #[error("a post needs visible text: this one is empty or only spaces and invisible characters")]
     NoVisibleText,

@@ -21,6 +21,7 @@ pub const MUTE_PREFIX: &str = "m/";
 pub const MAX_LABEL_CHARS: usize = 32;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LabelError {
     #[error("label `{0}` must be 1 to {MAX_LABEL_CHARS} characters: letters, digits, `-` or `_`")]
     BadLabel(String),

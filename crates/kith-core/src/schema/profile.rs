@@ -25,6 +25,7 @@ pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_BIO_CHARS: usize = 1_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProfileError {
     #[error(transparent)]
     BadName(#[from] NameError),

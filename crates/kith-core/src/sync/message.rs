@@ -3,7 +3,7 @@
 
 use prost::Message;
 
-use super::{ChangeBatch, VersionVector};
+use super::{ChangeBatch, Refusal, VersionVector};
 use crate::doc::DocId;
 use crate::{DeviceCert, IdentityId, SignedChange, SpaceId, proto};
 
@@ -53,12 +53,13 @@ pub enum Response {
     Hello(DeviceCert),
     Versions(Vec<(DocId, VersionVector)>),
     Changes(ChangeBatch),
-    Refused(String),
+    Refused(Refusal),
     Joined,
 }
 
 /// Why bytes from a peer are not a sync message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     #[error("message is {0} bytes, over the limit")]
     TooLarge(usize),
@@ -223,7 +224,7 @@ impl Response {
                     .collect(),
                 more: batch.more,
             }),
-            Response::Refused(reason) => R::Refused(reason.clone()),
+            Response::Refused(refusal) => refusal.to_proto(),
             Response::Joined => R::Joined(proto::Joined {}),
         };
         proto::SyncResponse { response: Some(r) }.encode_to_vec()
@@ -271,7 +272,8 @@ impl Response {
                     .collect::<Result<_, _>>()?,
                 more: c.more,
             }),
-            R::Refused(reason) => Response::Refused(reason.chars().take(200).collect()),
+            R::Refused(reason) => Response::Refused(Refusal::other(&reason)),
+            R::Refusal(r) => Response::Refused(Refusal::from_proto(r)),
             R::Joined(_) => Response::Joined,
         })
     }
@@ -317,7 +319,9 @@ mod tests {
                 certificates: vec![cert],
                 more: true,
             }),
-            Response::Refused("no".into()),
+            Response::Refused(Refusal::other("no")),
+            Response::Refused(Refusal::Unidentified),
+            Response::Refused(Refusal::Join(crate::group::JoinRefusal::Expired)),
             Response::Joined,
         ] {
             assert_eq!(Response::decode(&r.encode()).unwrap(), r);

@@ -12,6 +12,7 @@
 
 mod engine;
 mod message;
+mod refusal;
 mod replica;
 
 /// Size limits of sync messages.
@@ -24,10 +25,10 @@ pub mod message_limits {
 use std::collections::BTreeMap;
 
 pub use engine::{
-    Engine, EngineConfig, Input, JOIN_RETRY_MS, MAX_JOINING, MessageRef, Output, PeerProgress,
-    Sent, UNIDENTIFIED,
+    Engine, EngineConfig, Input, JOIN_RETRY_MS, MAX_JOINING, MessageRef, Output, PeerProgress, Sent,
 };
 pub use message::{DecodeError, Request, Response};
+pub use refusal::{MAX_REASON_CHARS, Refusal};
 pub use replica::{Ingested, Refused, Replica, ReplicaError};
 
 use crate::{DeviceCert, SignedChange};

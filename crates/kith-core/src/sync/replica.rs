@@ -49,7 +49,7 @@ pub trait Replica {
         proof: &[u8; 64],
         joiner: IdentityId,
         device: DeviceId,
-    ) -> Result<(), String>;
+    ) -> Result<(), super::Refusal>;
     /// This replica's version vector of `doc`.
     fn version(&self, doc: &DocId) -> Result<VersionVector, ReplicaError>;
     /// The changes of `doc` beyond `have` that `asker` may receive.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::sync::{ChangeBatch, Ingested, Refused, Replica, ReplicaError, VersionVector};
+use crate::sync::{ChangeBatch, Ingested, Refusal, Refused, Replica, ReplicaError, VersionVector};
 use crate::{
     DeviceCert, DeviceId, DeviceKey, DeviceKeys, DocId, DocKind, GroupState, IdentityId,
     SignedChange, SpaceId, verify_batch_parallel,
@@ -182,8 +182,8 @@ impl Replica for MemoryReplica {
         _proof: &[u8; 64],
         _joiner: IdentityId,
         _device: DeviceId,
-    ) -> Result<(), String> {
-        Err("this replica holds no invites".into())
+    ) -> Result<(), Refusal> {
+        Err(Refusal::Join(crate::group::JoinRefusal::UnknownGroup))
     }
 
     fn version(&self, doc: &DocId) -> Result<VersionVector, ReplicaError> {

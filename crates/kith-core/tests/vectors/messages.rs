@@ -3,7 +3,8 @@
 //! ways: decoded by kith into the values they stand for, and encoded
 //! again both by kith and field by field with the protobuf types.
 
-use kith_core::sync::{ChangeBatch, Request, Response, VersionVector};
+use kith_core::group::JoinRefusal;
+use kith_core::sync::{ChangeBatch, Refusal, Request, Response, VersionVector};
 use kith_core::{DeviceCert, DocId, IdentityId, IdentityKey, SignedChange, SpaceId, proto};
 use prost::Message;
 
@@ -207,8 +208,11 @@ fn every_sync_response_encodes_as_specified() {
     assert!(starts.is_sorted(), "sorted by start_op: {starts:?}");
     check_response(
         &s.refused_response,
-        Response::Refused("the invite has expired".into()),
-        Resp::Refused("the invite has expired".into()),
+        Response::Refused(Refusal::Join(JoinRefusal::Expired)),
+        Resp::Refusal(proto::Refusal {
+            code: proto::RefusalCode::RefusalExpired as i32,
+            reason: "the invite has expired".into(),
+        }),
     );
     check_response(
         &s.joined_response,

@@ -43,42 +43,70 @@ pub struct ApiError {
     pub code: String,
     /// For people.
     pub message: String,
+    /// The HTTP status it is sent with: from the error's type.
+    #[serde(skip, default = "internal")]
+    status: StatusCode,
+}
+
+fn internal() -> StatusCode {
+    StatusCode::INTERNAL_SERVER_ERROR
 }
 
 impl ApiError {
+    /// An error of the API itself (a request it cannot serve), by code.
     pub(crate) fn new(code: &str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-
-    fn status(&self) -> StatusCode {
-        match self.code.as_str() {
+        let status = match code {
             "unauthorized" => StatusCode::UNAUTHORIZED,
             "forbidden_host" => StatusCode::FORBIDDEN,
             "not_found" => StatusCode::NOT_FOUND,
-            "invalid" | "archive_too_large" | "import_refused" | "file" => StatusCode::BAD_REQUEST,
+            "invalid" => StatusCode::BAD_REQUEST,
             "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
             "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
-            "unknown_post" | "unknown_person" => StatusCode::NOT_FOUND,
-            "not_yours" => StatusCode::FORBIDDEN,
             "busy" => StatusCode::SERVICE_UNAVAILABLE,
-            "disk_full" => StatusCode::INSUFFICIENT_STORAGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            code: code.into(),
+            message: message.into(),
+            status,
         }
+    }
+}
+
+/// The HTTP status of an action's failure.
+fn action_status(e: &ActionError) -> StatusCode {
+    match e {
+        ActionError::Invalid(_)
+        | ActionError::ArchiveTooLarge { .. }
+        | ActionError::Import(_)
+        | ActionError::File { .. }
+        | ActionError::Ambiguous { .. } => StatusCode::BAD_REQUEST,
+        ActionError::UnknownPost(_)
+        | ActionError::UnknownPerson(_)
+        | ActionError::UnknownGroup(_) => StatusCode::NOT_FOUND,
+        ActionError::NotYours(_) | ActionError::NotMember { .. } | ActionError::NotAdmin(_) => {
+            StatusCode::FORBIDDEN
+        }
+        ActionError::DeletedPost(_) => StatusCode::GONE,
+        ActionError::NotAdmitted(_) => StatusCode::CONFLICT,
+        _ if e.code() == "disk_full" => StatusCode::INSUFFICIENT_STORAGE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl From<ActionError> for ApiError {
     fn from(e: ActionError) -> Self {
-        ApiError::new(e.code(), e.to_string())
+        ApiError {
+            code: e.code().into(),
+            message: e.to_string(),
+            status: action_status(&e),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(self)).into_response()
+        (self.status, Json(self)).into_response()
     }
 }
 
@@ -426,6 +454,44 @@ mod tests {
                 assert_eq!(err.code, "too_large");
             }
         });
+    }
+
+    #[test]
+    fn an_actions_http_status_comes_from_its_type() {
+        let post = kith_core::PostId([1; 16]);
+        let group = kith_core::SpaceId([2; 32]);
+        let cases = [
+            (ActionError::Invalid("no".into()), 400),
+            (ActionError::UnknownGroup("ops".into()), 404),
+            (ActionError::UnknownPost(post), 404),
+            (
+                ActionError::Ambiguous {
+                    among: "your groups".into(),
+                    name: "ops".into(),
+                    instead: "the group's id",
+                },
+                400,
+            ),
+            (
+                ActionError::NotMember {
+                    name: None,
+                    id: group,
+                },
+                403,
+            ),
+            (ActionError::NotAdmin("ops".into()), 403),
+            (ActionError::NotYours(post), 403),
+            (ActionError::DeletedPost(post), 410),
+            (
+                ActionError::NotAdmitted("the invite has expired".into()),
+                409,
+            ),
+            (ActionError::NodeOnly, 500),
+        ];
+        for (error, status) in cases {
+            let what = format!("{error:?}");
+            assert_eq!(ApiError::from(error).status.as_u16(), status, "{what}");
+        }
     }
 
     #[test]

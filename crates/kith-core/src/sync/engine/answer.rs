@@ -1,9 +1,8 @@
 //! Answering a peer's requests from the replica.
 
 use super::Engine;
-use super::join::UNIDENTIFIED;
 use crate::DeviceId;
-use crate::sync::{Replica, Request, Response};
+use crate::sync::{Refusal, Replica, Request, Response};
 
 impl Engine {
     /// Answers a peer's request from the replica.
@@ -22,7 +21,7 @@ impl Engine {
                 proof,
             } => {
                 let Some(joiner) = asker else {
-                    return Response::Refused(UNIDENTIFIED.into());
+                    return Response::Refused(Refusal::Unidentified);
                 };
                 return match replica.admit(&group, &invite, &proof, joiner, peer) {
                     Ok(()) => Response::Joined,
@@ -54,6 +53,6 @@ impl Engine {
                     .map(Response::Changes)
             }
         };
-        result.unwrap_or_else(|e| Response::Refused(e.0))
+        result.unwrap_or_else(|e| Response::Refused(Refusal::other(&e.0)))
     }
 }

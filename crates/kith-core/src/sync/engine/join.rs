@@ -6,16 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::peer::Asked;
 use super::{Engine, Output, Sent};
-use crate::sync::{Request, Response};
+use crate::sync::{Refusal, Request, Response};
 use crate::{DeviceId, SpaceId};
 
 /// Most groups being joined at once.
 pub const MAX_JOINING: usize = 16;
-
-/// A member's refusal of a join request from a peer whose certificate it
-/// has not yet had (its hello request is still under way): not an answer
-/// about the invite, and the joiner asks again.
-pub const UNIDENTIFIED: &str = "say who you are (hello) first";
 
 /// How long a joiner waits before asking a member again that did not know
 /// it yet.
@@ -95,7 +90,9 @@ impl Engine {
                     answer: Ok(()),
                 });
             }
-            Response::Refused(why) if why == UNIDENTIFIED => {
+            // The member has not had our certificate yet (our hello to
+            // it is under way): no answer about the invite; ask again.
+            Response::Refused(Refusal::Unidentified) => {
                 if let Some(j) = self.joining.get_mut(&group) {
                     j.asked.remove(&peer);
                     j.retry_at.insert(peer, now_ms + JOIN_RETRY_MS);

@@ -29,7 +29,7 @@ mod peer;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use join::{JOIN_RETRY_MS, MAX_JOINING, UNIDENTIFIED};
+pub use join::{JOIN_RETRY_MS, MAX_JOINING};
 pub use peer::PeerProgress;
 
 use super::{Request, Response};
@@ -160,11 +160,11 @@ pub enum Output {
         peer: DeviceId,
         identity: IdentityId,
     },
-    /// A peer answered a join request: admitted, or refused with a reason.
+    /// A peer answered a join request: admitted, or refused.
     JoinAnswer {
         group: SpaceId,
         peer: DeviceId,
-        answer: Result<(), String>,
+        answer: Result<(), super::Refusal>,
     },
     /// Tell gossipsub what to do with a message.
     Validate {
