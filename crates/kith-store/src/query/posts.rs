@@ -1,0 +1,164 @@
+//! One post: its view, where it lives, its thread, its current body and
+//! every text it has had.
+
+use kith_core::{DocId, IdentityId, PostId};
+use redb::ReadableDatabase;
+
+use super::*;
+use crate::error::StoreError;
+use crate::rows::*;
+use crate::store::Store;
+use crate::tables::*;
+use crate::views::{PostView, ThreadEntry, Version};
+
+impl Store {
+    /// One post, deleted or not.
+    pub fn post(&self, id: &PostId) -> Result<Option<PostView>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let r = Reader::new(&txn);
+        match r.row(id)? {
+            Some(row) => Ok(Some(r.view(*id, &row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// When a post was made, if this store holds it: where a page of a
+    /// timeline below it starts.
+    pub fn post_time(&self, id: &PostId) -> Result<Option<u64>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let r = Reader::new(&txn);
+        Ok(r.row(id)?.map(|row| row.at_ms))
+    }
+
+    /// Where a post lives: its document, its key there, and its author.
+    pub fn post_location(
+        &self,
+        id: &PostId,
+    ) -> Result<Option<(DocId, String, IdentityId)>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let r = Reader::new(&txn);
+        let Some(row) = r.row(id)? else {
+            return Ok(None);
+        };
+        let docs = txn.open_table(DOCS)?;
+        let doc = docs
+            .get(row.doc_no)?
+            .and_then(|d| DocId::from_bytes(d.value()).ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("doc {}", row.doc_no)))?;
+        Ok(Some((doc, row.key, r.person(row.author_no)?.identity)))
+    }
+
+    /// The feed shard that holds `reactor`'s reaction `emoji` on `post`, if any.
+    pub fn reaction_doc(
+        &self,
+        post: &PostId,
+        reactor: &IdentityId,
+        emoji: &str,
+    ) -> Result<Option<DocId>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let r = Reader::new(&txn);
+        let Some(no) = r.person_no(reactor)? else {
+            return Ok(None);
+        };
+        let Some(doc_no) = r
+            .reactions()?
+            .get(reaction_key(post, no, emoji).as_slice())?
+            .map(|v| v.value())
+        else {
+            return Ok(None);
+        };
+        let docs = txn.open_table(DOCS)?;
+        Ok(docs
+            .get(doc_no)?
+            .and_then(|d| DocId::from_bytes(d.value()).ok()))
+    }
+
+    /// A post and every reply below it, depth first, replies oldest first.
+    /// Posts of people `viewer` mutes stay, marked.
+    pub fn thread(
+        &self,
+        id: &PostId,
+        viewer: Option<&IdentityId>,
+    ) -> Result<Vec<ThreadEntry>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let r = Reader::seen_by(&txn, viewer)?;
+        let mut out = Vec::new();
+        let mut stack = vec![(*id, 0u32)];
+        let mut removals = Removals::new(&txn);
+        while let Some((pid, depth)) = stack.pop() {
+            if out.len() >= MAX_THREAD_POSTS {
+                break;
+            }
+            let Some(row) = r.row(&pid)? else { continue };
+            if removals.hide(self, &r, &row)? {
+                continue;
+            }
+            out.push(ThreadEntry {
+                depth,
+                post: r.view(pid, &row)?,
+            });
+            for child in r.children(&pid)?.into_iter().rev() {
+                stack.push((child, depth + 1));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The body (salt and text) of a post's current text, if it has one
+    /// and it is here: `None` for a deleted post, a post from before
+    /// bodies, or a body never received.
+    pub fn current_body(&self, id: &PostId) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let r = Reader::new(&txn);
+        let Some(row) = r.row(id)? else {
+            return Ok(None);
+        };
+        let Some(t) = row.text.filter(|_| !row.deleted) else {
+            return Ok(None);
+        };
+        r.body(row.doc_no, t)
+    }
+
+    /// Every text a post has had, oldest first. Empty once deleted.
+    pub fn history(&self, id: &PostId) -> Result<Vec<Version>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let r = Reader::new(&txn);
+        let Some(row) = r.row(id)? else {
+            return Ok(Vec::new());
+        };
+        let versions = txn.open_table(VERSIONS)?;
+        let mut out = Vec::new();
+        // The text it was created with, then every edit. (Rows written
+        // before `first` existed have their first text among the versions.)
+        if let Some(first) = row.first {
+            let probe = PostRow {
+                text: Some(first),
+                ..row.clone()
+            };
+            if let Some(text) = r.text(&probe)? {
+                out.push(Version {
+                    at_ms: row.at_ms,
+                    text,
+                });
+            }
+        }
+        for entry in versions.range::<&[u8; 32]>(
+            &version_key(id, 0, 0, 0)..=&version_key(id, u64::MAX, u32::MAX, u32::MAX),
+        )? {
+            let (k, counter) = entry?;
+            let (time, actor_no, seq) = split_version_key(k.value());
+            let probe = PostRow {
+                text: Some(TextRef {
+                    actor_no,
+                    seq,
+                    counter: counter.value(),
+                }),
+                ..row.clone()
+            };
+            if let Some(text) = r.text(&probe)? {
+                out.push(Version { at_ms: time, text });
+            }
+        }
+        Ok(out)
+    }
+}
