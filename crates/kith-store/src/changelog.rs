@@ -39,6 +39,7 @@ use redb::ReadableTable;
 
 use crate::error::StoreError;
 use crate::rows::{change_key, split_change_key, split_pair_key};
+use crate::tables::{ChangesTable, SealedTable};
 use crate::tx::Writer;
 
 /// Changes per sealed block.
@@ -270,8 +271,8 @@ impl<C, S> Copy for Rows<'_, C, S> {}
 
 impl<C, S> Rows<'_, C, S>
 where
-    C: ReadableTable<&'static [u8; 12], &'static [u8]>,
-    S: ReadableTable<&'static [u8; 13], &'static [u8]>,
+    C: ChangesTable,
+    S: SealedTable,
 {
     fn read_block(&self, doc_no: u32, actor_no: u32, first: u32) -> Result<Block, StoreError> {
         let mut compressed = Vec::new();

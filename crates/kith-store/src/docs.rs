@@ -9,10 +9,10 @@ use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::{AutoCommit, Change};
-use redb::ReadableTable;
 
 use crate::changelog::Rows;
 use crate::error::StoreError;
+use crate::tables::{ChangesTable, SealedTable};
 
 /// How many documents stay loaded at once.
 pub const DOC_CACHE_CAPACITY: usize = 64;
@@ -38,8 +38,8 @@ pub fn apply(doc: &mut AutoCommit, changes: Vec<Change>) -> Result<(), String> {
 /// Loads the document `doc_no` from its stored changes.
 pub fn load<C, S>(rows: Rows<'_, C, S>, doc_no: u32) -> Result<AutoCommit, StoreError>
 where
-    C: ReadableTable<&'static [u8; 12], &'static [u8]>,
-    S: ReadableTable<&'static [u8; 13], &'static [u8]>,
+    C: ChangesTable,
+    S: SealedTable,
 {
     let mut parsed = Vec::new();
     rows.for_each_in_doc(doc_no, |actor_no, seq, value| {
@@ -80,8 +80,8 @@ impl DocCache {
         doc_no: u32,
     ) -> Result<&mut AutoCommit, StoreError>
     where
-        C: ReadableTable<&'static [u8; 12], &'static [u8]>,
-        S: ReadableTable<&'static [u8; 13], &'static [u8]>,
+        C: ChangesTable,
+        S: SealedTable,
     {
         if self.docs.contains_key(&doc_no) {
             self.order.retain(|n| *n != doc_no);

@@ -51,7 +51,7 @@ impl GroupCache {
 
 /// The identity behind an actor, from the stored device certificates.
 pub(crate) fn author_of<'a>(
-    devices: &'a impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    devices: &'a impl DevicesTable,
 ) -> impl Fn(&[u8]) -> Option<IdentityId> + 'a {
     move |actor: &[u8]| {
         let device: &[u8; 32] = actor.get(..32)?.try_into().ok()?;

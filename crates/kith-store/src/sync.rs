@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use kith_core::sync::{ChangeBatch, VersionVector};
 use kith_core::{DeviceCert, DeviceId, DocId, DocKind, IdentityId, SignedChange, SpaceId};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 
 use crate::changelog::Rows;
 use crate::docs::parse_change;
@@ -221,8 +221,8 @@ impl Store {
 
 /// One document's clock entries: `(actor_no, actor id, highest gap-free seq)`.
 pub(crate) fn clock_entries(
-    clocks: &impl ReadableTable<&'static [u8; 8], u32>,
-    actors: &impl ReadableTable<u32, &'static [u8]>,
+    clocks: &impl ClocksTable,
+    actors: &impl ActorsTable,
     doc_no: u32,
 ) -> Result<Vec<(u32, Vec<u8>, u32)>, StoreError> {
     let mut out = Vec::new();

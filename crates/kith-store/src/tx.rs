@@ -2,7 +2,7 @@
 //! and the interning of ids into the short local numbers that keys use.
 
 use kith_core::{DocId, IdentityId, SpaceId};
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use crate::changelog::Rows;
 use crate::error::StoreError;
@@ -10,21 +10,17 @@ use crate::rows::PersonRow;
 use crate::tables::*;
 
 /// Change rows as seen from inside a write transaction.
-pub(crate) type WriteRows<'a, 't> = Rows<
-    'a,
-    Table<'t, &'static [u8; 12], &'static [u8]>,
-    Table<'t, &'static [u8; 13], &'static [u8]>,
->;
+pub(crate) type WriteRows<'a, 't> = Rows<'a, ChangesWrite<'t>, SealedWrite<'t>>;
 
 /// Declares the tables a write transaction may use. Each is opened on first
 /// use: opening one reads the store's table of tables, and most transactions
 /// (a gossiped post, a local one) touch fewer than half of them.
 macro_rules! writer_tables {
-    ($($name:ident: $def:ident => <$k:ty, $v:ty>,)*) => {
+    ($($name:ident: $def:ident => $table:ident,)*) => {
         /// The tables of one write transaction, each opened when first used.
         pub(crate) struct Writer<'t> {
             txn: &'t WriteTransaction,
-            $($name: Option<Table<'t, $k, $v>>,)*
+            $($name: Option<$table<'t>>,)*
             /// What this transaction changed in the indexes (kept if it commits).
             pub changed: Vec<crate::changed::Changed>,
         }
@@ -45,7 +41,7 @@ macro_rules! writer_tables {
             }
 
             $(
-                pub fn $name(&mut self) -> Result<&mut Table<'t, $k, $v>, StoreError> {
+                pub fn $name(&mut self) -> Result<&mut $table<'t>, StoreError> {
                     if self.$name.is_none() {
                         self.$name = Some(self.txn.open_table($def)?);
                     }
@@ -57,32 +53,32 @@ macro_rules! writer_tables {
 }
 
 writer_tables! {
-    docs: DOCS => <u32, &'static [u8]>,
-    doc_nos: DOC_NOS => <&'static [u8], u32>,
-    doc_sizes: DOC_SIZES => <u32, u32>,
-    actors: ACTORS => <u32, &'static [u8]>,
-    actor_nos: ACTOR_NOS => <&'static [u8], u32>,
-    spaces: SPACES => <u32, &'static [u8; 32]>,
-    space_nos: SPACE_NOS => <&'static [u8; 32], u32>,
-    person_nos: PERSON_NOS => <&'static [u8; 32], u32>,
-    people: PEOPLE => <u32, &'static [u8]>,
-    devices: DEVICES => <&'static [u8; 32], &'static [u8]>,
-    changes: CHANGES => <&'static [u8; 12], &'static [u8]>,
-    sealed: SEALED => <&'static [u8; 13], &'static [u8]>,
-    clocks: CLOCKS => <&'static [u8; 8], u32>,
-    pending: PENDING => <&'static [u8; 12], ()>,
-    bodies: BODIES => <&'static [u8; 20], &'static [u8]>,
-    quarantine: QUARANTINE => <&'static [u8; 32], &'static [u8]>,
-    posts: POSTS => <&'static [u8; 16], &'static [u8]>,
-    feed: FEED => <&'static [u8; 28], ()>,
-    by_author: BY_AUTHOR => <&'static [u8; 28], ()>,
-    replies: REPLIES => <&'static [u8; 40], ()>,
-    versions: VERSIONS => <&'static [u8; 32], u64>,
-    reactions: REACTIONS => <&'static [u8], u32>,
-    follows: FOLLOWS => <&'static [u8; 8], ()>,
-    blocks: BLOCKS => <&'static [u8; 8], ()>,
-    mutes: MUTES => <&'static [u8; 8], ()>,
-    labels: LABELS => <&'static [u8], ()>,
+    docs: DOCS => DocsWrite,
+    doc_nos: DOC_NOS => DocNosWrite,
+    doc_sizes: DOC_SIZES => DocSizesWrite,
+    actors: ACTORS => ActorsWrite,
+    actor_nos: ACTOR_NOS => ActorNosWrite,
+    spaces: SPACES => SpacesWrite,
+    space_nos: SPACE_NOS => SpaceNosWrite,
+    person_nos: PERSON_NOS => PersonNosWrite,
+    people: PEOPLE => PeopleWrite,
+    devices: DEVICES => DevicesWrite,
+    changes: CHANGES => ChangesWrite,
+    sealed: SEALED => SealedWrite,
+    clocks: CLOCKS => ClocksWrite,
+    pending: PENDING => PendingWrite,
+    bodies: BODIES => BodiesWrite,
+    quarantine: QUARANTINE => QuarantineWrite,
+    posts: POSTS => PostsWrite,
+    feed: FEED => FeedWrite,
+    by_author: BY_AUTHOR => ByAuthorWrite,
+    replies: REPLIES => RepliesWrite,
+    versions: VERSIONS => VersionsWrite,
+    reactions: REACTIONS => ReactionsWrite,
+    follows: FOLLOWS => FollowsWrite,
+    blocks: BLOCKS => BlocksWrite,
+    mutes: MUTES => MutesWrite,
+    labels: LABELS => LabelsWrite,
 }
 
 impl<'t> Writer<'t> {

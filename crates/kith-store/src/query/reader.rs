@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kith_core::schema::feed::PostText;
 use kith_core::schema::text_of_op;
 use kith_core::{IdentityId, PostId, SpaceId};
-use redb::{ReadOnlyTable, ReadTransaction};
+use redb::ReadTransaction;
 
 use crate::changelog::{BlockCache, Rows};
 use crate::docs::parse_change;
@@ -21,16 +21,16 @@ use crate::views::PostView;
 /// post needs one).
 pub(super) struct Reader<'t> {
     pub(super) txn: &'t ReadTransaction,
-    pub(super) posts: OnceCell<ReadOnlyTable<&'static [u8; 16], &'static [u8]>>,
-    pub(super) people: OnceCell<ReadOnlyTable<u32, &'static [u8]>>,
-    pub(super) person_nos: OnceCell<ReadOnlyTable<&'static [u8; 32], u32>>,
-    pub(super) changes: OnceCell<ReadOnlyTable<&'static [u8; 12], &'static [u8]>>,
-    pub(super) sealed: OnceCell<ReadOnlyTable<&'static [u8; 13], &'static [u8]>>,
-    pub(super) bodies: OnceCell<ReadOnlyTable<&'static [u8; 20], &'static [u8]>>,
+    pub(super) posts: OnceCell<PostsRead>,
+    pub(super) people: OnceCell<PeopleRead>,
+    pub(super) person_nos: OnceCell<PersonNosRead>,
+    pub(super) changes: OnceCell<ChangesRead>,
+    pub(super) sealed: OnceCell<SealedRead>,
+    pub(super) bodies: OnceCell<BodiesRead>,
     pub(super) blocks: RefCell<BlockCache>,
-    pub(super) reactions: OnceCell<ReadOnlyTable<&'static [u8], u32>>,
-    pub(super) replies: OnceCell<ReadOnlyTable<&'static [u8; 40], ()>>,
-    pub(super) spaces: OnceCell<ReadOnlyTable<u32, &'static [u8; 32]>>,
+    pub(super) reactions: OnceCell<ReactionsRead>,
+    pub(super) replies: OnceCell<RepliesRead>,
+    pub(super) spaces: OnceCell<SpacesRead>,
     /// Whom the viewer mutes: views mark their posts and leave out their
     /// reactions. Empty for a read without a viewer.
     pub(super) muted: BTreeSet<u32>,
@@ -39,8 +39,8 @@ pub(super) struct Reader<'t> {
 /// Accessors `fn name(&self) -> Result<&table, StoreError>` for the
 /// reader's tables, each opened on first use.
 macro_rules! lazy_tables {
-    ($($name:ident: $def:ident, $k:ty, $v:ty;)*) => {$(
-        pub(super) fn $name(&self) -> Result<&ReadOnlyTable<$k, $v>, StoreError> {
+    ($($name:ident: $def:ident => $table:ident;)*) => {$(
+        pub(super) fn $name(&self) -> Result<&$table, StoreError> {
             if let Some(t) = self.$name.get() {
                 return Ok(t);
             }
@@ -81,15 +81,15 @@ impl<'t> Reader<'t> {
     }
 
     lazy_tables! {
-        posts: POSTS, &'static [u8; 16], &'static [u8];
-        people: PEOPLE, u32, &'static [u8];
-        person_nos: PERSON_NOS, &'static [u8; 32], u32;
-        changes: CHANGES, &'static [u8; 12], &'static [u8];
-        sealed: SEALED, &'static [u8; 13], &'static [u8];
-        bodies: BODIES, &'static [u8; 20], &'static [u8];
-        reactions: REACTIONS, &'static [u8], u32;
-        replies: REPLIES, &'static [u8; 40], ();
-        spaces: SPACES, u32, &'static [u8; 32];
+        posts: POSTS => PostsRead;
+        people: PEOPLE => PeopleRead;
+        person_nos: PERSON_NOS => PersonNosRead;
+        changes: CHANGES => ChangesRead;
+        sealed: SEALED => SealedRead;
+        bodies: BODIES => BodiesRead;
+        reactions: REACTIONS => ReactionsRead;
+        replies: REPLIES => RepliesRead;
+        spaces: SPACES => SpacesRead;
     }
 
     pub(super) fn row(&self, id: &PostId) -> Result<Option<PostRow>, StoreError> {

@@ -5,16 +5,13 @@ use std::sync::Arc;
 
 use kith_core::SpaceId;
 use kith_core::group::GroupState;
-use redb::{ReadOnlyTable, ReadTransaction};
+use redb::ReadTransaction;
 
 use super::reader::Reader;
 use crate::error::StoreError;
 use crate::rows::*;
 use crate::store::Store;
 use crate::tables::*;
-
-type SpacesTable = ReadOnlyTable<u32, &'static [u8; 32]>;
-type ActorsTable = ReadOnlyTable<u32, &'static [u8]>;
 
 /// Finds the group posts a query hides: those written by a former member
 /// after the cutoff of their removal. The store refuses such changes once it
@@ -24,7 +21,7 @@ type ActorsTable = ReadOnlyTable<u32, &'static [u8]>;
 pub(super) struct Removals<'t> {
     txn: &'t ReadTransaction,
     /// `SPACES` and `ACTORS`, opened at the first group post.
-    tables: Option<(SpacesTable, ActorsTable)>,
+    tables: Option<(SpacesRead, ActorsRead)>,
     groups: HashMap<u32, Option<Arc<GroupState>>>,
 }
 

@@ -63,9 +63,7 @@ impl Store {
 
 /// Chooses a new random actor suffix and records it: from now on this
 /// store's changes start a fresh sequence of numbers.
-pub(super) fn new_actor_suffix(
-    meta: &mut redb::Table<'_, &str, &[u8]>,
-) -> Result<Vec<u8>, StoreError> {
+pub(super) fn new_actor_suffix(meta: &mut MetaWrite<'_>) -> Result<Vec<u8>, StoreError> {
     let suffix = kith_core::keys::random_bytes::<ACTOR_SUFFIX_LEN>()?.to_vec();
     meta.insert(META_ACTOR_SUFFIX, suffix.as_slice())?;
     Ok(suffix)
