@@ -2,6 +2,15 @@
 //! directory and its keys, the local service that owns the store, and the
 //! `kith node` process that wires them to the network.
 //!
+//! The protocol's decisions (sync, gossip intake, what to publish where)
+//! are kith-core's sync engine; this crate drives it. One service thread
+//! ([`runtime`]) owns the store and the engine: network events and calls
+//! reach it through one channel, a [`Call`] is routed in one place, and
+//! async code (the [`api`]) calls it through a [`handle::ServiceHandle`].
+//! Around it: [`service`] (every action a person takes, on the store),
+//! [`call`] (those actions as values), [`status`], `joins` and
+//! [`waiters`] (calls answered later), and the store's upkeep each tick.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let home = kith_node::Home::resolve(None, std::env::var_os("KITH_HOME").map(Into::into))?;

@@ -6,6 +6,13 @@
 //! file is synced (see `journal`), which costs the same however big the
 //! store has grown.
 //!
+//! Writes: `store/local` (a change made here), `store/ingest` (changes from
+//! elsewhere), both through the indexes of `index`; `store/durability`
+//! (group commits, the journal, replay), `store/session` (the actor
+//! suffix), `store/upkeep`, `store/scrub` (after an erasure). Reads:
+//! `query/` (timelines, posts, people, group visibility), `sync` (what a
+//! peer may receive). Every table is declared once, in `tables`.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = kith_store::Store::open(std::path::Path::new("kith.redb"))?;
