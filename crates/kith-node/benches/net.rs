@@ -22,7 +22,7 @@ use automerge::AutoCommit;
 use automerge::transaction::CommitOptions;
 use kith_core::schema::feed;
 use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId};
-use kith_node::{Call, NodeCall, Reply};
+use kith_node::{BenchCall, Call, NodeCall, Reply};
 
 mod support;
 use support::*;
@@ -110,13 +110,13 @@ fn propagation(bin: &Path, dir: &Path) {
         }
         recent.truncate(8);
         let nonce = 1_000_000 + i;
-        let wait = Call::Node(NodeCall::WaitProbe {
+        let wait = Call::Node(NodeCall::Bench(BenchCall::WaitProbe {
             nonce,
             timeout_ms: 30_000,
-        });
+        }));
         let (delays, cpu) = sample(&nodes, &wait, || {
             assert_eq!(
-                nodes[0].call(&Call::Node(NodeCall::Probe { nonce })),
+                nodes[0].call(&Call::Node(NodeCall::Bench(BenchCall::Probe { nonce }))),
                 Reply::Done
             );
         });

@@ -193,9 +193,18 @@ pub enum NodeCall {
         seen: Vec<PostId>,
         timeout_ms: u64,
     },
-    /// Benchmarks (`--probe`): publishes a probe on the probe topic.
+    /// What only benchmarks use (`{"node": "bench", "bench": …}`).
+    Bench(BenchCall),
+}
+
+/// Calls for measuring the network, on a node started with `--probe`
+/// (kith-net's probe topic): nothing a person needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "bench", rename_all = "snake_case")]
+pub enum BenchCall {
+    /// Publishes a probe on the probe topic.
     Probe { nonce: u64 },
-    /// Benchmarks (`--probe`): answers once the probe `nonce` has arrived.
+    /// Answers once the probe `nonce` has arrived.
     WaitProbe { nonce: u64, timeout_ms: u64 },
 }
 

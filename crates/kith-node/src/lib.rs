@@ -37,7 +37,7 @@ mod upkeep;
 pub mod waiters;
 
 pub use api::ApiError;
-pub use call::{Call, NodeCall, Reply, execute};
+pub use call::{BenchCall, Call, NodeCall, Reply, execute};
 pub use home::{Home, HomeError, HomeSource, Keys};
 pub use node::{NodeConfig, NodeFile};
 pub use service::{ActionError, Service, WhoAmI};

@@ -12,7 +12,7 @@ use kith_net::{Command, Event, Multiaddr};
 use kith_store::Changed;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::call::{Call, NodeCall, Reply, execute};
+use crate::call::{BenchCall, Call, NodeCall, Reply, execute};
 use crate::events::LiveEvent;
 use crate::home::now_ms;
 use crate::joins::Joins;
@@ -179,7 +179,7 @@ impl ServiceLoop {
                     &mut |a, n| newest_posts(service, a, n),
                 );
             }
-            NodeCall::WaitProbe { nonce, timeout_ms } => {
+            NodeCall::Bench(BenchCall::WaitProbe { nonce, timeout_ms }) => {
                 return self.waiters.park(
                     Awaited::Probe(nonce),
                     Duration::from_millis(timeout_ms),
@@ -200,7 +200,7 @@ impl ServiceLoop {
                 crate::status::nearby(&self.service, &self.engine, label.as_deref())
                     .map(Reply::People)
             }
-            NodeCall::Probe { nonce } => {
+            NodeCall::Bench(BenchCall::Probe { nonce }) => {
                 self.command(Command::Probe(nonce.to_be_bytes().to_vec()));
                 Ok(Reply::Done)
             }
