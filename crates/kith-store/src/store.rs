@@ -125,6 +125,12 @@ impl std::fmt::Debug for Store {
 /// A clean close checkpoints, so the next open has no journal to replay.
 impl Drop for Store {
     fn drop(&mut self) {
+        // Dropped while a panic unwinds (redb panics on a page damaged
+        // outside it): touching the file again could panic a second time
+        // and abort. Nothing is lost: the journal replays at the next open.
+        if std::thread::panicking() {
+            return;
+        }
         if let Err(e) = self.flush() {
             tracing::warn!(error = %e, "could not checkpoint the store as it closed; the journal will replay");
         }

@@ -57,31 +57,34 @@ impl Context {
             );
         }
         init::ensure_identity(&home)?;
-        let mut service = match kith_node::node::open_service(&home) {
-            // A node may be starting: go through it once it answers.
-            Err(e) if kith_node::node::store_in_use(&e) => match in_use::wait(&home, &call, e)? {
-                in_use::Waited::Node(reply) => return Ok(reply),
-                in_use::Waited::Store(service) => service,
+        // redb may panic on a page damaged outside it, while the store
+        // opens, runs the call, or checkpoints as it closes: say what to do
+        // rather than end in a backtrace. (The store does not touch its
+        // file while a panic unwinds.)
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            || -> anyhow::Result<Result<Reply, ActionError>> {
+                let mut service = match kith_node::node::open_service(&home) {
+                    // A node may be starting: go through it once it answers.
+                    Err(e) if kith_node::node::store_in_use(&e) => {
+                        match in_use::wait(&home, &call, e)? {
+                            in_use::Waited::Node(reply) => return Ok(Ok(reply)),
+                            in_use::Waited::Store(service) => service,
+                        }
+                    }
+                    other => other?,
+                };
+                let done = kith_node::execute(&mut service, call);
+                drop(service);
+                Ok(done)
             },
-            other => other?,
-        };
-        // redb may panic on a page damaged outside it: say what to do
-        // rather than end in a backtrace.
-        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            kith_node::execute(&mut service, call)
-        }));
+        ));
         let done = match done {
-            Ok(done) => done,
-            Err(panic) => {
-                // Closing would checkpoint through the same damaged pages;
-                // the process ends here, and the journal stays as it is.
-                std::mem::forget(service);
-                anyhow::bail!(
-                    "the store {} is damaged ({}): `kith check` says what is wrong, and `kith repair` rebuilds it from what can be read and from your peers",
-                    home.store_path().display(),
-                    kith_store::repair::panic_text(&panic)
-                )
-            }
+            Ok(done) => done?,
+            Err(panic) => anyhow::bail!(
+                "the store {} is damaged ({}): `kith check` says what is wrong, and `kith repair` rebuilds it from what can be read and from your peers",
+                home.store_path().display(),
+                kith_store::repair::panic_text(&panic)
+            ),
         };
         match done {
             Err(ActionError::NodeOnly) => anyhow::bail!(
