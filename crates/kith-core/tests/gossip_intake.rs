@@ -141,6 +141,17 @@ impl World {
 
     /// A group bob makes and keeps, and the topic his engine joins for it:
     /// the group, its topic and its key.
+    /// A group id drawn from the seed: 32 independent bytes, never the
+    /// public space (whose id is all zeros).
+    fn group_id(&mut self) -> SpaceId {
+        loop {
+            let id = SpaceId(self.rng.random());
+            if id != SpaceId::PUBLIC {
+                return id;
+            }
+        }
+    }
+
     fn own_group(&mut self, name: &str) -> (SpaceId, Topic, EpochKey) {
         let (group, created) = self.bob.create_group(name);
         let state = self.bob.group_state(&group);
@@ -253,7 +264,7 @@ fn uncertified_device(w: &mut World) {
 }
 
 fn group_document_on_the_public_topic(w: &mut World) {
-    let group = SpaceId([w.rng.random(); 32]);
+    let group = w.group_id();
     let post = w.alice.post_in(group, "for the group only");
     let data = envelope(&post, &w.alice.cert);
     let o = w.relayed_by_mallory(data);
@@ -308,7 +319,7 @@ fn public_document_on_a_group_topic(w: &mut World) {
 /// Another group's change sealed under this group's key.
 fn another_groups_document_on_a_group_topic(w: &mut World) {
     let (group, topic, key) = w.own_group("book club");
-    let elsewhere = SpaceId([w.rng.random(); 32]);
+    let elsewhere = w.group_id();
     let post = w.alice.post_in(elsewhere, "for another group");
     let sealed = key
         .encrypt(&group, &envelope(&post, &w.alice.cert))
@@ -325,7 +336,7 @@ fn undecryptable_on_a_group_topic(w: &mut World) {
     let post = w.bob.post_in(group, "sealed");
     let mut sealed = key.encrypt(&group, &envelope(&post, &w.bob.cert)).unwrap();
     // A key this device does not hold: not the relay's fault.
-    let other = EpochKey::from_bytes([w.rng.random(); 32]);
+    let other = EpochKey::from_bytes(w.rng.random());
     let foreign = other
         .encrypt(&group, &envelope(&post, &w.bob.cert))
         .unwrap();
