@@ -23,6 +23,8 @@ mod posts;
 mod profile;
 #[path = "test_vectors/rejected.rs"]
 mod rejected;
+#[path = "test_vectors/signatures.rs"]
+mod signatures;
 
 use automerge::transaction::CommitOptions;
 use automerge::{AutoCommit, Change};
@@ -86,6 +88,7 @@ struct Vectors {
     sync: messages::Sync,
     gossip: messages::Gossip,
     rejected: rejected::Rejected,
+    signatures: signatures::Signatures,
 }
 
 /// One change of a vector: the raw chunk, its hash, the bodies beside it
@@ -202,6 +205,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sync = messages::sync(&base, &feed_changes, &group)?;
     let gossip = messages::gossip(&base);
     let rejected = rejected::vectors(&base)?;
+    let signatures = signatures::vectors(&base)?;
 
     let vectors = Vectors {
         description: "kith wire protocol v1 test vectors; see proto/README.md. \
@@ -250,6 +254,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sync,
         gossip,
         rejected,
+        signatures,
     };
     println!("{}", serde_json::to_string_pretty(&vectors)?);
     Ok(())

@@ -1,7 +1,7 @@
 //! Device certificates: an identity key's signed statement that a device key
 //! acts for it. A change is accepted only from a certified device.
 
-use ed25519_dalek::Signature;
+use crate::signature::PublicKey;
 use prost::Message;
 
 use crate::{DeviceId, DeviceKey, IdentityId, IdentityKey, proto};
@@ -76,32 +76,25 @@ impl DeviceCert {
         m
     }
 
-    /// Checks both signatures (strictly).
+    /// Checks both signatures by proto/README.md §2.1.
     pub fn verify(&self) -> Result<(), CertError> {
-        let identity = self
-            .identity
-            .verifying_key()
-            .map_err(|_| CertError::InvalidKey)?;
-        let device = self
-            .device
-            .verifying_key()
-            .map_err(|_| CertError::InvalidKey)?;
-        if identity.is_weak() || device.is_weak() {
-            return Err(CertError::InvalidKey);
-        }
+        let identity =
+            PublicKey::from_bytes(&self.identity.0).map_err(|_| CertError::InvalidKey)?;
+        let device = PublicKey::from_bytes(&self.device.0).map_err(|_| CertError::InvalidKey)?;
         let msg = Self::signed_bytes(CERT_DOMAIN, &self.identity, &self.device, self.issued_at_ms);
-        identity
-            .verify_strict(&msg, &Signature::from_bytes(&self.signature))
-            .map_err(|_| CertError::BadSignature)?;
+        if !identity.verify(&msg, &self.signature) {
+            return Err(CertError::BadSignature);
+        }
         let msg = Self::signed_bytes(
             DEVICE_ACCEPT_DOMAIN,
             &self.identity,
             &self.device,
             self.issued_at_ms,
         );
-        device
-            .verify_strict(&msg, &Signature::from_bytes(&self.device_signature))
-            .map_err(|_| CertError::BadDeviceSignature)
+        if !device.verify(&msg, &self.device_signature) {
+            return Err(CertError::BadDeviceSignature);
+        }
+        Ok(())
     }
 
     /// The wire form.

@@ -8,9 +8,8 @@
 
 use std::collections::HashMap;
 
-use ed25519_dalek::VerifyingKey;
-
 use crate::DeviceId;
+use crate::signature::{KeyError, PublicKey};
 use crate::signed::VerifyError;
 
 /// Keys kept; past this the memory starts afresh (a node talks with far
@@ -20,7 +19,7 @@ pub const DEVICE_KEYS_KEPT: usize = 1024;
 /// The device keys seen so far that are valid signing keys.
 #[derive(Default)]
 pub struct DeviceKeys {
-    keys: HashMap<DeviceId, VerifyingKey>,
+    keys: HashMap<DeviceId, PublicKey>,
 }
 
 impl std::fmt::Debug for DeviceKeys {
@@ -34,11 +33,11 @@ impl std::fmt::Debug for DeviceKeys {
 impl DeviceKeys {
     /// The key of `device`, or why it cannot sign. Only valid keys are
     /// kept: an invalid one is refused again each time, at the same cost.
-    pub fn get(&mut self, device: &DeviceId) -> Result<VerifyingKey, VerifyError> {
+    pub fn get(&mut self, device: &DeviceId) -> Result<PublicKey, VerifyError> {
         if let Some(key) = self.keys.get(device) {
             return Ok(*key);
         }
-        let key = decompress(device)?;
+        let key = device_key(device)?;
         if self.keys.len() >= DEVICE_KEYS_KEPT {
             self.keys.clear();
         }
@@ -57,12 +56,11 @@ impl DeviceKeys {
 }
 
 /// The device key as a point, checked for small order.
-pub(crate) fn decompress(device: &DeviceId) -> Result<VerifyingKey, VerifyError> {
-    let key = VerifyingKey::from_bytes(&device.0).map_err(|_| VerifyError::InvalidDeviceKey)?;
-    if key.is_weak() {
-        return Err(VerifyError::WeakDeviceKey);
-    }
-    Ok(key)
+pub(crate) fn device_key(device: &DeviceId) -> Result<PublicKey, VerifyError> {
+    PublicKey::from_bytes(&device.0).map_err(|e| match e {
+        KeyError::SmallOrder => VerifyError::WeakDeviceKey,
+        _ => VerifyError::InvalidDeviceKey,
+    })
 }
 
 #[cfg(test)]

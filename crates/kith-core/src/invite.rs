@@ -20,7 +20,7 @@
 //! with it: the proof names the identity it admits, so nobody can replay it
 //! for another, and any member checks it offline.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 
 use crate::{IdentityId, SpaceId};
@@ -191,12 +191,8 @@ pub fn verify_proof(
     joiner: &IdentityId,
     proof: &[u8; 64],
 ) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(invite_public) else {
-        return false;
-    };
     let msg = proof_message(group, invite_public, joiner);
-    key.verify_strict(&msg, &Signature::from_bytes(proof))
-        .is_ok()
+    crate::signature::verify(invite_public, &msg, proof)
 }
 
 fn proof_message(group: &SpaceId, invite_public: &[u8; 32], joiner: &IdentityId) -> Vec<u8> {

@@ -24,6 +24,7 @@ pub mod id;
 pub mod invite;
 pub mod keys;
 pub mod schema;
+pub mod signature;
 pub mod signed;
 pub mod sync;
 #[cfg(feature = "testing")]

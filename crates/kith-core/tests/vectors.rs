@@ -18,6 +18,8 @@ mod posts;
 mod profile;
 #[path = "vectors/rejected.rs"]
 mod rejected;
+#[path = "vectors/signatures.rs"]
+mod signatures;
 
 use automerge::transaction::CommitOptions;
 use automerge::{AutoCommit, Change};
@@ -74,6 +76,7 @@ struct Vectors {
     sync: messages::Sync,
     gossip: messages::Gossip,
     rejected: rejected::Rejected,
+    signatures: signatures::Signatures,
 }
 
 /// One signed change of the further vectors.
