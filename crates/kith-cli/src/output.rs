@@ -4,7 +4,7 @@
 //! printed through [`Untrusted`], which escapes what could drive the
 //! terminal; JSON goes through [`untrusted::json`].
 
-use kith_store::{PersonView, PostView};
+use kith_node::views::{PersonView, PostView};
 use serde::Serialize;
 
 use crate::untrusted::{self, Untrusted};

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::views::{PersonView, PostView, ThreadEntry, Version};
 use kith_core::{IdentityId, PostId, Role, SpaceId};
-use kith_store::{PersonView, PostView, ThreadEntry, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::groups::{GroupSummary, GroupView, InviteView, NewInvite};

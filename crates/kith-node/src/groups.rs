@@ -32,8 +32,8 @@ pub struct MemberView {
     pub admitted_by: Option<IdentityId>,
     #[serde(
         rename = "since",
-        serialize_with = "kith_store::rfc3339",
-        deserialize_with = "kith_store::from_rfc3339"
+        serialize_with = "crate::views::rfc3339",
+        deserialize_with = "crate::views::from_rfc3339"
     )]
     pub since_ms: u64,
 }
@@ -49,8 +49,8 @@ pub struct InviteView {
     pub used: u32,
     #[serde(
         rename = "expires_at",
-        serialize_with = "kith_store::rfc3339",
-        deserialize_with = "kith_store::from_rfc3339"
+        serialize_with = "crate::views::rfc3339",
+        deserialize_with = "crate::views::from_rfc3339"
     )]
     pub expires_at_ms: u64,
     pub revoked: bool,

@@ -8,8 +8,9 @@
 //! reach it through one channel, a [`Call`] is routed in one place, and
 //! async code (the [`api`]) calls it through a [`handle::ServiceHandle`].
 //! Around it: [`service`] (every action a person takes, on the store),
-//! [`call`] (those actions as values), [`status`], `joins` and
-//! [`waiters`] (calls answered later), and the store's upkeep each tick.
+//! [`call`] (those actions as values), [`views`] (what the control API
+//! shows of posts and people), [`status`], `joins` and [`waiters`] (calls
+//! answered later), and the store's upkeep each tick.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +35,7 @@ pub mod service;
 pub mod status;
 mod token;
 mod upkeep;
+pub mod views;
 pub mod waiters;
 
 pub use api::ApiError;

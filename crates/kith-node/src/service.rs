@@ -7,12 +7,10 @@ use std::path::Path;
 use kith_core::archive::Archive;
 use kith_core::schema::{feed, labels, profile};
 use kith_core::{DocId, IdentityId, PostId, SignedChange, SpaceId, Verified};
-use kith_store::{
-    CommitError, FeedQuery, ImportReport, LocalSigner, PersonView, PostView, Store, ThreadEntry,
-    Version,
-};
+use kith_store::{CommitError, FeedQuery, ImportReport, LocalSigner, Store};
 
 use crate::home::{Home, HomeError, Keys, now_ms};
+use crate::views::{self, PersonView, PostView, ThreadEntry, Version};
 
 /// A feed shard rolls over once it holds this many changes, so that no
 /// document's load or sync cost grows without bound (DESIGN.md decision 4).
@@ -541,7 +539,12 @@ impl Service {
         let mut spaces = vec![SpaceId::PUBLIC];
         spaces.extend(self.my_groups()?.into_keys());
         let me = self.identity();
-        Ok(self.store.home_feed(&spaces, Some(&me), before, limit)?)
+        Ok(views::all(self.store.home_feed(
+            &spaces,
+            Some(&me),
+            before,
+            limit,
+        )?))
     }
 
     /// A page of `space`'s feed: the `limit` newest posts older than
@@ -561,7 +564,7 @@ impl Service {
             viewer: Some(self.identity()),
             limit,
         };
-        Ok(self.store.feed(&q)?)
+        Ok(views::all(self.store.feed(&q)?))
     }
 
     /// The ids and creation times of `author`'s newest public posts, as
@@ -597,32 +600,22 @@ impl Service {
         if t.is_empty() {
             return Err(ActionError::UnknownPost(*id));
         }
-        Ok(t)
+        Ok(views::all(t))
     }
 
     pub fn history(&self, id: &PostId) -> Result<Vec<Version>, ActionError> {
         if self.store.post(id)?.is_none() {
             return Err(ActionError::UnknownPost(*id));
         }
-        Ok(self.store.history(id)?)
+        Ok(views::all(self.store.history(id)?))
     }
 
     pub fn person(&self, who: Option<IdentityId>) -> Result<PersonView, ActionError> {
         let me = self.identity();
         let who = who.unwrap_or(me);
         match self.store.person(&me, &who)? {
-            Some(p) => Ok(p),
-            None if who == me => Ok(PersonView {
-                id: me,
-                name: None,
-                bio: None,
-                following: false,
-                blocked: false,
-                muted: false,
-                labels: vec![],
-                follows: vec![],
-                posts: 0,
-            }),
+            Some(p) => Ok(p.into()),
+            None if who == me => Ok(PersonView::unknown(me)),
             None => Err(ActionError::UnknownPerson(who)),
         }
     }
@@ -631,7 +624,9 @@ impl Service {
         let label = label
             .map(|l| labels::normalise(l).map_err(|e| ActionError::Invalid(e.to_string())))
             .transpose()?;
-        Ok(self.store.people(&self.identity(), label.as_deref())?)
+        Ok(views::all(
+            self.store.people(&self.identity(), label.as_deref())?,
+        ))
     }
 
     /// Every stored change and certificate, private documents included; or,

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::views::PersonView;
 use kith_core::sync::Engine;
 use kith_core::{DeviceId, IdentityId};
 use kith_net::{Multiaddr, NetSnapshot};
-use kith_store::PersonView;
 use serde::{Deserialize, Serialize};
 
 use crate::service::{ActionError, Service};
@@ -133,17 +133,7 @@ pub(crate) fn nearby(
             .into_iter()
             .filter(|id| *id != me && !known.contains(id))
         {
-            people.push(PersonView {
-                id,
-                name: None,
-                bio: None,
-                following: false,
-                blocked: false,
-                muted: false,
-                labels: Vec::new(),
-                follows: Vec::new(),
-                posts: 0,
-            });
+            people.push(PersonView::unknown(id));
         }
     }
     Ok(people)

@@ -10,8 +10,9 @@
 //! elsewhere), both through the indexes of `index`; `store/durability`
 //! (group commits, the journal, replay), `store/session` (the actor
 //! suffix), `store/upkeep`, `store/scrub` (after an erasure). Reads:
-//! `query/` (timelines, posts, people, group visibility), `sync` (what a
-//! peer may receive). Every table is declared once, in `tables`.
+//! `query/` (timelines, posts, people, group visibility), returning the
+//! plain values of `records`; `sync` (what a peer may receive). Every
+//! table is declared once, in `tables`.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,12 +44,12 @@ pub mod fuzzing {
         crate::journal::scan(bytes)
     }
 }
+mod records;
 mod rows;
 mod store;
 mod sync;
 mod tables;
 mod tx;
-mod views;
 
 pub use archive::ImportReport;
 pub use changed::{Changed, MAX_CHANGED};
@@ -58,8 +59,8 @@ pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
 pub use journal::{CHECKPOINT_BYTES, JournalDamage, JournalError};
 pub use kith_core::sync::{ChangeBatch, VersionVector};
 pub use query::FeedQuery;
+pub use records::{Person, Post, PostVersion, ThreadPost};
 pub use store::{
     ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, MIN_FREE_BYTES,
     SCRUB_DELAY, Store,
 };
-pub use views::{PersonView, PostView, ThreadEntry, Version, from_rfc3339, rfc3339};

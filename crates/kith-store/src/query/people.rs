@@ -6,10 +6,10 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::*;
 use crate::error::StoreError;
+use crate::records::Person;
 use crate::rows::*;
 use crate::store::Store;
 use crate::tables::*;
-use crate::views::PersonView;
 
 impl Store {
     /// What `viewer` knows of `id`.
@@ -17,7 +17,7 @@ impl Store {
         &self,
         viewer: &IdentityId,
         id: &IdentityId,
-    ) -> Result<Option<PersonView>, StoreError> {
+    ) -> Result<Option<Person>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let Some(no) = r.person_no(id)? else {
@@ -33,7 +33,7 @@ impl Store {
         r: &Reader,
         viewer: Option<u32>,
         no: u32,
-    ) -> Result<PersonView, StoreError> {
+    ) -> Result<Person, StoreError> {
         let row = r.person(no)?;
         let follows_t = txn.open_table(FOLLOWS)?;
         let blocks_t = txn.open_table(BLOCKS)?;
@@ -73,7 +73,7 @@ impl Store {
                     ..=&timeline_key(no, u64::MAX, &PostId([0xff; 16])),
             )?
             .count() as u64;
-        Ok(PersonView {
+        Ok(Person {
             id: row.identity,
             name: Some(row.name).filter(|n| !n.is_empty()),
             bio: Some(row.bio).filter(|b| !b.is_empty()),
@@ -92,7 +92,7 @@ impl Store {
         &self,
         viewer: &IdentityId,
         label: Option<&str>,
-    ) -> Result<Vec<PersonView>, StoreError> {
+    ) -> Result<Vec<Person>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let viewer_no = r.person_no(viewer)?;

@@ -6,14 +6,14 @@ use redb::ReadableDatabase;
 
 use super::*;
 use crate::error::StoreError;
+use crate::records::{Post, PostVersion, ThreadPost};
 use crate::rows::*;
 use crate::store::Store;
 use crate::tables::*;
-use crate::views::{PostView, ThreadEntry, Version};
 
 impl Store {
     /// One post, deleted or not.
-    pub fn post(&self, id: &PostId) -> Result<Option<PostView>, StoreError> {
+    pub fn post(&self, id: &PostId) -> Result<Option<Post>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         match r.row(id)? {
@@ -79,7 +79,7 @@ impl Store {
         &self,
         id: &PostId,
         viewer: Option<&IdentityId>,
-    ) -> Result<Vec<ThreadEntry>, StoreError> {
+    ) -> Result<Vec<ThreadPost>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let r = Reader::seen_by(&txn, viewer)?;
         let mut out = Vec::new();
@@ -93,7 +93,7 @@ impl Store {
             if removals.hide(self, &r, &row)? {
                 continue;
             }
-            out.push(ThreadEntry {
+            out.push(ThreadPost {
                 depth,
                 post: r.view(pid, &row)?,
             });
@@ -120,7 +120,7 @@ impl Store {
     }
 
     /// Every text a post has had, oldest first. Empty once deleted.
-    pub fn history(&self, id: &PostId) -> Result<Vec<Version>, StoreError> {
+    pub fn history(&self, id: &PostId) -> Result<Vec<PostVersion>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let Some(row) = r.row(id)? else {
@@ -136,7 +136,7 @@ impl Store {
                 ..row.clone()
             };
             if let Some(text) = r.text(&probe)? {
-                out.push(Version {
+                out.push(PostVersion {
                     at_ms: row.at_ms,
                     text,
                 });
@@ -156,7 +156,7 @@ impl Store {
                 ..row.clone()
             };
             if let Some(text) = r.text(&probe)? {
-                out.push(Version { at_ms: time, text });
+                out.push(PostVersion { at_ms: time, text });
             }
         }
         Ok(out)

@@ -11,9 +11,9 @@ use redb::ReadTransaction;
 use crate::changelog::{BlockCache, Rows};
 use crate::docs::parse_change;
 use crate::error::StoreError;
+use crate::records::Post;
 use crate::rows::*;
 use crate::tables::*;
-use crate::views::PostView;
 
 /// The tables a read needs, from one read transaction, each opened when
 /// first used: opening a table is a lookup in redb's table of tables, and
@@ -154,7 +154,7 @@ impl<'t> Reader<'t> {
         })
     }
 
-    pub(super) fn view(&self, id: PostId, row: &PostRow) -> Result<PostView, StoreError> {
+    pub(super) fn view(&self, id: PostId, row: &PostRow) -> Result<Post, StoreError> {
         let author = self.person(row.author_no)?;
         let mut reactions: BTreeMap<String, u32> = BTreeMap::new();
         for entry in self.reactions()?.range(&id.0[..]..)? {
@@ -186,7 +186,7 @@ impl<'t> Reader<'t> {
                 .map(|v| SpaceId(*v.value()))
                 .ok_or_else(|| StoreError::Corrupt(format!("space {no} of post {id}")))?,
         };
-        Ok(PostView {
+        Ok(Post {
             id,
             space,
             author: author.identity,

@@ -9,14 +9,14 @@ use redb::{ReadTransaction, ReadableDatabase};
 
 use super::*;
 use crate::error::StoreError;
+use crate::records::Post;
 use crate::rows::*;
 use crate::store::Store;
 use crate::tables::*;
-use crate::views::PostView;
 
 impl Store {
     /// Newest posts first, from the FEED (or BY_AUTHOR) index.
-    pub fn feed(&self, q: &FeedQuery) -> Result<Vec<PostView>, StoreError> {
+    pub fn feed(&self, q: &FeedQuery) -> Result<Vec<Post>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let r = Reader::seen_by(&txn, q.viewer.as_ref())?;
         self.feed_rows(&txn, &r, q)?
@@ -115,7 +115,7 @@ impl Store {
         viewer: Option<&IdentityId>,
         before: Option<(u64, PostId)>,
         limit: usize,
-    ) -> Result<Vec<PostView>, StoreError> {
+    ) -> Result<Vec<Post>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let r = Reader::seen_by(&txn, viewer)?;
         let blocked = match viewer {

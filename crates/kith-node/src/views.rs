@@ -1,5 +1,7 @@
-//! What queries return: plain values with printable ids, ready for the CLI
-//! and the API to serialise.
+//! What the control API shows of posts and people: the JSON shapes that the
+//! CLI, the web app and scripts read. They are made from the store's
+//! records (`kith_store::{Post, Person, …}`) at this boundary, so the store
+//! can change without changing what a program reading the API sees.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -44,11 +46,28 @@ pub struct PostView {
     /// Reaction → how many people reacted with it.
     pub reactions: BTreeMap<String, u32>,
     pub replies: u32,
-    /// Whether the viewer mutes the author. Their posts are left out of the
-    /// viewer's timelines; where they are still shown (the author's own
-    /// posts, a thread) this marks them.
+    /// Whether the viewer mutes the author (see `kith_store::Post`).
     #[serde(default)]
     pub author_muted: bool,
+}
+
+impl From<kith_store::Post> for PostView {
+    fn from(p: kith_store::Post) -> PostView {
+        PostView {
+            id: p.id,
+            space: p.space,
+            author: p.author,
+            author_name: p.author_name,
+            text: p.text,
+            created_at_ms: p.created_at_ms,
+            reply_to: p.reply_to,
+            edited: p.edited,
+            deleted: p.deleted,
+            reactions: p.reactions,
+            replies: p.replies,
+            author_muted: p.author_muted,
+        }
+    }
 }
 
 /// A post inside a thread, with its depth below the thread's root.
@@ -57,6 +76,15 @@ pub struct ThreadEntry {
     pub depth: u32,
     #[serde(flatten)]
     pub post: PostView,
+}
+
+impl From<kith_store::ThreadPost> for ThreadEntry {
+    fn from(t: kith_store::ThreadPost) -> ThreadEntry {
+        ThreadEntry {
+            depth: t.depth,
+            post: t.post.into(),
+        }
+    }
 }
 
 /// One text a post has had.
@@ -71,6 +99,15 @@ pub struct Version {
     pub text: String,
 }
 
+impl From<kith_store::PostVersion> for Version {
+    fn from(v: kith_store::PostVersion) -> Version {
+        Version {
+            at_ms: v.at_ms,
+            text: v.text,
+        }
+    }
+}
+
 /// A person as the viewer knows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonView {
@@ -81,8 +118,7 @@ pub struct PersonView {
     pub following: bool,
     /// Whether the viewer blocks them.
     pub blocked: bool,
-    /// Whether the viewer mutes them: their posts leave the viewer's
-    /// timelines, and nothing else changes.
+    /// Whether the viewer mutes them.
     #[serde(default)]
     pub muted: bool,
     /// The viewer's private labels on them.
@@ -90,4 +126,43 @@ pub struct PersonView {
     /// Whom they follow, as their profile says.
     pub follows: Vec<IdentityId>,
     pub posts: u64,
+}
+
+impl PersonView {
+    /// Someone of whom nothing is stored yet: no profile, no posts, no
+    /// relationship.
+    pub fn unknown(id: IdentityId) -> PersonView {
+        PersonView {
+            id,
+            name: None,
+            bio: None,
+            following: false,
+            blocked: false,
+            muted: false,
+            labels: Vec::new(),
+            follows: Vec::new(),
+            posts: 0,
+        }
+    }
+}
+
+impl From<kith_store::Person> for PersonView {
+    fn from(p: kith_store::Person) -> PersonView {
+        PersonView {
+            id: p.id,
+            name: p.name,
+            bio: p.bio,
+            following: p.following,
+            blocked: p.blocked,
+            muted: p.muted,
+            labels: p.labels,
+            follows: p.follows,
+            posts: p.posts,
+        }
+    }
+}
+
+/// Converts each of a query's records into its view.
+pub(crate) fn all<R, V: From<R>>(records: Vec<R>) -> Vec<V> {
+    records.into_iter().map(V::from).collect()
 }
