@@ -197,35 +197,45 @@ impl Store {
         Ok(Some(state))
     }
 
-    /// Keeps, of fresh changes to the group document `doc_id`, those the
-    /// group's rules let in; the rest go to `rejected`. `fresh` holds, per
-    /// change: its batch index, author, actor, sequence number and change.
-    pub(crate) fn admit_group_changes<T>(
+    /// The group gate, for changes made here and changes from elsewhere
+    /// alike: keeps, of `fresh` changes to the group document `doc_id`,
+    /// those the group's rules let in, and returns the rest with why.
+    /// `fresh` holds, per change: its batch index, author, what the caller
+    /// carries along, and the change. The document may already hold the
+    /// changes (a local commit) or not yet (ingest): each control change
+    /// is judged on the log without the fresh ones not yet admitted.
+    pub(crate) fn admit<T>(
         &mut self,
         w: &mut crate::tx::Writer<'_>,
         doc_id: &DocId,
         doc_no: u32,
         fresh: Vec<(usize, IdentityId, T, Change)>,
-        rejected: &mut Vec<(usize, IngestError)>,
-    ) -> Result<Vec<(usize, IdentityId, T, Change)>, StoreError> {
+    ) -> Result<Admitted<T>, StoreError> {
         let group = doc_id.space;
-        let mut kept = Vec::with_capacity(fresh.len());
+        let mut admitted = Admitted {
+            kept: Vec::with_capacity(fresh.len()),
+            refused: Vec::new(),
+        };
         match doc_id.kind {
             DocKind::GroupControl => {
-                let mut known = self.docs.get(w.rows()?, doc_no)?.get_changes(&[]);
+                let candidates: std::collections::HashSet<_> =
+                    fresh.iter().map(|f| f.3.hash()).collect();
+                let mut known: Vec<Change> = self
+                    .docs
+                    .get(w.rows()?, doc_no)?
+                    .get_changes(&[])
+                    .into_iter()
+                    .filter(|c| !candidates.contains(&c.hash()))
+                    .collect();
                 for f in fresh {
                     match may_write_control(group, &known, &f.3, &f.1, author_of(w.devices()?)) {
                         Ok(()) => {
                             known.push(f.3.clone());
-                            kept.push(f);
+                            admitted.kept.push(f);
                         }
-                        Err(why) => rejected.push((
-                            f.0,
-                            IngestError::Group {
-                                group: group.to_string(),
-                                why: why.to_string(),
-                            },
-                        )),
+                        Err(why) => admitted
+                            .refused
+                            .push((f.0, GroupRefusal::Control(why.to_string()))),
                     }
                 }
             }
@@ -238,19 +248,42 @@ impl Store {
                         .as_ref()
                         .is_some_and(|s| s.accepts_post(&f.1, &actor, seq))
                     {
-                        kept.push(f);
+                        admitted.kept.push(f);
                     } else {
-                        rejected.push((
-                            f.0,
-                            IngestError::Group {
-                                group: group.to_string(),
-                                why: "its author is not a member of the group".into(),
-                            },
-                        ));
+                        admitted.refused.push((f.0, GroupRefusal::NotMember));
                     }
                 }
             }
         }
-        Ok(kept)
+        Ok(admitted)
+    }
+}
+
+/// What the group gate let in, and what it refused (by batch index).
+pub(crate) struct Admitted<T> {
+    pub kept: Vec<(usize, IdentityId, T, Change)>,
+    pub refused: Vec<(usize, GroupRefusal)>,
+}
+
+/// Why the group gate refused a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GroupRefusal {
+    /// A change of a group's feed whose author is not (or no longer) a member.
+    NotMember,
+    /// A control change its author may not write (`may_write_control`).
+    Control(String),
+}
+
+impl GroupRefusal {
+    /// As ingest reports it.
+    pub(crate) fn into_ingest_error(self, group: &SpaceId) -> IngestError {
+        let why = match self {
+            GroupRefusal::NotMember => "its author is not a member of the group".to_string(),
+            GroupRefusal::Control(why) => why,
+        };
+        IngestError::Group {
+            group: group.to_string(),
+            why,
+        }
     }
 }

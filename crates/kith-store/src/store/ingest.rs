@@ -329,8 +329,15 @@ impl Store {
                 .into_iter()
                 .map(|(i, key, actor_no, c, sig, author)| (i, author, (key, actor_no, sig), c))
                 .collect();
-            fresh = self
-                .admit_group_changes(w, &doc_id, doc_no, tagged, &mut report.rejected)?
+            let admitted = self.admit(w, &doc_id, doc_no, tagged)?;
+            report.rejected.extend(
+                admitted
+                    .refused
+                    .into_iter()
+                    .map(|(i, why)| (i, why.into_ingest_error(&doc_id.space))),
+            );
+            fresh = admitted
+                .kept
                 .into_iter()
                 .map(|(i, author, (key, actor_no, sig), c)| (i, key, actor_no, c, sig, author))
                 .collect();

@@ -6,6 +6,7 @@ use kith_core::{DocId, SignedChange, Verified};
 
 use crate::draft::Draft;
 use crate::error::{CommitError, StoreError};
+use crate::groups::GroupRefusal;
 use crate::index::{Applied, index_change};
 use crate::tx::Writer;
 
@@ -57,14 +58,6 @@ impl Store {
         let mut journalled_from = None;
         let result = (|| {
             let mut w = Writer::open(&txn)?;
-            if doc_id.kind == kith_core::DocKind::Feed && !doc_id.space.is_public() {
-                let member = self
-                    .group_in(&mut w, &doc_id.space)?
-                    .is_some_and(|g| g.is_member(&signer.author));
-                if !member {
-                    return Err(CommitError::NotMember(doc_id.space));
-                }
-            }
             let doc_no = w.intern_doc(&doc_id)?;
             let doc = self.docs.get(w.rows()?, doc_no)?;
             doc.set_actor(actor.clone());
@@ -86,27 +79,23 @@ impl Store {
             }
             let change = doc
                 .get_last_local_change()
-                .expect("a change was just committed");
-            if doc_id.kind == kith_core::DocKind::GroupControl {
-                let earlier: Vec<automerge::Change> = doc
-                    .get_changes(&[])
-                    .into_iter()
-                    .filter(|c| c.hash() != change.hash())
-                    .collect();
-                let author_of = crate::groups::author_of(w.devices()?);
-                if let Err(why) = kith_core::group::may_write_control(
-                    doc_id.space,
-                    &earlier,
-                    &change,
-                    &signer.author,
-                    author_of,
-                ) {
+                .expect("a change was just committed")
+                .clone();
+            // The same gate as changes from elsewhere pass.
+            if doc_id.kind == kith_core::DocKind::GroupControl || !doc_id.space.is_public() {
+                let fresh = vec![(0, signer.author, (), change.clone())];
+                if let Some((_, why)) = self.admit(&mut w, &doc_id, doc_no, fresh)?.refused.pop() {
                     tainted = true;
-                    return Err(CommitError::Invalid(format!(
-                        "the group refuses this: {why}"
-                    )));
+                    return Err(match why {
+                        GroupRefusal::NotMember => CommitError::NotMember(doc_id.space),
+                        GroupRefusal::Control(why) => {
+                            CommitError::Invalid(format!("the group refuses this: {why}"))
+                        }
+                    });
                 }
-                self.groups.forget(&doc_id.space);
+                if doc_id.kind == kith_core::DocKind::GroupControl {
+                    self.groups.forget(&doc_id.space);
+                }
             }
             let mut verified = SignedChange::sign(
                 doc_id,
@@ -129,6 +118,7 @@ impl Store {
                 doc_no,
                 &[(actor_no, &change, &verified.signed().signature)],
             )?;
+            let doc = self.docs.get(w.rows()?, doc_no)?;
             index_change(
                 &mut w,
                 doc,
@@ -164,12 +154,12 @@ impl Store {
                     Err(e.into())
                 }
             },
-            Err(CommitError::Invalid(msg)) => {
+            Err(e @ (CommitError::Invalid(_) | CommitError::NotMember(_))) => {
                 if tainted {
                     self.docs.clear();
                     self.groups.clear();
                 }
-                Err(CommitError::Invalid(msg))
+                Err(e)
             }
             Err(e) => {
                 self.docs.clear();
