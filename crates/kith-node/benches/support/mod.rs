@@ -243,20 +243,47 @@ pub fn posts(
 
 /// `per_author` public posts by each of `authors` identities.
 pub fn corpus(authors: usize, per_author: usize) -> Archive {
+    corpus_of(0..authors, per_author)
+}
+
+/// `per_author` public posts by each of the identities numbered `authors`
+/// (at most 100: each number names fixed keys), made on every core.
+pub fn corpus_of(authors: std::ops::Range<usize>, per_author: usize) -> Archive {
+    assert!(authors.end <= 100, "author numbers name keys: at most 100");
+    let numbers: Vec<usize> = authors.collect();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let made: Vec<(DeviceCert, Vec<SignedChange>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = numbers
+            .chunks(numbers.len().div_ceil(cores).max(1))
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&a| {
+                            let identity = IdentityKey::from_secret_bytes(&[a as u8 + 1; 32]);
+                            let device = DeviceKey::from_secret_bytes(&[a as u8 + 101; 32]);
+                            let cert = DeviceCert::issue(&identity, &device, 1);
+                            let changes = posts(
+                                &identity,
+                                &device,
+                                SpaceId::PUBLIC,
+                                &format!("a{a}"),
+                                per_author,
+                            );
+                            (cert, changes)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a corpus thread"))
+            .collect()
+    });
     let mut archive = Archive::default();
-    for a in 0..authors {
-        let identity = IdentityKey::from_secret_bytes(&[a as u8 + 1; 32]);
-        let device = DeviceKey::from_secret_bytes(&[a as u8 + 101; 32]);
-        archive
-            .certificates
-            .push(DeviceCert::issue(&identity, &device, 1));
-        archive.changes.extend(posts(
-            &identity,
-            &device,
-            SpaceId::PUBLIC,
-            &format!("a{a}"),
-            per_author,
-        ));
+    for (cert, changes) in made {
+        archive.certificates.push(cert);
+        archive.changes.extend(changes);
     }
     archive
 }
