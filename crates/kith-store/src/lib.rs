@@ -6,8 +6,10 @@
 //! file is synced (see `journal`), which costs the same however big the
 //! store has grown.
 //!
-//! Writes: `store/local` (a change made here), `store/ingest` (changes from
-//! elsewhere), both through the indexes of `index`; `store/durability`
+//! Writes: `store/local` (a change made here) and `store/ingest` (changes
+//! from elsewhere), both past one group gate (`groups`) and through one
+//! write step (`store/write`: the row, then the indexes of `index`);
+//! `store/durability`
 //! (group commits, the journal, replay), `store/session` (the actor
 //! suffix), `store/upkeep`, `store/scrub` (after an erasure). Reads:
 //! `query/` (timelines, posts, people, group visibility), returning the

@@ -1,7 +1,6 @@
 //! The store: one redb file holding signed changes, certificates and the
 //! read indexes, and the only code that writes them.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use automerge::{AutoCommit, ChangeHash};
@@ -14,7 +13,7 @@ use crate::docs::DocCache;
 use crate::error::{IngestError, OpenError, StoreError};
 use crate::groups::GroupCache;
 use crate::journal::Journal;
-use crate::rows::change_key;
+
 use crate::tables::*;
 use crate::tx::Writer;
 
@@ -25,6 +24,7 @@ mod local;
 mod scrub;
 mod session;
 mod upkeep;
+mod write;
 
 use session::new_actor_suffix;
 
@@ -343,49 +343,6 @@ pub struct Counts {
     pub quarantined: u64,
     pub posts: u64,
     pub people: u64,
-}
-
-/// Stores change rows of one document: signature, then the raw chunk. Not
-/// compressed here: per-change DEFLATE cost a fifth of ingest time and saved
-/// little on short posts; `Store::seal` compresses runs of changes together.
-/// The document's size and its actors' clocks are updated once per call.
-fn store_rows(
-    w: &mut Writer<'_>,
-    doc_no: u32,
-    rows: &[(u32, &automerge::Change, &[u8; 64])],
-) -> Result<(), StoreError> {
-    let mut added: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
-    let mut row = Vec::new();
-    for (actor_no, change, signature) in rows {
-        let seq = u32::try_from(change.seq())
-            .map_err(|_| StoreError::Corrupt("sequence number overflow".into()))?;
-        row.clear();
-        row.extend_from_slice(*signature);
-        row.extend_from_slice(change.raw_bytes());
-        w.changes()?
-            .insert(&change_key(doc_no, *actor_no, seq), row.as_slice())?;
-        added.entry(*actor_no).or_default().insert(seq);
-    }
-    let size = w.doc_sizes()?.get(doc_no)?.map_or(0, |v| v.value());
-    w.doc_sizes()?.insert(doc_no, size + rows.len() as u32)?;
-    // Advance each actor's clock over every sequence number now stored
-    // without a gap (rows stored earlier, waiting, may close the gap too).
-    for (actor_no, seqs) in added {
-        let clock_key = crate::rows::pair_key(doc_no, actor_no);
-        let clock = w.clocks()?.get(&clock_key)?.map_or(0, |v| v.value());
-        let mut top = clock;
-        while seqs.contains(&(top + 1))
-            || w.changes()?
-                .get(&change_key(doc_no, actor_no, top + 1))?
-                .is_some()
-        {
-            top += 1;
-        }
-        if top != clock {
-            w.clocks()?.insert(&clock_key, top)?;
-        }
-    }
-    Ok(())
 }
 
 /// Opens (or creates) the redb file: checks its layout, creates missing

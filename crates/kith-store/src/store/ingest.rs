@@ -11,10 +11,10 @@ use kith_core::{
 };
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::{IngestReport, MAX_PENDING_PER_DOC, NO_PERSON, Store, store_rows};
+use super::write::{self, Target};
+use super::{IngestReport, MAX_PENDING_PER_DOC, NO_PERSON, Store};
 use crate::docs::{self, parse_change};
 use crate::error::{ImportError, IngestError, StoreError};
-use crate::index::{Applied, index_change};
 use crate::rows::{change_key, split_change_key};
 use crate::tables::*;
 use crate::tx::Writer;
@@ -323,6 +323,11 @@ impl Store {
                 },
             }
         }
+        let target = Target {
+            doc: doc_id,
+            doc_no,
+            author_no,
+        };
         let in_group = doc_id.kind == kith_core::DocKind::GroupControl || !doc_id.space.is_public();
         if in_group && !fresh.is_empty() {
             let tagged = fresh
@@ -360,7 +365,7 @@ impl Store {
                 let doc = self.docs.get(w.rows()?, doc_no)?;
                 match docs::apply(doc, vec![f.3.clone()]) {
                     Ok(()) => {
-                        store_rows(w, doc_no, &[(f.2.0, &f.3, &f.4)])?;
+                        write::keep(w, doc_no, &[(f.2.0, &f.3, &f.4)])?;
                         kept.push(f);
                     }
                     Err(e) => {
@@ -372,7 +377,7 @@ impl Store {
             fresh = kept;
         } else {
             let rows: Vec<_> = fresh.iter().map(|f| (f.2.0, &f.3, &f.4)).collect();
-            store_rows(w, doc_no, &rows)?;
+            write::keep(w, doc_no, &rows)?;
         }
         let doc = self.docs.get(w.rows()?, doc_no)?;
         // Which of the new changes, and of those waiting from before, are now applied?
@@ -419,18 +424,7 @@ impl Store {
                     waiting_count -= 1;
                 }
                 // The index keeps its bodies: those of live posts.
-                let matched = index_change(
-                    w,
-                    doc,
-                    &Applied {
-                        change: &change,
-                        doc_no,
-                        doc: doc_id,
-                        actor_no,
-                        author_no,
-                        bodies: &bodies,
-                    },
-                )?;
+                let matched = write::index(w, doc, target, actor_no, &change, &bodies)?;
                 if let Some(i) = index.filter(|_| unbound(matched, &bodies)) {
                     let extra = bodies.len() - matched;
                     report.rejected.push((i, IngestError::UnboundBodies(extra)));

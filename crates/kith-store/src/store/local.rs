@@ -7,9 +7,9 @@ use kith_core::{DocId, SignedChange, Verified};
 use crate::draft::Draft;
 use crate::error::{CommitError, StoreError};
 use crate::groups::GroupRefusal;
-use crate::index::{Applied, index_change};
 use crate::tx::Writer;
 
+use super::write;
 use super::*;
 
 impl Store {
@@ -113,24 +113,14 @@ impl Store {
             journalled_from = Some(from);
             let author_no = w.intern_person(&signer.author)?;
             let actor_no = w.intern_actor(actor.to_bytes())?;
-            store_rows(
-                &mut w,
-                doc_no,
-                &[(actor_no, &change, &verified.signed().signature)],
-            )?;
             let doc = self.docs.get(w.rows()?, doc_no)?;
-            index_change(
-                &mut w,
-                doc,
-                &Applied {
-                    change: &change,
-                    doc_no,
-                    doc: doc_id,
-                    actor_no,
-                    author_no,
-                    bodies: &verified.signed().bodies,
-                },
-            )?;
+            let target = write::Target {
+                doc: doc_id,
+                doc_no,
+                author_no,
+            };
+            let row = (actor_no, &change, &verified.signed().signature);
+            write::write(&mut w, doc, target, row, &verified.signed().bodies)?;
             changed = std::mem::take(&mut w.changed);
             Ok((value, Some(verified)))
         })();
