@@ -12,7 +12,9 @@
 //! and its peak are read from `/proc`. As root, each start is also measured
 //! after the kernel's page cache is dropped: a start just after boot.
 //!
-//! Targets: first page within 300 ms, RSS at most 100 MB.
+//! Targets: first page within 300 ms, RSS at most 100 MB. To look into a
+//! start, `KITH_BENCH_COLD_HOME=DIR` keeps the home there (and reuses it if
+//! it exists).
 //! Run with `scripts/bench`, or
 //! `KITH_BIN=target/release/kith cargo bench -p kith-node --bench cold`.
 
@@ -90,32 +92,23 @@ fn report(what: &str, starts: &[Start]) {
     );
 }
 
-fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    let bin = kith_bin();
-    let authors = env("KITH_BENCH_COLD_AUTHORS", 100);
-    let per_author = env("KITH_BENCH_COLD_PER_AUTHOR", 10_000);
-    let runs = env("KITH_BENCH_COLD_RUNS", 5);
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("cold");
-    kith(&bin, &home, &["init", "--name", "cold"]);
-
+/// A home following `authors` people, holding `per_author` posts of each.
+fn setup(bin: &Path, home: &Path, scratch: &Path, authors: usize, per_author: usize) {
+    kith(bin, home, &["init", "--name", "cold"]);
     let t = Instant::now();
     // Ten authors an archive, so no archive holds the whole corpus at once.
     for first in (0..authors).step_by(10) {
         let archive = corpus_of(first..(first + 10).min(authors), per_author);
         for cert in &archive.certificates {
-            kith(&bin, &home, &["follow", &cert.identity.to_string()]);
+            kith(bin, home, &["follow", &cert.identity.to_string()]);
         }
-        let file = dir.path().join("part.kith");
+        let file = scratch.join("part.kith");
         std::fs::write(&file, archive.encode()).unwrap();
-        kith(&bin, &home, &["import", file.to_str().unwrap()]);
+        kith(bin, home, &["import", file.to_str().unwrap()]);
         std::fs::remove_file(&file).unwrap();
     }
     let total = authors * per_author;
-    let size = std::fs::read_dir(&home)
+    let size = std::fs::read_dir(home)
         .unwrap()
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
@@ -125,6 +118,22 @@ fn main() {
         t.elapsed().as_secs_f64(),
         size as f64 / 1e6
     );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let bin = kith_bin();
+    let authors = env("KITH_BENCH_COLD_AUTHORS", 100);
+    let per_author = env("KITH_BENCH_COLD_PER_AUTHOR", 10_000);
+    let runs = env("KITH_BENCH_COLD_RUNS", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("KITH_BENCH_COLD_HOME").map(std::path::PathBuf::from);
+    let home = kept.clone().unwrap_or_else(|| dir.path().join("cold"));
+    if !kept.as_ref().is_some_and(|h| h.exists()) {
+        setup(&bin, &home, dir.path(), authors, per_author);
+    }
     // Once, as a person's node runs, then stops cleanly.
     drop(Node::start(&bin, &home, &[]));
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use kith_core::archive::Archive;
 use kith_core::schema::{feed, labels, profile};
 use kith_core::{DocId, IdentityId, PostId, SignedChange, SpaceId, Verified};
-use kith_store::{CommitError, FeedQuery, ImportReport, LocalSigner, Store};
+use kith_store::{CommitError, FeedQuery, ImportReport, LocalSigner, PostRef, Store};
 
 use crate::home::{Home, HomeError, Keys, now_ms};
 use crate::views::{self, PersonView, PostView, ThreadEntry, Version};
@@ -259,21 +259,13 @@ impl Service {
         feed::check_text(text).map_err(|e| ActionError::Invalid(e.to_string()))?;
         let mut space = group.unwrap_or(SpaceId::PUBLIC);
         if let Some(parent) = reply_to {
-            match self.store.post(&parent)? {
-                None => return Err(ActionError::UnknownPost(parent)),
-                Some(p) if p.deleted => return Err(ActionError::DeletedPost(parent)),
-                Some(_) => {}
-            }
-            let (parent_doc, _, _) = self
-                .store
-                .post_location(&parent)?
-                .ok_or(ActionError::UnknownPost(parent))?;
-            if group.is_some_and(|g| g != parent_doc.space) {
+            let parent_post = self.live_post(&parent)?;
+            if group.is_some_and(|g| g != parent_post.doc.space) {
                 return Err(ActionError::Invalid(format!(
                     "post {parent} is in another space: a reply goes where its parent is"
                 )));
             }
-            space = parent_doc.space;
+            space = parent_post.doc.space;
         }
         let doc = self.current_shard(space)?;
         let key = data_encoding::BASE32_NOPAD
@@ -284,15 +276,28 @@ impl Service {
         Ok(PostId::derive(&doc, &key))
     }
 
-    fn own_post(&self, id: &PostId) -> Result<(DocId, String), ActionError> {
-        let (doc, key, author) = self
+    /// A post that exists and is not deleted: what a reply or a reaction
+    /// needs.
+    fn live_post(&self, id: &PostId) -> Result<PostRef, ActionError> {
+        let post = self
             .store
-            .post_location(id)?
+            .post_ref(id)?
             .ok_or(ActionError::UnknownPost(*id))?;
-        if author != self.identity() {
+        if post.deleted {
+            return Err(ActionError::DeletedPost(*id));
+        }
+        Ok(post)
+    }
+
+    fn own_post(&self, id: &PostId) -> Result<(DocId, String), ActionError> {
+        let post = self
+            .store
+            .post_ref(id)?
+            .ok_or(ActionError::UnknownPost(*id))?;
+        if post.author != self.identity() {
             return Err(ActionError::NotYours(*id));
         }
-        Ok((doc, key))
+        Ok((post.doc, post.key))
     }
 
     pub fn edit(&mut self, id: &PostId, text: &str) -> Result<(), ActionError> {
@@ -308,10 +313,7 @@ impl Service {
     /// Adds a reaction; returns false if it was already there.
     pub fn react(&mut self, id: &PostId, emoji: &str) -> Result<bool, ActionError> {
         feed::check_reaction(emoji).map_err(|e| ActionError::Invalid(e.to_string()))?;
-        let post = self.store.post(id)?.ok_or(ActionError::UnknownPost(*id))?;
-        if post.deleted {
-            return Err(ActionError::DeletedPost(*id));
-        }
+        let post = self.live_post(id)?;
         if self
             .store
             .reaction_doc(id, &self.identity(), emoji)?
@@ -319,10 +321,7 @@ impl Service {
         {
             return Ok(false);
         }
-        let (space_doc, _, _) = self
-            .store
-            .post_location(id)?
-            .ok_or(ActionError::UnknownPost(*id))?;
+        let space_doc = post.doc;
         let doc = self.current_shard(space_doc.space)?;
         self.commit(doc, |d| feed::react(d, id, emoji))?;
         Ok(true)
@@ -330,7 +329,7 @@ impl Service {
 
     /// Removes a reaction; returns false if there was none.
     pub fn unreact(&mut self, id: &PostId, emoji: &str) -> Result<bool, ActionError> {
-        if self.store.post(id)?.is_none() {
+        if self.store.post_ref(id)?.is_none() {
             return Err(ActionError::UnknownPost(*id));
         }
         let Some(doc) = self.store.reaction_doc(id, &self.identity(), emoji)? else {
@@ -521,8 +520,9 @@ impl Service {
             .map(|id| {
                 let at = self
                     .store
-                    .post_time(&id)?
-                    .ok_or(ActionError::UnknownPost(id))?;
+                    .post_ref(&id)?
+                    .ok_or(ActionError::UnknownPost(id))?
+                    .at_ms;
                 Ok((at, id))
             })
             .transpose()
@@ -604,7 +604,7 @@ impl Service {
     }
 
     pub fn history(&self, id: &PostId) -> Result<Vec<Version>, ActionError> {
-        if self.store.post(id)?.is_none() {
+        if self.store.post_ref(id)?.is_none() {
             return Err(ActionError::UnknownPost(*id));
         }
         Ok(views::all(self.store.history(id)?))

@@ -61,7 +61,7 @@ pub use error::{CommitError, ImportError, IngestError, OpenError, StoreError};
 pub use journal::{CHECKPOINT_BYTES, JournalDamage, JournalError};
 pub use kith_core::sync::{ChangeBatch, VersionVector};
 pub use query::FeedQuery;
-pub use records::{Person, Post, PostVersion, ThreadPost};
+pub use records::{Person, Post, PostRef, PostVersion, ThreadPost};
 pub use store::{
     ACTOR_SUFFIX_LEN, Counts, IngestReport, LocalSigner, MAX_PENDING_PER_DOC, MIN_FREE_BYTES,
     SCRUB_DELAY, Store,

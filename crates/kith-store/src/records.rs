@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use kith_core::{IdentityId, PostId, SpaceId};
+use kith_core::{DocId, IdentityId, PostId, SpaceId};
 
 /// One post as a reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,18 @@ pub struct Post {
     /// viewer's timelines; where they are still shown (the author's own
     /// posts, a thread) this marks them.
     pub author_muted: bool,
+}
+
+/// A post as acting on it needs it: where it lives and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostRef {
+    /// The feed shard that holds it.
+    pub doc: DocId,
+    /// Its key in that document.
+    pub key: String,
+    pub author: IdentityId,
+    pub at_ms: u64,
+    pub deleted: bool,
 }
 
 /// A post inside a thread, with its depth below the thread's root.

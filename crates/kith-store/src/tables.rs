@@ -30,7 +30,7 @@ macro_rules! table {
 
 table! {
     /// `name → value`: store-wide settings. Keys: [`META_ACTOR_SUFFIX`],
-    /// [`META_SCHEMA`].
+    /// [`META_SESSION`], [`META_SCHEMA`], [`META_TIDY_CHECKED`].
     META, MetaRead, MetaWrite, MetaTable: &'static str => &'static [u8] = "meta_v1";
 }
 /// The random suffix of this store's automerge actor ids (DESIGN.md decision 2).
@@ -39,6 +39,9 @@ pub const META_ACTOR_SUFFIX: &str = "actor_suffix";
 pub const META_SESSION: &str = "session";
 /// Layout version of the tables, for migrations.
 pub const META_SCHEMA: &str = "schema";
+/// The file's length when [`crate::Store::tidy`] last measured its free
+/// space (8 bytes, big-endian).
+pub const META_TIDY_CHECKED: &str = "tidy_checked_len";
 /// Layout 2 added `sealed_v1`, post rows' `first` text and edits-only
 /// versions; layout 3 added `bodies_v1`. An older store is read as it is
 /// (its posts hold their text inline) and marked 3 when opened.

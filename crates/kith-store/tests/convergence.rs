@@ -262,7 +262,7 @@ fn replicas_converge_whatever_the_delivery_order() {
             .unwrap();
         assert!(!listed.is_empty(), "seed {seed}");
         for post in listed {
-            let (doc, key, _) = first.post_location(&post.id).unwrap().unwrap();
+            let kith_store::PostRef { doc, key, .. } = first.post_ref(&post.id).unwrap().unwrap();
             let state = first
                 .read_doc(&doc, |d| feed::post_state(d, &key))
                 .unwrap()

@@ -148,6 +148,12 @@ fn compaction_seals_and_shrinks() {
         "{before} B before, {after} B after: not a third smaller"
     );
     assert_eq!(observe(&mut s, &alice, 2000), seen);
+    // More history, sealed at the next start: worth measuring and
+    // compacting again.
+    s.ingest(alice_changes(&mut alice, 2000)).unwrap();
+    let (before, after) = s.tidy(0).unwrap().expect("new history sealed");
+    assert!(after < before, "{before} B before, {after} B after");
+    assert_eq!(s.tidy(0).unwrap(), None, "nothing more to give back");
 }
 
 #[test]

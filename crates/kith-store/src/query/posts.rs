@@ -6,7 +6,7 @@ use redb::ReadableDatabase;
 
 use super::*;
 use crate::error::StoreError;
-use crate::records::{Post, PostVersion, ThreadPost};
+use crate::records::{Post, PostRef, PostVersion, ThreadPost};
 use crate::rows::*;
 use crate::store::Store;
 use crate::tables::*;
@@ -22,19 +22,10 @@ impl Store {
         }
     }
 
-    /// When a post was made, if this store holds it: where a page of a
-    /// timeline below it starts.
-    pub fn post_time(&self, id: &PostId) -> Result<Option<u64>, StoreError> {
-        let txn = self.db()?.begin_read()?;
-        let r = Reader::new(&txn);
-        Ok(r.row(id)?.map(|row| row.at_ms))
-    }
-
-    /// Where a post lives: its document, its key there, and its author.
-    pub fn post_location(
-        &self,
-        id: &PostId,
-    ) -> Result<Option<(DocId, String, IdentityId)>, StoreError> {
+    /// What acting on a post needs to know of it, from its index row alone:
+    /// where it lives, who wrote it, when, and whether it is deleted. For
+    /// replies, edits, reactions and paging, which never show the post.
+    pub fn post_ref(&self, id: &PostId) -> Result<Option<PostRef>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let r = Reader::new(&txn);
         let Some(row) = r.row(id)? else {
@@ -45,7 +36,13 @@ impl Store {
             .get(row.doc_no)?
             .and_then(|d| DocId::from_bytes(d.value()).ok())
             .ok_or_else(|| StoreError::Corrupt(format!("doc {}", row.doc_no)))?;
-        Ok(Some((doc, row.key, r.person(row.author_no)?.identity)))
+        Ok(Some(PostRef {
+            doc,
+            author: r.person(row.author_no)?.identity,
+            at_ms: row.at_ms,
+            deleted: row.deleted,
+            key: row.key,
+        }))
     }
 
     /// The feed shard that holds `reactor`'s reaction `emoji` on `post`, if any.

@@ -41,19 +41,62 @@ impl Store {
     /// least `min_file_bytes` is free space (redb reuses freed pages but
     /// never gives them back). A node does this when it starts. Returns the
     /// file's size before and after, if it compacted.
+    ///
+    /// Measuring the free space walks every page of the file (redb keeps no
+    /// running count), which on a large store would cost every start a read
+    /// of the whole file. So it is measured only when something may have
+    /// freed much: a start that sealed changes, or a file grown by a quarter
+    /// since the last measurement (or never measured).
     pub fn tidy(&mut self, min_file_bytes: u64) -> Result<Option<(u64, u64)>, StoreError> {
-        while self.seal(1024)? > 0 {}
+        let mut sealed = 0;
+        loop {
+            let n = self.seal(1024)?;
+            if n == 0 {
+                break;
+            }
+            sealed += n;
+        }
         let path = self.path.clone();
         let file_len = || std::fs::metadata(&path).map_or(0, |m| m.len());
         let before = file_len();
+        if before < min_file_bytes {
+            return Ok(None);
+        }
+        let checked = self.tidy_checked()?;
+        if sealed == 0 && checked.is_some_and(|len| before <= len + len / 4) {
+            return Ok(None);
+        }
         let used = {
             let stats = self.db()?.begin_write()?.stats()?;
             stats.allocated_pages() * stats.page_size() as u64
         };
-        if before < min_file_bytes || used * 2 > before || self.ensure_space().is_err() {
+        if self.ensure_space().is_err() {
+            return Ok(None);
+        }
+        if used * 2 > before {
+            self.set_tidy_checked(before)?;
             return Ok(None);
         }
         self.db_mut()?.compact()?;
-        Ok(Some((before, file_len())))
+        let after = file_len();
+        self.set_tidy_checked(after)?;
+        Ok(Some((before, after)))
+    }
+
+    fn tidy_checked(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta
+            .get(META_TIDY_CHECKED)?
+            .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    fn set_tidy_checked(&mut self, len: u64) -> Result<(), StoreError> {
+        let txn = self.db()?.begin_write()?;
+        txn.open_table(META)?
+            .insert(META_TIDY_CHECKED, len.to_be_bytes().as_slice())?;
+        txn.commit()?;
+        Ok(())
     }
 }
