@@ -1,5 +1,5 @@
 //! Bytes on disk per post, signature and indexes included (target: at most
-//! 450 B). A fresh store ingests another person's 280-character posts; the
+//! 300 B). A fresh store ingests another person's 280-character posts; the
 //! redb file is measured as ingest leaves it and again after compaction, and
 //! each table's share is listed. Not a criterion benchmark: it prints sizes.
 
@@ -12,7 +12,7 @@ use kith_store::Store;
 use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
 
 const SIZES: [usize; 2] = [10_000, 100_000];
-const TARGET_BYTES_PER_POST: f64 = 450.0;
+const TARGET_BYTES_PER_POST: f64 = 300.0;
 
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).expect("store file").len()
