@@ -2,6 +2,10 @@
 //! validation. No IO: no tokio, no libp2p, no redb. Every other crate builds
 //! on these types.
 //!
+//! Every signature is checked by one rule ([`signature`], proto/README.md
+//! §2.1), alone or in batches that accept exactly what the single check
+//! accepts; a change from elsewhere is checked only by [`verify_batch`].
+//!
 //! ```
 //! use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange};
 //!

@@ -26,18 +26,6 @@ use support::*;
 
 const PAGE: usize = 20;
 
-/// Resident memory now, in KiB.
-fn rss_kib(node: &Node) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", node.child.id())).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Empties the kernel's page cache, if this process may (root).
 fn drop_page_cache() -> bool {
     // Dirty pages first, or they stay cached.
@@ -68,7 +56,7 @@ fn start(bin: &Path, home: &Path) -> Start {
     Start {
         ready_ms,
         page_ms,
-        rss_kib: rss_kib(&node),
+        rss_kib: node.rss_kib(),
         peak_kib: node.peak_rss_kib(),
     }
 }
