@@ -4,7 +4,7 @@
 //!
 //! The store holds `KITH_BENCH_COLD_AUTHORS` (100) authors' public posts,
 //! `KITH_BENCH_COLD_PER_AUTHOR` (10,000) each, all followed: 1,000,000 posts
-//! by default. It is imported once, the node is run once and stopped
+//! by default. It is imported once, the node is run twice and stopped
 //! cleanly (as a person's node is, day to day), and then it is started
 //! `KITH_BENCH_COLD_RUNS` (5) times. Each start is timed from spawning the
 //! process to its ready line (the API listening) and to the first page of
@@ -68,6 +68,7 @@ fn report(what: &str, starts: &[Start]) {
     ready.sort_by(f64::total_cmp);
     let rss = starts.iter().map(|s| s.rss_kib).max().unwrap_or(0);
     let peak = starts.iter().map(|s| s.peak_kib).max().unwrap_or(0);
+    // The largest of the runs: memory is a limit, not an average.
     println!(
         "cold start ({what}, {} runs): first home page served after {:.0} ms median ({:.0}–{:.0}; target <= 300), API ready after {:.0} ms; RSS then {:.1} MB, peak {:.1} MB (target <= 100)",
         starts.len(),
@@ -122,8 +123,13 @@ fn main() {
     if !kept.as_ref().is_some_and(|h| h.exists()) {
         setup(&bin, &home, dir.path(), authors, per_author);
     }
-    // Once, as a person's node runs, then stops cleanly.
-    drop(Node::start(&bin, &home, &[]));
+    // As a person's node runs, then stops cleanly: the first start after
+    // the import seals and compacts the store, the next measures its free
+    // space once more (redb has grown the compacted file); later starts
+    // find nothing to do, and those are measured.
+    for _ in 0..2 {
+        drop(Node::start(&bin, &home, &[]));
+    }
 
     let warm: Vec<Start> = (0..runs).map(|_| start(&bin, &home)).collect();
     report("file in the page cache", &warm);
