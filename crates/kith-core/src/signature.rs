@@ -14,7 +14,6 @@
 //! never refuses its honest neighbours; it costs its sender a few times
 //! the work, and a peer that sends forgeries is disconnected.
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_zebra::batch;
 use ed25519_zebra::{Signature, VerificationKey, VerificationKeyBytes};
 
@@ -38,12 +37,11 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// Checks rules 2 and 3 of §2.1. The bytes are kept as received: a
-    /// non-canonical encoding of a point is a key of its own.
+    /// non-canonical encoding of a point is a key of its own. The point is
+    /// decoded once, by the equation's library; small order is decided on
+    /// the bytes, which name a small-order point in 14 ways only.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, KeyError> {
-        let point = CompressedEdwardsY(*bytes)
-            .decompress()
-            .ok_or(KeyError::NotAPoint)?;
-        if point.is_small_order() {
+        if SMALL_ORDER.contains(bytes) {
             return Err(KeyError::SmallOrder);
         }
         let key = VerificationKey::try_from(*bytes).map_err(|_| KeyError::NotAPoint)?;
@@ -86,11 +84,13 @@ fn y_is_canonical(encoding: &[u8; 32]) -> bool {
     !(top == 0x7f && encoding[1..31].iter().all(|&b| b == 0xff) && encoding[0] >= 0xed)
 }
 
-/// Every encoding with y < p of the eight points of small order: each
-/// point's canonical encoding, and for the two with x = 0 also the one with
-/// the sign bit set. (`small_order_encodings_are_exactly_these` derives
-/// this list from the curve.)
-const SMALL_ORDER: [[u8; 32]; 10] = {
+/// Every encoding that decodes (rule 2) to one of the eight points of
+/// small order. The first ten have y < p: each point's canonical encoding,
+/// and for the two with x = 0 also the one with the sign bit set. The last
+/// four have y ≥ p: y = p and y = p + 1 (the points with y = 0 and y = 1),
+/// with either sign bit. (`small_order_encodings_are_exactly_these`
+/// derives this list from the curve.)
+const SMALL_ORDER: [[u8; 32]; 14] = {
     const fn enc(low: [u8; 8], mid: u8, top: u8) -> [u8; 32] {
         let mut e = [mid; 32];
         let mut i = 0;
@@ -131,6 +131,11 @@ const SMALL_ORDER: [[u8; 32]; 10] = {
         hex(b"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
         hex(b"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
         hex(b"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
+        // y = p and y = p + 1, not canonical.
+        enc([0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 0xff, 0x7f),
+        enc([0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 0xff, 0xff),
+        enc([0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 0xff, 0x7f),
+        enc([0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 0xff, 0xff),
     ]
 };
 
@@ -139,7 +144,16 @@ const SMALL_ORDER: [[u8; 32]; 10] = {
 #[derive(Default)]
 pub struct Batch {
     /// `None` for a signature refused before the equation (rule 4).
-    items: Vec<Option<batch::Item>>,
+    items: Vec<Option<Pending>>,
+}
+
+/// A signature waiting for the equation, with its key as already decoded:
+/// checked alone (a batch of one, or to find the forgery in a failed
+/// batch), it costs no second decoding of the key.
+struct Pending {
+    key: VerificationKey,
+    signature: Signature,
+    msg: Vec<u8>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -159,12 +173,10 @@ impl Batch {
 
     /// Adds a signature to check; its result is at this position.
     pub fn push(&mut self, key: &PublicKey, msg: &[u8], signature: &[u8; 64]) {
-        let item = r_is_acceptable(signature).then(|| {
-            batch::Item::from((
-                VerificationKeyBytes::from(key.key),
-                Signature::from_bytes(signature),
-                msg,
-            ))
+        let item = r_is_acceptable(signature).then(|| Pending {
+            key: key.key,
+            signature: Signature::from_bytes(signature),
+            msg: msg.to_vec(),
         });
         self.items.push(item);
     }
@@ -184,8 +196,12 @@ impl Batch {
             && let Some(rng) = batch_rng()
         {
             let mut verifier = batch::Verifier::new();
-            for item in self.items.iter().flatten() {
-                verifier.queue(item.clone());
+            for p in self.items.iter().flatten() {
+                verifier.queue((
+                    VerificationKeyBytes::from(p.key),
+                    p.signature,
+                    p.msg.as_slice(),
+                ));
             }
             if verifier.verify(rng).is_ok() {
                 return self.items.iter().map(Option::is_some).collect();
@@ -195,7 +211,7 @@ impl Batch {
         // no randomness for the multipliers.
         self.items
             .into_iter()
-            .map(|item| item.is_some_and(|i| i.verify_single().is_ok()))
+            .map(|p| p.is_some_and(|p| p.key.verify(&p.signature, &p.msg).is_ok()))
             .collect()
     }
 }
@@ -213,6 +229,7 @@ fn batch_rng() -> Option<chacha20::ChaCha20Rng> {
 mod tests {
     use super::*;
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
     use curve25519_dalek::edwards::EdwardsPoint;
     use curve25519_dalek::scalar::Scalar;
     use curve25519_dalek::traits::IsIdentity;
@@ -240,15 +257,29 @@ mod tests {
 
     #[test]
     fn small_order_encodings_are_exactly_these() {
+        // A point's encodings: y or y + p (when below 2^255) in the low 255
+        // bits, either sign bit. Keep those that decode to the point.
         let mut derived: Vec<[u8; 32]> = Vec::new();
         for t in torsion() {
             let canonical = t.compress().to_bytes();
-            derived.push(canonical);
-            // A point with x = 0 also decodes with the sign bit set.
-            let mut flipped = canonical;
-            flipped[31] ^= 0x80;
-            if CompressedEdwardsY(flipped).decompress() == Some(t) {
-                derived.push(flipped);
+            let mut ys = vec![canonical];
+            let mut y = canonical;
+            y[31] &= 0x7f;
+            // y + p < 2^255 only for y < 19: then y + p = y + 2^255 − 19.
+            if y[1..].iter().all(|&b| b == 0) && y[0] < 19 {
+                let mut plus_p = [0xff; 32];
+                plus_p[0] = 0xed + y[0];
+                plus_p[31] = 0x7f;
+                ys.push(plus_p);
+            }
+            for e in ys {
+                for sign in [0, 0x80] {
+                    let mut candidate = e;
+                    candidate[31] = (candidate[31] & 0x7f) | sign;
+                    if CompressedEdwardsY(candidate).decompress() == Some(t) {
+                        derived.push(candidate);
+                    }
+                }
             }
         }
         derived.sort();
@@ -256,8 +287,12 @@ mod tests {
         let mut listed = SMALL_ORDER.to_vec();
         listed.sort();
         assert_eq!(derived, listed);
-        for e in SMALL_ORDER {
-            assert!(y_is_canonical(&e));
+        // R's check leans on this: the first ten are canonical, the rest not.
+        for e in &SMALL_ORDER[..10] {
+            assert!(y_is_canonical(e));
+        }
+        for e in &SMALL_ORDER[10..] {
+            assert!(!y_is_canonical(e));
         }
     }
 
