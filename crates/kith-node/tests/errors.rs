@@ -66,3 +66,25 @@ fn a_deleted_post_takes_no_reply_nor_reaction() {
     let e = ada.react(&post, "🎉").unwrap_err();
     assert!(matches!(e, ActionError::DeletedPost(_)), "{e:?}");
 }
+
+#[test]
+fn a_post_refused_by_the_group_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ada = service(&dir, "ada");
+    let group = ada.group_create("ops", "").unwrap().id;
+    ada.post_to(Some(group), "while a member", None).unwrap();
+    ada.group_leave(&group).unwrap();
+    let held = ada.export(false).unwrap().changes.len();
+    // The group's feed is cached with ada's post in it; the refused change
+    // must leave neither the cache nor the store holding it.
+    for _ in 0..2 {
+        let e = ada.post_to(Some(group), "after leaving", None).unwrap_err();
+        assert!(
+            matches!(e, ActionError::NotMember { id, .. } if id == group),
+            "{e:?}"
+        );
+    }
+    assert_eq!(ada.export(false).unwrap().changes.len(), held);
+    ada.post_to(None, "elsewhere, still fine", None).unwrap();
+    assert_eq!(ada.export(false).unwrap().changes.len(), held + 1);
+}

@@ -52,7 +52,7 @@ impl Store {
         self.unflushed = true;
         // Set when a change was made but the group's rules refuse it: the
         // cached document holds it and must be dropped.
-        let mut tainted = false;
+        let mut tainted = None;
         let mut changed = Vec::new();
         // Where the journal stood before this change's record, once it has one.
         let mut journalled_from = None;
@@ -85,7 +85,7 @@ impl Store {
             if doc_id.kind == kith_core::DocKind::GroupControl || !doc_id.space.is_public() {
                 let fresh = vec![(0, signer.author, (), change.clone())];
                 if let Some((_, why)) = self.admit(&mut w, &doc_id, doc_no, fresh)?.refused.pop() {
-                    tainted = true;
+                    tainted = Some(doc_no);
                     return Err(match why {
                         GroupRefusal::NotMember => CommitError::NotMember(doc_id.space),
                         GroupRefusal::Control(why) => {
@@ -145,9 +145,10 @@ impl Store {
                 }
             },
             Err(e @ (CommitError::Invalid(_) | CommitError::NotMember(_))) => {
-                if tainted {
-                    self.docs.clear();
-                    self.groups.clear();
+                // Only the document's cached copy holds the refused
+                // change; the gate read the group's state, never changed it.
+                if let Some(doc_no) = tainted {
+                    self.docs.evict(doc_no);
                 }
                 Err(e)
             }
