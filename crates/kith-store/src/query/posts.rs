@@ -31,11 +31,7 @@ impl Store {
         let Some(row) = r.row(id)? else {
             return Ok(None);
         };
-        let docs = txn.open_table(DOCS)?;
-        let doc = docs
-            .get(row.doc_no)?
-            .and_then(|d| DocId::from_bytes(d.value()).ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("doc {}", row.doc_no)))?;
+        let doc = r.doc_id(row.doc_no)?;
         Ok(Some(PostRef {
             doc,
             author: r.person(row.author_no)?.identity,
@@ -64,10 +60,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let docs = txn.open_table(DOCS)?;
-        Ok(docs
-            .get(doc_no)?
-            .and_then(|d| DocId::from_bytes(d.value()).ok()))
+        r.doc_id(doc_no).map(Some)
     }
 
     /// A post and every reply below it, depth first, replies oldest first.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kith_core::schema::feed::PostText;
 use kith_core::schema::text_of_op;
-use kith_core::{IdentityId, PostId, SpaceId};
+use kith_core::{DocId, IdentityId, PostId, SpaceId};
 use redb::ReadTransaction;
 
 use crate::changelog::{BlockCache, Rows};
@@ -31,6 +31,7 @@ pub(super) struct Reader<'t> {
     pub(super) reactions: OnceCell<ReactionsRead>,
     pub(super) replies: OnceCell<RepliesRead>,
     pub(super) spaces: OnceCell<SpacesRead>,
+    pub(super) docs: OnceCell<DocsRead>,
     /// Whom the viewer mutes: views mark their posts and leave out their
     /// reactions. Empty for a read without a viewer.
     pub(super) muted: BTreeSet<u32>,
@@ -64,6 +65,7 @@ impl<'t> Reader<'t> {
             reactions: OnceCell::new(),
             replies: OnceCell::new(),
             spaces: OnceCell::new(),
+            docs: OnceCell::new(),
             muted: BTreeSet::new(),
         }
     }
@@ -90,6 +92,7 @@ impl<'t> Reader<'t> {
         reactions: REACTIONS => ReactionsRead;
         replies: REPLIES => RepliesRead;
         spaces: SPACES => SpacesRead;
+        docs: DOCS => DocsRead;
     }
 
     pub(super) fn row(&self, id: &PostId) -> Result<Option<PostRow>, StoreError> {
@@ -106,6 +109,14 @@ impl<'t> Reader<'t> {
             .get(no)?
             .and_then(|v| PersonRow::decode(v.value()))
             .ok_or_else(|| StoreError::Corrupt(format!("person {no}")))
+    }
+
+    /// The id of the document numbered `no`.
+    pub(super) fn doc_id(&self, no: u32) -> Result<DocId, StoreError> {
+        self.docs()?
+            .get(no)?
+            .and_then(|d| DocId::from_bytes(d.value()).ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("doc {no}")))
     }
 
     pub(super) fn person_no(&self, id: &IdentityId) -> Result<Option<u32>, StoreError> {

@@ -68,13 +68,14 @@ impl Store {
         if sealed == 0 && checked.is_some_and(|len| before <= len + len / 4) {
             return Ok(None);
         }
+        // No room to compact into: not worth reading the file to find out.
+        if self.ensure_space().is_err() {
+            return Ok(None);
+        }
         let used = {
             let stats = self.db()?.begin_write()?.stats()?;
             stats.allocated_pages() * stats.page_size() as u64
         };
-        if self.ensure_space().is_err() {
-            return Ok(None);
-        }
         if used * 3 > before {
             self.set_tidy_checked(before)?;
             return Ok(None);
