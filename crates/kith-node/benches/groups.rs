@@ -13,8 +13,7 @@
 //! kith-node --bench groups`. Sizes: `KITH_BENCH_GROUP_MEMBERS` (100),
 //! `KITH_BENCH_GROUP_POSTS` (10000), `KITH_BENCH_JOINERS` (5).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Instant;
 
 use kith_core::archive::Archive;
@@ -23,7 +22,7 @@ use kith_node::home::{Home, HomeSource};
 use kith_node::service::Service;
 
 mod support;
-use support::{env, kith_bin, kith_in, percentile};
+use support::{Lan, Node, env, is_root, kith_bin, kith_in, percentile};
 
 fn home(dir: &Path) -> Home {
     Home {
@@ -88,54 +87,6 @@ fn rekey() {
     );
 }
 
-/// The LAN script of this repository.
-fn lan_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lan")
-}
-
-struct Lan(String);
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(lan_script())
-            .args(["down", &self.0])
-            .status();
-    }
-}
-
-struct NodeProc(Child);
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(bin: &Path, ns: &str, home: &Path, ip: &str) -> NodeProc {
-    use std::io::BufRead;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(bin)
-        .arg("--home")
-        .arg(home)
-        .args(["node", "--json", "--listen", &format!("/ip4/{ip}/tcp/4610")])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listen"), "node did not start: {line:?}");
-    NodeProc(child)
-}
-
 /// `posts` signed posts by the owner of `keys` in group `g`.
 fn group_corpus(keys: &kith_node::Keys, g: SpaceId, posts: usize) -> Archive {
     let mut archive = Archive::default();
@@ -145,12 +96,7 @@ fn group_corpus(keys: &kith_node::Keys, g: SpaceId, posts: usize) -> Archive {
 }
 
 fn join() {
-    // Network namespaces need root.
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
+    if !is_root() {
         println!("join: skipped (the namespace LAN needs root)");
         return;
     }
@@ -173,16 +119,10 @@ fn join() {
     std::fs::write(&file, group_corpus(&keys, g, posts).encode()).unwrap();
     kith_in(&bin, None, &alice, &["import", file.to_str().unwrap()]);
 
-    let name = format!("kb{}", std::process::id());
-    let up = Command::new("bash")
-        .arg(lan_script())
-        .args(["up", &name, "2"])
-        .status()
-        .unwrap();
-    assert!(up.success(), "scripts/lan up failed");
-    let lan = Lan(name);
-    let (ns1, ns2) = (format!("{}-1", lan.0), format!("{}-2", lan.0));
-    let _alice_node = start(&bin, &ns1, &alice, "10.231.0.1");
+    let lan = Lan::up(2);
+    let (ns1, ns2) = (lan.netns(1), lan.netns(2));
+    let listen = |i| format!("/ip4/{}/tcp/4610", lan.ip(i));
+    let _alice_node = Node::start_in(&bin, Some(&ns1), &alice, &["--listen", &listen(1)]);
     let g_str = g.to_string();
     let invite: serde_json::Value = serde_json::from_str(&kith_in(
         &bin,
@@ -203,7 +143,7 @@ fn join() {
     for j in 0..joiners {
         let joiner = tmp.path().join(format!("joiner{j}"));
         kith_in(&bin, None, &joiner, &["init", "--name", "joiner"]);
-        let node = start(&bin, &ns2, &joiner, "10.231.0.2");
+        let node = Node::start_in(&bin, Some(&ns2), &joiner, &["--listen", &listen(2)]);
         let t = Instant::now();
         kith_in(
             &bin,

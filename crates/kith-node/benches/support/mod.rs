@@ -44,23 +44,36 @@ pub struct Node {
     pub addr: String,
     /// The one-time login link of the web app.
     pub app: String,
+    /// The network namespace the node runs in, if not this process's.
+    pub netns: Option<String>,
     agent: ureq::Agent,
 }
 
 impl Node {
     pub fn start(bin: &Path, home: &Path, peers: &[String]) -> Node {
-        let mut cmd = Command::new(bin);
-        cmd.arg("--home").arg(home).args([
-            "node",
-            "--json",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--probe",
-        ]);
+        let mut args = vec!["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--probe"];
         for p in peers {
-            cmd.args(["--peer", p]);
+            args.extend(["--peer", p]);
         }
+        Node::start_in(bin, None, home, &args)
+    }
+
+    /// Starts `kith node --json ARGS…` of `home`, inside the network
+    /// namespace `netns` if one is named. Its API (on that namespace's
+    /// loopback) is called from a thread that enters the namespace.
+    pub fn start_in(bin: &Path, netns: Option<&str>, home: &Path, args: &[&str]) -> Node {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.arg("--home")
+            .arg(home)
+            .args(["node", "--json"])
+            .args(args);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -83,11 +96,24 @@ impl Node {
             token,
             addr: status["listen"][0].as_str().unwrap().to_owned(),
             app: status["app"].as_str().unwrap_or_default().to_owned(),
+            netns: netns.map(str::to_owned),
             agent: ureq::Agent::config_builder().build().into(),
         }
     }
 
     pub fn call(&self, call: &Call) -> Reply {
+        self.try_call(call).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A call whose refusal (a wait that timed out, say) is an answer too.
+    pub fn try_call(&self, call: &Call) -> Result<Reply, String> {
+        match &self.netns {
+            Some(ns) => in_netns(ns, || self.call_here(call)),
+            None => self.call_here(call),
+        }
+    }
+
+    fn call_here(&self, call: &Call) -> Result<Reply, String> {
         let mut response = self
             .agent
             .post(&format!("http://{}/api/call", self.api))
@@ -99,13 +125,22 @@ impl Node {
             .expect("api call");
         let status = response.status();
         let text = response.body_mut().read_to_string().expect("api reply");
-        assert!(status.is_success(), "{call:?}: {status}: {text}");
-        serde_json::from_str(&text).expect("api reply")
+        if !status.is_success() {
+            return Err(format!("{call:?}: {status}: {text}"));
+        }
+        Ok(serde_json::from_str(&text).expect("api reply"))
     }
 
     /// A GET of `path` on the node's API, with the token; the status and
     /// the body.
     pub fn get(&self, path: &str) -> (u16, String) {
+        match &self.netns {
+            Some(ns) => in_netns(ns, || self.get_here(path)),
+            None => self.get_here(path),
+        }
+    }
+
+    fn get_here(&self, path: &str) -> (u16, String) {
         let mut response = self
             .agent
             .get(&format!("http://{}{path}", self.api))
@@ -155,6 +190,68 @@ impl Node {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// Runs `f` on a thread inside the network namespace `ns` (made by `ip
+/// netns add`): sockets it opens belong to that namespace.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns exists");
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {ns}: {e}"));
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    })
+}
+
+/// Whether this process runs as root (network namespaces need it).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A namespace LAN made by `scripts/lan`, torn down on drop.
+pub struct Lan {
+    pub name: String,
+}
+
+impl Lan {
+    pub fn up(n: usize) -> Lan {
+        let name = format!("kb{}", std::process::id());
+        let lan = Lan { name };
+        let up = Command::new("bash")
+            .arg(lan_script())
+            .args(["up", &lan.name, &n.to_string()])
+            .status()
+            .unwrap();
+        assert!(up.success(), "scripts/lan up failed");
+        lan
+    }
+
+    /// The namespace of host `i` (1-based).
+    pub fn netns(&self, i: usize) -> String {
+        format!("{}-{i}", self.name)
+    }
+
+    /// The address of host `i` (1-based).
+    pub fn ip(&self, i: usize) -> String {
+        format!("10.231.0.{i}")
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(lan_script())
+            .args(["down", &self.name])
+            .status();
+    }
+}
+
+fn lan_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lan")
 }
 
 impl Drop for Node {
