@@ -14,6 +14,7 @@
 
 mod behaviour;
 mod codec;
+mod lan;
 mod task;
 
 pub use behaviour::{
@@ -21,6 +22,7 @@ pub use behaviour::{
     build_swarm,
 };
 pub use codec::SYNC_PROTOCOL;
+pub use lan::{LAN_TARGET, MAX_LAN_DIALS};
 pub use libp2p::{Multiaddr, PeerId};
 pub use task::run;
 
@@ -79,8 +81,8 @@ pub enum Command {
 /// How a peer was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
-    /// On the LAN, by mDNS (this node then dialled it, or it dialled this
-    /// node, as both do on discovery).
+    /// On the LAN, by mDNS (one of the two dialled the other; see
+    /// [`lan`](crate::LAN_TARGET) for which).
     Mdns,
     /// This node dialled it: an address it was given (`--peer`, a
     /// remembered peer, an invite key).

@@ -3,7 +3,7 @@
 //! node: events go out with `try_send`, so a slow node costs dropped gossip
 //! (recovered by sync), never a stalled swarm.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use kith_core::DeviceId;
@@ -19,7 +19,44 @@ use crate::behaviour::{
 };
 use kith_core::gossip::Verdict;
 
+use crate::lan::{LanPeers, Round};
 use crate::{Command, Event, NetSnapshot, PeerInfo, Via, device_of_peer};
+
+/// One round of LAN dialling (see [`crate::lan`]).
+fn dial_lan(
+    swarm: &mut Swarm<Behaviour>,
+    lan: &mut LanPeers,
+    groups: &HashSet<gossipsub::TopicHash>,
+    dialled: &HashSet<PeerId>,
+) {
+    if lan.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    lan.release_stale(now);
+    let covered: HashSet<&gossipsub::TopicHash> = swarm
+        .behaviour()
+        .gossipsub
+        .all_peers()
+        .flat_map(|(_, topics)| topics)
+        .collect();
+    let topic_alone = groups.iter().any(|t| !covered.contains(t));
+    let connected = swarm.connected_peers().count();
+    let is_connected = |p: &PeerId| swarm.is_connected(p);
+    let chosen = lan.choose(&Round {
+        now,
+        connected,
+        dialled: dialled.len(),
+        topic_alone,
+        is_connected: &is_connected,
+    });
+    for (peer, addr) in chosen {
+        if let Err(e) = swarm.dial(dial_peer(peer, addr)) {
+            tracing::debug!(%peer, error = %e, "LAN dial refused");
+            lan.failed(&peer, now);
+        }
+    }
+}
 
 /// Sync requests from peers that wait for the node's answer, at most.
 pub const MAX_PENDING_RESPONSES: usize = 1024;
@@ -33,9 +70,6 @@ struct Remembered {
     backoff: Duration,
     peer: Option<PeerId>,
 }
-
-/// Most peers found by mDNS that are kept for redialling.
-pub const MAX_DISCOVERED: usize = 1024;
 
 /// Dials from a fresh port. Reusing the listening port (libp2p's default)
 /// turns two nodes dialling each other at once into a TCP simultaneous open,
@@ -65,16 +99,15 @@ pub async fn run(
         tracing::error!(error = %e, "cannot subscribe to the public topic");
     }
     let probe_topic = gossipsub::IdentTopic::new(PROBE_TOPIC);
-    let mut groups: std::collections::HashSet<gossipsub::TopicHash> = Default::default();
+    let mut groups: HashSet<gossipsub::TopicHash> = HashSet::new();
     let mut outbound: HashMap<OutboundRequestId, (DeviceId, u64)> = HashMap::new();
     let mut inbound: HashMap<u64, ResponseChannel<kith_core::sync::Response>> = HashMap::new();
     let mut next_inbound = 0u64;
     let mut peers: BTreeMap<PeerId, PeerInfo> = BTreeMap::new();
     let mut remembered: Vec<Remembered> = Vec::new();
-    // Peers found by mDNS, redialled while they are not connected: a first
-    // dial can fail (two nodes dialling each other at once), and mDNS reports
-    // a peer only once per record lifetime.
-    let mut discovered: HashMap<PeerId, Remembered> = HashMap::new();
+    // Peers found by mDNS, and those of them this node dialled.
+    let mut lan = LanPeers::default();
+    let mut lan_dialled: HashSet<PeerId> = HashSet::new();
     let mut redial = tokio::time::interval(Duration::from_secs(1));
     let send = |e: Event| {
         if let Err(err) = events.try_send(e) {
@@ -173,13 +206,7 @@ pub async fn run(
                         r.backoff = (r.backoff * 2).min(REDIAL_MAX);
                     }
                 }
-                for (peer, r) in discovered.iter_mut() {
-                    if !swarm.is_connected(peer) && r.next <= now {
-                        let _ = swarm.dial(dial_peer(*peer, r.addr.clone()));
-                        r.next = now + r.backoff;
-                        r.backoff = (r.backoff * 2).min(REDIAL_MAX);
-                    }
-                }
+                dial_lan(&mut swarm, &mut lan, &groups, &lan_dialled);
             }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => send(Event::Listening(address)),
@@ -203,7 +230,13 @@ pub async fn run(
                     // this node dials what mDNS reports. One it was told to
                     // keep counts as dialled even when it is on the LAN too.
                     let kept = remembered.iter().any(|r| r.peer == Some(peer_id));
-                    let via = if discovered.contains_key(&peer_id) && !kept {
+                    if lan.contains(&peer_id) {
+                        lan.connected(&peer_id);
+                        if endpoint.is_dialer() {
+                            lan_dialled.insert(peer_id);
+                        }
+                    }
+                    let via = if lan.contains(&peer_id) && !kept {
                         Via::Mdns
                     } else if endpoint.is_dialer() {
                         Via::Dialed
@@ -220,27 +253,27 @@ pub async fn run(
                 }
                 SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                     peers.remove(&peer_id);
+                    lan_dialled.remove(&peer_id);
                     if let Some(device) = device_of_peer(&peer_id) {
                         send(Event::Disconnected { peer: device });
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                    let now = Instant::now();
                     for (peer_id, addr) in found {
-                        if !swarm.is_connected(&peer_id) {
-                            let _ = swarm.dial(dial_peer(peer_id, addr.clone()));
-                        }
-                        if discovered.len() < MAX_DISCOVERED || discovered.contains_key(&peer_id) {
-                            let next = Instant::now() + REDIAL_MIN;
-                            discovered.insert(peer_id, Remembered { addr, next, backoff: REDIAL_MIN, peer: Some(peer_id) });
-                        }
+                        lan.found(peer_id, addr, now);
                         if let Some(p) = peers.get_mut(&peer_id) {
                             p.via = Via::Mdns;
                         }
                     }
+                    dial_lan(&mut swarm, &mut lan, &groups, &lan_dialled);
+                }
+                SwarmEvent::OutgoingConnectionError { peer_id: Some(peer_id), .. } => {
+                    lan.failed(&peer_id, Instant::now());
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Expired(gone))) => {
                     for (peer_id, _) in gone {
-                        discovered.remove(&peer_id);
+                        lan.expired(&peer_id);
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
