@@ -177,11 +177,18 @@ impl Device {
         let (event_tx, events) = mpsc::channel(kith_net::EVENT_CAPACITY);
         let (seen_tx, seen) = std_mpsc::channel();
         runtime.block_on(async {
-            let mut swarm = kith_net::build_swarm(kith_net::keypair(&key), false).expect("a swarm");
+            let mut registry = kith_net::Registry::default();
+            let mut swarm = kith_net::build_swarm(
+                kith_net::keypair(&key),
+                &kith_net::NetConfig::default(),
+                &mut registry,
+            )
+            .expect("a swarm");
+            let metrics = kith_net::Metrics::new(&mut registry);
             swarm
                 .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr"))
                 .expect("listening on loopback");
-            tokio::spawn(kith_net::run(swarm, command_rx, event_tx));
+            tokio::spawn(kith_net::run(swarm, vec![], metrics, command_rx, event_tx));
             tokio::spawn(answer(events, commands.clone(), cert.clone(), seen_tx));
         });
         let device = Device {

@@ -103,7 +103,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // A node with no internet peers has no DHT to bootstrap:
+                // expected, not worth a warning every few minutes.
+                "warn,libp2p_kad=error".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -2,15 +2,17 @@
 
 use std::time::Duration;
 
+use libp2p::metrics::Registry;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    Swarm, SwarmBuilder, connection_limits, gossipsub, identify, identity::Keypair, mdns, noise,
-    ping, request_response, tcp, yamux,
+    Multiaddr, StreamProtocol, Swarm, SwarmBuilder, autonat, connection_limits, dcutr, gossipsub,
+    identify, identity::Keypair, kad, mdns, noise, ping, relay, request_response, tcp, yamux,
 };
 use sha2::{Digest, Sha256};
 
 use crate::codec::{SYNC_PROTOCOL, SyncCodec};
+use crate::observed::Observed;
 
 // The topics' names and the message limit are protocol: kith-core says them.
 pub use kith_core::gossip::{MAX_GOSSIP_BYTES, MAX_GROUP_TOPICS, PUBLIC_TOPIC};
@@ -32,12 +34,47 @@ pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most concurrent sync streams per connection.
 pub const MAX_SYNC_STREAMS: usize = 16;
-/// Connection limits: in total, per peer, and pending inbound.
+/// Connection limits: in total, per peer, and pending inbound. Three a
+/// peer: a relayed connection, the direct one hole punching makes, and the
+/// other side's simultaneous dial (with two, a QUIC punch was refused).
 pub const MAX_CONNECTIONS: u32 = 256;
-pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
 pub const MAX_PENDING_INCOMING: u32 = 64;
 /// How often mDNS asks the LAN who is there (the default is five minutes).
 pub const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// kith's own DHT: `/ipfs/kad/1.0.0` would merge it into IPFS's.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/kith/kad/1.0.0");
+
+/// A relay's limits. libp2p's defaults end a circuit after 2 minutes or
+/// 128 KiB, which cuts kith's catch-up and gossip; a kith relay keeps a
+/// circuit for an hour and 1 GiB. Fairness is per peer: 4 reservations
+/// and 4 circuits a peer at once, and libp2p's per-peer and per-IP rate
+/// limits on new ones.
+pub const RELAY_MAX_RESERVATIONS: usize = 1024;
+pub const RELAY_MAX_CIRCUITS: usize = 256;
+pub const RELAY_MAX_PER_PEER: usize = 4;
+pub const RELAY_CIRCUIT_DURATION: Duration = Duration::from_secs(3600);
+pub const RELAY_CIRCUIT_BYTES: u64 = 1 << 30;
+
+/// How a node takes part in the network beyond its LAN.
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    /// Discover and announce peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// Addresses others on the internet reach this node at (`--public-addr`).
+    /// A node with one serves the DHT, answers AutoNAT probes and, with
+    /// `relay`, relays for nodes behind NATs.
+    pub public: Vec<Multiaddr>,
+    /// Relay for others when public.
+    pub relay: bool,
+}
+
+impl NetConfig {
+    pub fn is_public(&self) -> bool {
+        !self.public.is_empty()
+    }
+}
 
 /// Everything a kith node speaks.
 #[derive(NetworkBehaviour)]
@@ -48,6 +85,13 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::Behaviour<SyncCodec>,
+    pub relay_client: relay::client::Behaviour,
+    pub relay: Toggle<relay::Behaviour>,
+    pub dcutr: dcutr::Behaviour,
+    pub autonat: autonat::v2::client::Behaviour,
+    pub autonat_server: Toggle<autonat::v2::server::Behaviour>,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub observed: Observed,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -68,8 +112,13 @@ pub enum BuildError {
     Mdns(String),
 }
 
-/// Builds the swarm of a node whose device key is `keypair`.
-pub fn build_swarm(keypair: Keypair, mdns_on: bool) -> Result<Swarm<Behaviour>, BuildError> {
+/// Builds the swarm of a node whose device key is `keypair`, registering
+/// libp2p's metrics in `registry`.
+pub fn build_swarm(
+    keypair: Keypair,
+    config: &NetConfig,
+    registry: &mut Registry,
+) -> Result<Swarm<Behaviour>, BuildError> {
     let gossip_config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
@@ -83,7 +132,7 @@ pub fn build_swarm(keypair: Keypair, mdns_on: bool) -> Result<Swarm<Behaviour>, 
         .build()
         .map_err(|e| BuildError::Gossipsub(e.to_string()))?;
     let peer_id = keypair.public().to_peer_id();
-    let mdns = if mdns_on {
+    let mdns = if config.mdns {
         let cfg = mdns::Config {
             query_interval: MDNS_QUERY_INTERVAL,
             ..Default::default()
@@ -103,11 +152,18 @@ pub fn build_swarm(keypair: Keypair, mdns_on: bool) -> Result<Swarm<Behaviour>, 
             yamux::Config::default,
         )
         .map_err(|e| BuildError::Transport(e.to_string()))?
-        .with_behaviour(|key| {
+        .with_quic()
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| BuildError::Transport(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
             let mut gossipsub = gossipsub::Behaviour::new(
                 gossipsub::MessageAuthenticity::Signed(key.clone()),
                 gossip_config,
-            )?;
+            )?
+            .with_metrics(
+                registry.sub_registry_with_prefix("gossipsub"),
+                gossipsub::MetricsConfig::default(),
+            );
             let mut score = gossipsub::PeerScoreParams::default();
             score.topics.insert(
                 gossipsub::IdentTopic::new(PUBLIC_TOPIC).hash(),
@@ -134,10 +190,53 @@ pub fn build_swarm(keypair: Keypair, mdns_on: bool) -> Result<Swarm<Behaviour>, 
                         .with_request_timeout(SYNC_REQUEST_TIMEOUT)
                         .with_max_concurrent_streams(MAX_SYNC_STREAMS),
                 ),
+                relay_client,
+                relay: Toggle::from(
+                    (config.is_public() && config.relay)
+                        .then(|| relay::Behaviour::new(peer_id, relay_config())),
+                ),
+                dcutr: dcutr::Behaviour::new(peer_id),
+                autonat: autonat::v2::client::Behaviour::default(),
+                autonat_server: Toggle::from(
+                    config
+                        .is_public()
+                        .then(autonat::v2::server::Behaviour::default),
+                ),
+                kad: kademlia(peer_id, config.is_public()),
+                observed: Observed::default(),
             })
         })
         .map_err(|e| BuildError::Gossipsub(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
     Ok(swarm)
+}
+
+fn relay_config() -> relay::Config {
+    relay::Config {
+        max_reservations: RELAY_MAX_RESERVATIONS,
+        max_reservations_per_peer: RELAY_MAX_PER_PEER,
+        max_circuits: RELAY_MAX_CIRCUITS,
+        max_circuits_per_peer: RELAY_MAX_PER_PEER,
+        max_circuit_duration: RELAY_CIRCUIT_DURATION,
+        max_circuit_bytes: RELAY_CIRCUIT_BYTES,
+        ..relay::Config::default()
+    }
+}
+
+/// The DHT. A node behind a NAT stays a client: libp2p would make it a
+/// server as soon as a relay confirms its circuit address, and a server
+/// others reach only through a relay's circuits slows every lookup.
+fn kademlia(peer_id: libp2p::PeerId, public: bool) -> kad::Behaviour<kad::store::MemoryStore> {
+    let mut kad = kad::Behaviour::with_config(
+        peer_id,
+        kad::store::MemoryStore::new(peer_id),
+        kad::Config::new(KAD_PROTOCOL),
+    );
+    kad.set_mode(Some(if public {
+        kad::Mode::Server
+    } else {
+        kad::Mode::Client
+    }));
+    kad
 }

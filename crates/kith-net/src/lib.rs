@@ -12,18 +12,23 @@
 //! assert_eq!(kith_net::peer_id(&device.id()), keypair.public().to_peer_id());
 //! ```
 
+pub mod address;
 mod behaviour;
 mod codec;
 mod lan;
+mod observed;
+mod reach;
 mod task;
 
 pub use behaviour::{
-    BuildError, MAX_GOSSIP_BYTES, MAX_GROUP_TOPICS, MAX_PROBE_BYTES, PROBE_TOPIC, PUBLIC_TOPIC,
-    build_swarm,
+    BuildError, MAX_GOSSIP_BYTES, MAX_GROUP_TOPICS, MAX_PROBE_BYTES, NetConfig, PROBE_TOPIC,
+    PUBLIC_TOPIC, build_swarm,
 };
 pub use codec::SYNC_PROTOCOL;
 pub use lan::{LAN_TARGET, MAX_LAN_DIALS};
+pub use libp2p::metrics::{Metrics, Registry};
 pub use libp2p::{Multiaddr, PeerId};
+pub use reach::MAX_RELAYS;
 pub use task::run;
 
 use kith_core::gossip::Verdict;
@@ -137,12 +142,40 @@ pub enum Event {
     },
 }
 
+/// The path a connection takes, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// On a private network (a LAN, this machine).
+    Lan,
+    /// Direct, after hole punching through NATs.
+    HolePunched,
+    /// Direct across the internet (one side is public).
+    Direct,
+    /// Through a relay's circuit.
+    Relayed,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Lan => "lan",
+            Kind::HolePunched => "hole-punched",
+            Kind::Direct => "direct",
+            Kind::Relayed => "relayed",
+        }
+    }
+}
+
 /// A connected peer.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     pub device: DeviceId,
+    /// Remote addresses of its open connections, the best path first.
     pub addresses: Vec<Multiaddr>,
     pub via: Via,
+    /// The best path of its open connections, and that one's address.
+    pub kind: Kind,
+    pub address: Option<Multiaddr>,
 }
 
 /// The network's state, for status displays.
@@ -150,6 +183,13 @@ pub struct PeerInfo {
 pub struct NetSnapshot {
     pub listen: Vec<Multiaddr>,
     pub peers: Vec<PeerInfo>,
+    /// Addresses others can reach this node at: declared, or confirmed by
+    /// AutoNAT, or circuits through relays.
+    pub external: Vec<Multiaddr>,
+    /// Circuit addresses through relays that hold a reservation for it.
+    pub relays: Vec<Multiaddr>,
+    /// Reachable from the internet without a relay.
+    pub public: bool,
 }
 
 /// The libp2p keypair of a device.

@@ -8,19 +8,23 @@ use std::time::{Duration, Instant};
 
 use kith_core::DeviceId;
 use libp2p::futures::StreamExt;
+use libp2p::metrics::{Metrics, Recorder};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, mdns};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, dcutr, gossipsub, identify, mdns, relay};
 use tokio::sync::mpsc;
 
+use crate::address::{is_private, is_public, is_relayed};
 use crate::behaviour::{
-    Behaviour, BehaviourEvent, MAX_GROUP_TOPICS, MAX_PROBE_BYTES, PROBE_TOPIC, PUBLIC_TOPIC,
+    Behaviour, BehaviourEvent, KAD_PROTOCOL, MAX_GROUP_TOPICS, MAX_PROBE_BYTES, PROBE_TOPIC,
+    PUBLIC_TOPIC,
 };
+use crate::reach::Reach;
 use kith_core::gossip::Verdict;
 
 use crate::lan::{LanPeers, Round};
-use crate::{Command, Event, NetSnapshot, PeerInfo, Via, device_of_peer};
+use crate::{Command, Event, Kind, NetSnapshot, PeerInfo, Via, device_of_peer};
 
 /// One round of LAN dialling (see [`crate::lan`]).
 fn dial_lan(
@@ -71,29 +75,81 @@ struct Remembered {
     peer: Option<PeerId>,
 }
 
-/// Dials from a fresh port. Reusing the listening port (libp2p's default)
-/// turns two nodes dialling each other at once into a TCP simultaneous open,
-/// where both sides act as initiator and the handshake fails.
+/// How to dial `addr`. A private address is dialled from a fresh port:
+/// reusing the listening port would turn two LAN nodes dialling each other
+/// at once into a TCP simultaneous open, where both act as initiator and
+/// the handshake fails. Anything else is dialled from the listening port
+/// (libp2p's default), so that the NAT mapping a public peer sees is the
+/// mapping of that port, the one hole punching needs.
 fn dial_addr(addr: Multiaddr) -> DialOpts {
-    DialOpts::unknown_peer_id()
-        .address(addr)
-        .allocate_new_port()
-        .build()
+    match crate::address::peer_of(&addr) {
+        Some(peer) => dial_peer(peer, addr),
+        None => {
+            let fresh = is_private(&addr);
+            let opts = DialOpts::unknown_peer_id().address(addr);
+            if fresh {
+                opts.allocate_new_port().build()
+            } else {
+                opts.build()
+            }
+        }
+    }
 }
 
 fn dial_peer(peer: PeerId, addr: Multiaddr) -> DialOpts {
-    DialOpts::peer_id(peer)
-        .addresses(vec![addr])
-        .allocate_new_port()
-        .build()
+    let fresh = is_private(&addr);
+    let opts = DialOpts::peer_id(peer).addresses(vec![addr]);
+    if fresh {
+        opts.allocate_new_port().build()
+    } else {
+        opts.build()
+    }
 }
 
-/// Runs the swarm until the command channel closes.
+/// One open connection.
+struct Conn {
+    peer: PeerId,
+    addr: Multiaddr,
+    kind: Kind,
+}
+
+/// The peer's entry from its open connections: the best path first.
+fn refresh(
+    peers: &mut BTreeMap<PeerId, PeerInfo>,
+    conns: &HashMap<ConnectionId, Conn>,
+    peer: PeerId,
+) {
+    let Some(info) = peers.get_mut(&peer) else {
+        return;
+    };
+    let mut mine: Vec<&Conn> = conns.values().filter(|c| c.peer == peer).collect();
+    mine.sort_by_key(|c| c.kind);
+    info.addresses = mine.iter().map(|c| c.addr.clone()).collect();
+    info.addresses.dedup();
+    if let Some(best) = mine.first() {
+        info.kind = best.kind;
+        info.address = Some(best.addr.clone());
+    }
+}
+
+/// Runs the swarm until the command channel closes. `public` are the
+/// addresses the node declared it is reachable at; `metrics` records what
+/// the swarm does.
 pub async fn run(
     mut swarm: Swarm<Behaviour>,
+    public: Vec<Multiaddr>,
+    metrics: Metrics,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
 ) {
+    for addr in &public {
+        swarm.add_external_address(addr.clone());
+    }
+    let mut reach = Reach::new(!public.is_empty());
+    let mut conns: HashMap<ConnectionId, Conn> = HashMap::new();
+    // Connections hole punching made (DCUtR reports them by id, before or
+    // after the swarm reports them established).
+    let mut punched: HashSet<ConnectionId> = HashSet::new();
     let topic = gossipsub::IdentTopic::new(PUBLIC_TOPIC);
     if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&topic) {
         tracing::error!(error = %e, "cannot subscribe to the public topic");
@@ -192,11 +248,17 @@ pub async fn run(
                         let _ = reply.send(NetSnapshot {
                             listen: swarm.listeners().cloned().collect(),
                             peers: peers.values().cloned().collect(),
+                            external: swarm.external_addresses().cloned().collect(),
+                            relays: reach.relays(),
+                            public: reach.public,
                         });
                     }
                 }
             }
-            _ = redial.tick() => {
+            // Not before the swarm listens: a TCP dial made earlier cannot
+            // leave from the listening port, and the NAT mapping a relay
+            // then sees is useless for hole punching.
+            _ = redial.tick(), if swarm.listeners().next().is_some() => {
                 let now = Instant::now();
                 for r in remembered.iter_mut() {
                     let connected = r.peer.is_some_and(|p| swarm.is_connected(&p));
@@ -208,15 +270,29 @@ pub async fn run(
                 }
                 dial_lan(&mut swarm, &mut lan, &groups, &lan_dialled);
             }
-            event = swarm.select_next_some() => match event {
+            event = swarm.select_next_some() => {
+                metrics.record(&event);
+                if let SwarmEvent::Behaviour(b) = &event {
+                    match b {
+                        BehaviourEvent::Identify(e) => metrics.record(e),
+                        BehaviourEvent::Ping(e) => metrics.record(e),
+                        BehaviourEvent::Gossipsub(e) => metrics.record(e),
+                        BehaviourEvent::Relay(e) => metrics.record(e),
+                        BehaviourEvent::Dcutr(e) => metrics.record(e),
+                        BehaviourEvent::Kad(e) => metrics.record(e),
+                        _ => {}
+                    }
+                }
+                match event {
                 SwarmEvent::NewListenAddr { address, .. } => send(Event::Listening(address)),
                 SwarmEvent::ExpiredListenAddr { address, .. } => send(Event::NotListening(address)),
-                SwarmEvent::ListenerClosed { addresses, .. } => {
+                SwarmEvent::ListenerClosed { listener_id, addresses, .. } => {
+                    reach.closed(listener_id);
                     for address in addresses {
                         send(Event::NotListening(address));
                     }
                 }
-                SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                     let Some(device) = device_of_peer(&peer_id) else {
                         let _ = swarm.disconnect_peer_id(peer_id);
                         continue;
@@ -243,15 +319,41 @@ pub async fn run(
                     } else {
                         Via::Inbound
                     };
-                    let info = peers.entry(peer_id).or_insert_with(|| PeerInfo { device, addresses: vec![], via });
-                    if !info.addresses.contains(&address) {
-                        info.addresses.push(address.clone());
-                    }
+                    let was_relayed = conns.values().any(|c| c.peer == peer_id && c.kind == Kind::Relayed);
+                    let kind = if punched.remove(&connection_id) {
+                        Kind::HolePunched
+                    } else if endpoint.is_relayed() || is_relayed(&address) {
+                        Kind::Relayed
+                    } else if is_private(&address) {
+                        Kind::Lan
+                    } else if was_relayed {
+                        // A direct path to a peer reached through a relay is
+                        // hole punching's: the side that did not dial sees it
+                        // as an inbound connection, and DCUtR tells only the
+                        // side that dialled.
+                        Kind::HolePunched
+                    } else {
+                        Kind::Direct
+                    };
+                    conns.insert(connection_id, Conn { peer: peer_id, addr: address.clone(), kind });
+                    peers.entry(peer_id).or_insert_with(|| PeerInfo {
+                        device,
+                        addresses: vec![],
+                        via,
+                        kind,
+                        address: None,
+                    });
+                    refresh(&mut peers, &conns, peer_id);
                     if num_established.get() == 1 {
                         send(Event::Connected { peer: device });
                     }
                 }
-                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } if num_established > 0 => {
+                    conns.remove(&connection_id);
+                    refresh(&mut peers, &conns, peer_id);
+                }
+                SwarmEvent::ConnectionClosed { peer_id, connection_id, .. } => {
+                    conns.remove(&connection_id);
                     peers.remove(&peer_id);
                     lan_dialled.remove(&peer_id);
                     if let Some(device) = device_of_peer(&peer_id) {
@@ -276,10 +378,55 @@ pub async fn run(
                         lan.expired(&peer_id);
                     }
                 }
-                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, connection_id, info })) => {
+                    let kad = info.protocols.contains(&KAD_PROTOCOL);
                     for addr in info.listen_addrs.into_iter().take(16) {
+                        // Only addresses others could use go into the DHT.
+                        if kad && (is_public(&addr) || is_relayed(&addr)) {
+                            swarm.behaviour_mut().kad.add_address(&peer_id, addr.clone());
+                        }
                         swarm.add_peer_address(peer_id, addr);
                     }
+                    // A public peer saw the NAT's mapping of this node's port.
+                    if is_public(&info.observed_addr) {
+                        swarm.behaviour_mut().observed.seen(info.observed_addr.clone());
+                    }
+                    let over = conns.get(&connection_id).filter(|c| c.kind != Kind::Relayed).map(|c| c.addr.clone());
+                    if let Some(addr) = over
+                        && info.protocols.contains(&relay::HOP_PROTOCOL_NAME)
+                        && is_public(&addr)
+                        && let Some(circuit) = reach.wants_relay(peer_id, &addr)
+                    {
+                        match swarm.listen_on(circuit.clone()) {
+                            Ok(id) => reach.reserving(peer_id, id, circuit),
+                            Err(e) => tracing::debug!(%circuit, error = %e, "cannot reserve a circuit"),
+                        }
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. })) => {
+                    if !renewal {
+                        tracing::info!(relay = %relay_peer_id, "reachable through a relay");
+                    }
+                    reach.reserved(relay_peer_id);
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event { remote_peer_id, result })) => match result {
+                    Ok(connection_id) => {
+                        tracing::info!(peer = %remote_peer_id, "hole punched: a direct connection");
+                        match conns.get_mut(&connection_id) {
+                            Some(c) => {
+                                c.kind = Kind::HolePunched;
+                                refresh(&mut peers, &conns, remote_peer_id);
+                            }
+                            None => {
+                                punched.insert(connection_id);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::info!(peer = %remote_peer_id, error = %e, "hole punching failed; staying relayed"),
+                },
+                SwarmEvent::ExternalAddrConfirmed { address } if !is_relayed(&address) => {
+                    tracing::info!(%address, "reachable from the internet");
+                    reach.public = true;
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
                     let Some(source) = device_of_peer(&propagation_source) else { continue };
@@ -334,7 +481,7 @@ pub async fn run(
                     }
                 }
                 _ => {}
-            },
+            }},
         }
         // Channels of requests the node never answered go when their peer does.
         inbound.retain(|_, ch| ch.is_open());

@@ -27,6 +27,7 @@ pub mod groups;
 pub mod handle;
 pub mod home;
 mod joins;
+pub mod metrics;
 pub mod node;
 pub mod remembered;
 mod replica;

@@ -35,6 +35,13 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Peers to dial and keep.
     pub peers: Vec<Multiaddr>,
+    /// Nodes on the internet to start from (`--bootstrap`): remembered in
+    /// the home's peers file, dialled and kept like `peers`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Addresses the internet reaches this node at (`--public-addr`).
+    pub public: Vec<Multiaddr>,
+    /// Relay for others when public (`--no-relay` turns it off).
+    pub relay: bool,
     /// Where the local API listens (always a loopback address).
     pub api: SocketAddr,
     /// Join the probe topic, for network benchmarks.
@@ -46,6 +53,25 @@ pub struct NodeConfig {
 pub struct NodeFile {
     pub pid: u32,
     pub api: String,
+}
+
+/// The QUIC address beside a TCP one: same IP, the same port on UDP.
+fn quic_beside(tcp: &Multiaddr) -> Option<Multiaddr> {
+    use libp2p::multiaddr::Protocol;
+    let mut parts = tcp.iter();
+    let ip = parts.next()?;
+    let Some(Protocol::Tcp(port)) = parts.next() else {
+        return None;
+    };
+    if parts.next().is_some() || !matches!(ip, Protocol::Ip4(_) | Protocol::Ip6(_)) {
+        return None;
+    }
+    Some(
+        Multiaddr::empty()
+            .with(ip)
+            .with(Protocol::Udp(port))
+            .with(Protocol::QuicV1),
+    )
 }
 
 /// Opens the home's service, telling the person on stderr when this created
@@ -186,7 +212,24 @@ pub async fn run(
             "the last node on this home did not stop cleanly; new changes use a new actor id"
         );
     }
-    let mut swarm = kith_net::build_swarm(kith_net::keypair(&service.keys().device), config.mdns)?;
+    let mut registry = kith_net::Registry::default();
+    let metrics = crate::metrics::NodeMetrics::default();
+    metrics.register(&mut registry);
+    let net_config = kith_net::NetConfig {
+        mdns: config.mdns,
+        public: config.public.clone(),
+        relay: config.relay,
+    };
+    let mut swarm = kith_net::build_swarm(
+        kith_net::keypair(&service.keys().device),
+        &net_config,
+        &mut registry,
+    )?;
+    let net_metrics = kith_net::Metrics::new(&mut registry);
+    let registry = std::sync::Arc::new(registry);
+    for addr in &config.bootstrap {
+        crate::remembered::add(&home.path(PEERS_FILE), addr)?;
+    }
     if config.listen.is_empty() {
         let port = std::fs::read_to_string(home.path(PORT_FILE))
             .ok()
@@ -199,11 +242,30 @@ pub async fn run(
             tracing::warn!(port, error = %e, "port taken; listening on a free one");
             swarm.listen_on("/ip4/0.0.0.0/tcp/0".parse().expect("a valid multiaddr"))?;
         }
+        let quic: Multiaddr = format!("/ip4/0.0.0.0/udp/{port}/quic-v1")
+            .parse()
+            .expect("a valid multiaddr");
+        if let Err(e) = swarm.listen_on(quic) {
+            tracing::warn!(port, error = %e, "UDP port taken; QUIC on a free one");
+            swarm.listen_on(
+                "/ip4/0.0.0.0/udp/0/quic-v1"
+                    .parse()
+                    .expect("a valid multiaddr"),
+            )?;
+        }
     } else {
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
                 .with_context(|| format!("cannot listen on {addr}"))?;
+            // QUIC beside TCP, on the same address and port: hole punching
+            // works over either, and a NAT may let one through and not the
+            // other.
+            if let Some(quic) = quic_beside(addr) {
+                swarm
+                    .listen_on(quic.clone())
+                    .with_context(|| format!("cannot listen on {quic}"))?;
+            }
         }
     }
 
@@ -221,11 +283,18 @@ pub async fn run(
         api_addr.to_string(),
         home,
         events.clone(),
+        metrics.clone(),
     );
     let thread = std::thread::Builder::new()
         .name("kith-service".into())
         .spawn(move || service_loop.run(in_rx))?;
-    let net = tokio::spawn(kith_net::run(swarm, cmd_rx, evt_tx));
+    let net = tokio::spawn(kith_net::run(
+        swarm,
+        config.public.clone(),
+        net_metrics,
+        cmd_rx,
+        evt_tx,
+    ));
     let forward_tx = in_tx.clone();
     let forward = tokio::spawn(async move {
         while let Some(e) = evt_rx.recv().await {
@@ -246,6 +315,7 @@ pub async fn run(
     if config.probe {
         cmd_tx.send(Command::SubscribeProbe).await?;
     }
+    // Bootstrap addresses are in the peers file now.
     for addr in config
         .peers
         .iter()
@@ -262,6 +332,8 @@ pub async fn run(
         service: handle.clone(),
         events,
         logins,
+        metrics,
+        registry,
     };
     let api = tokio::spawn(crate::api::serve(listener, parts, async {
         let _ = stop_rx.await;

@@ -50,6 +50,7 @@ pub struct ServiceLoop {
     events: tokio::sync::broadcast::Sender<LiveEvent>,
     /// Whether the last sync event said syncing.
     was_syncing: bool,
+    metrics: crate::metrics::NodeMetrics,
 }
 
 impl std::fmt::Debug for ServiceLoop {
@@ -67,6 +68,7 @@ impl ServiceLoop {
         api: String,
         home: &crate::Home,
         events: tokio::sync::broadcast::Sender<LiveEvent>,
+        metrics: crate::metrics::NodeMetrics,
     ) -> ServiceLoop {
         ServiceLoop {
             service,
@@ -80,6 +82,7 @@ impl ServiceLoop {
             joins: Joins::default(),
             events,
             was_syncing: false,
+            metrics,
         }
     }
 
@@ -348,15 +351,21 @@ impl ServiceLoop {
                     message,
                     relay,
                     verdict,
-                } => self.command(Command::Validate {
-                    message: message.0,
-                    relay,
-                    verdict,
-                }),
-                SyncOutput::Gossip { topic, data } => self.command(Command::Publish {
-                    topic: topic.name().to_owned(),
-                    data,
-                }),
+                } => {
+                    self.metrics.checked(verdict);
+                    self.command(Command::Validate {
+                        message: message.0,
+                        relay,
+                        verdict,
+                    })
+                }
+                SyncOutput::Gossip { topic, data } => {
+                    self.metrics.published();
+                    self.command(Command::Publish {
+                        topic: topic.name().to_owned(),
+                        data,
+                    })
+                }
                 SyncOutput::Subscribe(topic) => self.command(Command::Subscribe(topic)),
                 SyncOutput::Unsubscribe(topic) => self.command(Command::Unsubscribe(topic)),
             }
@@ -497,14 +506,14 @@ impl ServiceLoop {
     }
 
     fn status(&mut self) -> Result<Status, ActionError> {
-        let connected = self.snapshot().peers.len();
+        let net = self.snapshot();
         let node = NodeParts {
             engine: &self.engine,
             listen: &self.listen,
             api: &self.api,
             waiting: self.waiters.len(),
         };
-        crate::status::status(&mut self.service, &node, connected)
+        crate::status::status(&mut self.service, &node, &net)
     }
 }
 

@@ -21,6 +21,90 @@ pub struct PeerView {
     pub addresses: Vec<String>,
     /// How it was found: `mdns`, `dialed` or `inbound`.
     pub via: String,
+    /// How it is connected, by its best connection: `lan`, `direct`,
+    /// `hole-punched` or `relayed`.
+    pub connection: String,
+    /// The remote address of that connection.
+    pub address: Option<String>,
+}
+
+/// How others reach this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReachView {
+    /// Others on the internet can dial it directly.
+    pub public: bool,
+    /// Addresses others can reach it at.
+    pub external: Vec<String>,
+    /// Circuits through relays that hold a reservation for it.
+    pub relays: Vec<String>,
+    /// The above in words.
+    pub summary: String,
+}
+
+impl ReachView {
+    fn of(net: &NetSnapshot) -> ReachView {
+        use kith_net::Kind;
+        let direct: Vec<String> = net
+            .external
+            .iter()
+            .filter(|a| !kith_net::address::is_relayed(a))
+            .map(ToString::to_string)
+            .collect();
+        let relays: Vec<String> = net.relays.iter().map(ToString::to_string).collect();
+        let relay_peers: Vec<String> = net
+            .relays
+            .iter()
+            .filter_map(relay_of)
+            .map(|p| kith_net::device_of_peer(&p).map_or(p.to_string(), |d| d.short()))
+            .collect();
+        let internet = net.peers.iter().any(|p| p.kind != Kind::Lan);
+        let summary = if net.public {
+            format!(
+                "public: others on the internet can dial this node at {}",
+                if direct.is_empty() {
+                    "its declared address".into()
+                } else {
+                    direct.join(", ")
+                }
+            )
+        } else if !relay_peers.is_empty() {
+            format!(
+                "behind a NAT: others reach this node through the relay {}",
+                relay_peers.join(" and ")
+            )
+        } else if internet {
+            "behind a NAT, and no relay holds a place for it yet: it can dial out, but others cannot reach it".into()
+        } else {
+            "local network only: no peer on the internet (start with --bootstrap ADDRESS to reach beyond the LAN)".into()
+        };
+        ReachView {
+            public: net.public,
+            external: net.external.iter().map(ToString::to_string).collect(),
+            relays,
+            summary,
+        }
+    }
+}
+
+/// Listen addresses as text, TCP before QUIC (programs that take the first
+/// one get the one every kith node speaks).
+fn tcp_first(listen: &[Multiaddr]) -> Vec<String> {
+    let mut out: Vec<String> = listen.iter().map(ToString::to_string).collect();
+    out.sort_by_key(|a| a.contains("/quic"));
+    out
+}
+
+/// The relay of a circuit address (`…/p2p/<relay>/p2p-circuit`).
+fn relay_of(circuit: &Multiaddr) -> Option<kith_net::PeerId> {
+    let mut relay = None;
+    for p in circuit.iter() {
+        match p {
+            libp2p::multiaddr::Protocol::P2p(peer) => relay = Some(peer),
+            libp2p::multiaddr::Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Catch-up progress with one peer.
@@ -49,6 +133,10 @@ pub struct Status {
     /// API calls waiting for an arrival (`WaitFeed`, `WaitProbe`).
     pub waiting: usize,
     pub sync: Vec<SyncView>,
+    /// How others reach this node.
+    pub reach: ReachView,
+    /// Size of the store file, in bytes.
+    pub store_bytes: u64,
 }
 
 /// The parts of a running node a status reads, besides its service.
@@ -61,20 +149,20 @@ pub(crate) struct NodeParts<'a> {
     pub waiting: usize,
 }
 
-/// The node at a glance; `connected` peers by the network's count.
+/// The node at a glance; peers and reach as the network task sees them.
 pub(crate) fn status(
     service: &mut Service,
     node: &NodeParts<'_>,
-    connected: usize,
+    net: &NetSnapshot,
 ) -> Result<Status, ActionError> {
     let me = service.whoami()?;
     Ok(Status {
         identity: me.identity,
         device: me.device,
         name: me.name,
-        listen: node.listen.iter().map(ToString::to_string).collect(),
+        listen: tcp_first(node.listen),
         api: node.api.to_owned(),
-        peers: connected,
+        peers: net.peers.len(),
         counts: service.store().counts()?,
         syncing: node.engine.is_syncing(),
         waiting: node.waiting,
@@ -89,6 +177,8 @@ pub(crate) fn status(
                 docs_left: p.docs_left,
             })
             .collect(),
+        reach: ReachView::of(net),
+        store_bytes: std::fs::metadata(service.store().path()).map_or(0, |m| m.len()),
     })
 }
 
@@ -110,6 +200,8 @@ pub(crate) fn peers(service: &Service, engine: &Engine, net: &NetSnapshot) -> Ve
                 name,
                 addresses: p.addresses.iter().map(ToString::to_string).collect(),
                 via: format!("{:?}", p.via).to_lowercase(),
+                connection: p.kind.as_str().to_owned(),
+                address: p.address.as_ref().map(ToString::to_string),
             }
         })
         .collect()

@@ -49,9 +49,10 @@ pub fn peers(ctx: &Context) -> anyhow::Result<()> {
             (None, None) => "(not identified yet)".into(),
         };
         println!(
-            "{who}  device …{}  {}  {}",
+            "{who}  device …{}  {} {}  {}",
             p.device.short(),
-            Untrusted(&p.addresses.join(" ")),
+            p.connection,
+            Untrusted(p.address.as_deref().unwrap_or("")),
             found(&p.via)
         );
     }
@@ -189,6 +190,7 @@ pub fn status(ctx: &Context) -> anyhow::Result<()> {
     }
     println!("api        http://{}", s.api);
     println!("peers      {}", s.peers);
+    println!("reach      {}", Untrusted(&s.reach.summary));
     println!(
         "store      {}, {}, {}, {} waiting",
         output::count(s.counts.documents, "document", "documents"),

@@ -20,6 +20,20 @@ pub struct Args {
     /// Dial this peer and keep the connection (repeatable).
     #[arg(long, value_name = "MULTIADDR")]
     peer: Vec<Multiaddr>,
+    /// A node on the internet to start from, with or without
+    /// `/p2p/<peer id>` (repeatable). Remembered like `kith peer add`: later
+    /// starts dial it without the flag.
+    #[arg(long, value_name = "MULTIADDR", num_args = 1..)]
+    bootstrap: Vec<Multiaddr>,
+    /// The address the internet reaches this node at (repeatable), for an
+    /// always-on node with a public IP or a forwarded port. Such a node
+    /// serves the DHT, answers reachability probes and relays for nodes
+    /// behind NATs.
+    #[arg(long, value_name = "MULTIADDR")]
+    public_addr: Vec<Multiaddr>,
+    /// With --public-addr: do not relay for others.
+    #[arg(long)]
+    no_relay: bool,
     /// Where the local API listens (a loopback address).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     api: SocketAddr,
@@ -35,6 +49,9 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         listen: a.listen,
         mdns: !a.no_mdns,
         peers: a.peer,
+        bootstrap: a.bootstrap,
+        public: a.public_addr,
+        relay: !a.no_relay,
         api: a.api,
         probe: a.probe,
     };

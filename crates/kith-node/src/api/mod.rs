@@ -119,6 +119,8 @@ pub(crate) struct AppState {
     logins: Logins,
     /// Set when the node stops: event streams end.
     stopping: watch::Receiver<bool>,
+    metrics: crate::metrics::NodeMetrics,
+    registry: crate::metrics::SharedRegistry,
 }
 
 /// What the API serves from.
@@ -128,6 +130,8 @@ pub struct ApiParts {
     pub service: ServiceHandle,
     pub events: tokio::sync::broadcast::Sender<crate::events::LiveEvent>,
     pub logins: Logins,
+    pub metrics: crate::metrics::NodeMetrics,
+    pub registry: crate::metrics::SharedRegistry,
 }
 
 /// The routes, as the OpenAPI description lists them: `(method, path)`.
@@ -138,6 +142,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/login-url"),
     ("get", "/api/openapi.json"),
     ("get", "/api/status"),
+    ("get", "/api/metrics"),
     ("get", "/api/whoami"),
     ("get", "/api/events"),
     ("get", "/api/feed"),
@@ -184,6 +189,7 @@ fn router(state: AppState) -> Router {
         .route("/api/login-url", post(app::new_login_url))
         .route("/api/openapi.json", get(r::openapi))
         .route("/api/status", get(r::status))
+        .route("/api/metrics", get(r::metrics))
         .route("/api/whoami", get(r::whoami))
         .route("/api/events", get(stream::events))
         .route("/api/feed", get(r::feed))
@@ -321,6 +327,8 @@ pub async fn serve(
         events: parts.events,
         logins: parts.logins,
         stopping: stopping_rx,
+        metrics: parts.metrics,
+        registry: parts.registry,
     };
     server::run(listener, router(state), stopping, shutdown).await;
     Ok(())
@@ -407,6 +415,8 @@ mod tests {
             service,
             events,
             logins: Logins::default(),
+            metrics: Default::default(),
+            registry: Default::default(),
             stopping: watch::channel(false).1,
         })
     }

@@ -103,6 +103,25 @@ pub async fn status(State(s): State<AppState>) -> ApiResult {
     ok(run(&s, Call::Node(NodeCall::Status)).await?)
 }
 
+/// Prometheus metrics (OpenMetrics text; see [`crate::metrics`]).
+pub async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let Reply::Status(status) = run(&s, Call::Node(NodeCall::Status)).await? else {
+        return Err(ApiError::new(
+            "internal",
+            "the node answered status with something else",
+        ));
+    };
+    let Reply::Peers(peers) = run(&s, Call::Node(NodeCall::Peers)).await? else {
+        return Err(ApiError::new(
+            "internal",
+            "the node answered peers with something else",
+        ));
+    };
+    s.metrics.observe(&status, &peers);
+    let text = crate::metrics::encode(&s.registry);
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
+}
+
 pub async fn whoami(State(s): State<AppState>) -> ApiResult {
     ok(run(&s, Call::Whoami).await?)
 }
