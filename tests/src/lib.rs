@@ -164,6 +164,7 @@ impl TestHome {
 }
 
 pub mod lan;
+pub mod nat;
 
 /// A `kith node` process; stopped with SIGTERM when dropped.
 #[derive(Debug)]
