@@ -104,19 +104,25 @@ fn deliver(
     })
 }
 
-/// Gossip messages a node's swarm received in all, first copies and
-/// repeats, from its metrics; `None` if it does not export them.
-fn gossip_received(node: &Node) -> Option<f64> {
+/// Gossip messages a node's swarm received on the public topic: every
+/// copy, and first copies only, from its metrics (gossipsub counts both);
+/// `None` if it does not export them.
+fn gossip_received(node: &Node) -> Option<(f64, f64)> {
     let (status, text) = node.get("/api/metrics");
     if status != 200 {
         return None;
     }
-    let sum: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("kith_gossip_received_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    Some(sum)
+    let public = format!("hash=\"{}\"", kith_net::PUBLIC_TOPIC);
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(&public))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    Some((
+        sum("gossipsub_topic_msg_recv_counts_unfiltered_total{"),
+        sum("gossipsub_topic_msg_recv_counts_total{"),
+    ))
 }
 
 fn main() {
@@ -174,11 +180,11 @@ fn main() {
     }
     // One post per author first, not counted: every node has seen the
     // follows go out and the gossip mesh has had its first heartbeats.
-    for a in 0..authors {
+    for (a, &id) in ids.iter().enumerate() {
         let got = deliver(
             &nodes,
             a,
-            ids[a],
+            id,
             &format!("warm-up from node{a}"),
             Duration::from_secs(30),
         );
@@ -187,18 +193,12 @@ fn main() {
             println!("lan: warm-up post of node{a} missed {lost} followers in 30 s");
         }
     }
-    let received_before: Vec<Option<f64>> = nodes.iter().map(gossip_received).collect();
+    let received_before: Vec<Option<(f64, f64)>> = nodes.iter().map(gossip_received).collect();
     let mut delays: Vec<f64> = Vec::new();
     let mut missing = 0usize;
     for k in 0..per_author {
-        for a in 0..authors {
-            for d in deliver(
-                &nodes,
-                a,
-                ids[a],
-                &format!("post {k} from node{a}"),
-                GIVE_UP,
-            ) {
+        for (a, &id) in ids.iter().enumerate() {
+            for d in deliver(&nodes, a, id, &format!("post {k} from node{a}"), GIVE_UP) {
                 match d {
                     Some(ms) => delays.push(ms),
                     None => missing += 1,
@@ -212,10 +212,14 @@ fn main() {
     let within = delays.iter().filter(|&&d| d <= 1000.0).count();
     let conns: Vec<usize> = nodes.iter().map(peers).collect();
     let rss: Vec<u64> = nodes.iter().map(Node::rss_kib).collect();
-    let copies: Vec<f64> = nodes
+    let copies: Vec<(f64, f64)> = nodes
         .iter()
         .zip(&received_before)
-        .filter_map(|(node, before)| Some(gossip_received(node)? - (*before)?))
+        .filter_map(|(node, before)| {
+            let (all, first) = gossip_received(node)?;
+            let (all0, first0) = (*before)?;
+            Some((all - all0, first - first0))
+        })
         .collect();
     println!(
         "lan: {n} nodes started in {:.1} s; every node had a peer after {:.1} s ({alone} alone at 60 s)",
@@ -247,9 +251,14 @@ fn main() {
     if copies.is_empty() {
         println!("lan: gossip copies per post: not exported by this node");
     } else {
+        let all: f64 = copies.iter().map(|c| c.0).sum();
+        let first: f64 = copies.iter().map(|c| c.1).sum();
+        let per = |x: f64| x / copies.len() as f64 / posts as f64;
         println!(
-            "lan: gossip copies received per post per node: {:.2} (1 is no duplicate)",
-            copies.iter().sum::<f64>() / copies.len() as f64 / posts as f64
+            "lan: gossip copies received per post per node: {:.2}, of which duplicates {:.2} (first copies {:.2})",
+            per(all),
+            per(all - first),
+            per(first)
         );
     }
     drop(nodes);
