@@ -27,6 +27,7 @@ pub mod group;
 pub mod id;
 pub mod invite;
 pub mod keys;
+pub mod person;
 pub mod schema;
 pub mod signature;
 pub mod signed;

@@ -228,11 +228,11 @@ fn relay_config() -> relay::Config {
 /// server as soon as a relay confirms its circuit address, and a server
 /// others reach only through a relay's circuits slows every lookup.
 fn kademlia(peer_id: libp2p::PeerId, public: bool) -> kad::Behaviour<kad::store::MemoryStore> {
-    let mut kad = kad::Behaviour::with_config(
-        peer_id,
-        kad::store::MemoryStore::new(peer_id),
-        kad::Config::new(KAD_PROTOCOL),
-    );
+    let mut config = kad::Config::new(KAD_PROTOCOL);
+    // Records others put are checked before they are kept (see `dht`).
+    config.set_record_filtering(kad::StoreInserts::FilterBoth);
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), config);
     kad.set_mode(Some(if public {
         kad::Mode::Server
     } else {

@@ -15,6 +15,7 @@
 pub mod address;
 mod behaviour;
 mod codec;
+mod dht;
 mod lan;
 mod observed;
 mod reach;
@@ -81,6 +82,11 @@ pub enum Command {
     Disconnect(DeviceId),
     /// Report listen addresses and peers.
     Snapshot(tokio::sync::oneshot::Sender<NetSnapshot>),
+    /// Publish this node's person record (kith-core's `person`) in the DHT.
+    PutPerson { key: Vec<u8>, record: Vec<u8> },
+    /// Look a person's record up in the DHT; the answer comes back as
+    /// [`Event::PersonFound`] with `id`.
+    FindPerson { key: Vec<u8>, id: u64 },
 }
 
 /// How a peer was found.
@@ -132,6 +138,15 @@ pub enum Event {
     },
     /// A probe arrived (already validated and forwarded).
     Probe(Vec<u8>),
+    /// The addresses others can reach this node at changed: circuits
+    /// through relays, and public addresses.
+    Reach(Vec<Multiaddr>),
+    /// A lookup ([`Command::FindPerson`]) is over: the values the DHT gave,
+    /// unchecked.
+    PersonFound {
+        id: u64,
+        records: Vec<Vec<u8>>,
+    },
     /// A gossip message to validate (answer with `Validate` carrying
     /// `message`): `relay` passed it on, on the topic called `topic`.
     Gossip {

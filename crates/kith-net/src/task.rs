@@ -12,7 +12,7 @@ use libp2p::metrics::{Metrics, Recorder};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, dcutr, gossipsub, identify, mdns, relay};
+use libp2p::{Multiaddr, PeerId, Swarm, dcutr, gossipsub, identify, kad, mdns, relay};
 use tokio::sync::mpsc;
 
 use crate::address::{is_private, is_public, is_relayed};
@@ -146,6 +146,11 @@ pub async fn run(
         swarm.add_external_address(addr.clone());
     }
     let mut reach = Reach::new(!public.is_empty());
+    let mut lookups = crate::dht::Lookups::default();
+    // What this node last told the node about its reach.
+    let mut told: Option<Vec<Multiaddr>> = None;
+    // Set by events that may change it.
+    let mut reach_changed = true;
     let mut conns: HashMap<ConnectionId, Conn> = HashMap::new();
     // Connections hole punching made (DCUtR reports them by id, before or
     // after the swarm reports them established).
@@ -244,6 +249,17 @@ pub async fn run(
                     Command::Disconnect(device) => {
                         let _ = swarm.disconnect_peer_id(crate::peer_id(&device));
                     }
+                    Command::PutPerson { key, record } => {
+                        let record = kad::Record::new(key, record);
+                        if let Err(e) = swarm.behaviour_mut().kad.put_record(record, kad::Quorum::One) {
+                            tracing::debug!(error = %e, "cannot publish the person record");
+                        }
+                    }
+                    Command::FindPerson { key, id } => {
+                        if !lookups.start(&mut swarm.behaviour_mut().kad, key, id) {
+                            send(Event::PersonFound { id, records: vec![] });
+                        }
+                    }
                     Command::Snapshot(reply) => {
                         let _ = reply.send(NetSnapshot {
                             listen: swarm.listeners().cloned().collect(),
@@ -288,6 +304,7 @@ pub async fn run(
                 SwarmEvent::ExpiredListenAddr { address, .. } => send(Event::NotListening(address)),
                 SwarmEvent::ListenerClosed { listener_id, addresses, .. } => {
                     reach.closed(listener_id);
+                    reach_changed = true;
                     for address in addresses {
                         send(Event::NotListening(address));
                     }
@@ -408,6 +425,7 @@ pub async fn run(
                         tracing::info!(relay = %relay_peer_id, "reachable through a relay");
                     }
                     reach.reserved(relay_peer_id);
+                    reach_changed = true;
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event { remote_peer_id, result })) => match result {
                     Ok(connection_id) => {
@@ -427,6 +445,28 @@ pub async fn run(
                 SwarmEvent::ExternalAddrConfirmed { address } if !is_relayed(&address) => {
                     tracing::info!(%address, "reachable from the internet");
                     reach.public = true;
+                    reach_changed = true;
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
+                    request: kad::InboundRequest::PutRecord { source, record: Some(record), .. },
+                })) => {
+                    if let Err(e) = crate::dht::accept_put(swarm.behaviour_mut().kad.store_mut(), record) {
+                        tracing::info!(peer = %source, error = %e, "refused a DHT record");
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                    id: query,
+                    result: kad::QueryResult::GetRecord(result),
+                    step,
+                    ..
+                })) => {
+                    let found = match result {
+                        Ok(kad::GetRecordOk::FoundRecord(r)) => Some(r.record.value),
+                        _ => None,
+                    };
+                    if let Some((id, records)) = lookups.step(query, found, step.last) {
+                        send(Event::PersonFound { id, records });
+                    }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
                     let Some(source) = device_of_peer(&propagation_source) else { continue };
@@ -482,6 +522,19 @@ pub async fn run(
                 }
                 _ => {}
             }},
+        }
+        // The node republishes its person record when its reach changes.
+        if std::mem::take(&mut reach_changed) {
+            let mut now_reach: Vec<Multiaddr> = reach
+                .relays()
+                .into_iter()
+                .chain(swarm.external_addresses().filter(|a| is_public(a)).cloned())
+                .collect();
+            now_reach.sort_by_key(ToString::to_string);
+            if told.as_ref() != Some(&now_reach) && (!now_reach.is_empty() || told.is_some()) {
+                send(Event::Reach(now_reach.clone()));
+                told = Some(now_reach);
+            }
         }
         // Channels of requests the node never answered go when their peer does.
         inbound.retain(|_, ch| ch.is_open());

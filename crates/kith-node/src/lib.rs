@@ -23,6 +23,7 @@
 pub mod api;
 pub mod call;
 pub mod events;
+mod finding;
 pub mod groups;
 pub mod handle;
 pub mod home;

@@ -42,6 +42,9 @@ pub struct NodeConfig {
     pub public: Vec<Multiaddr>,
     /// Relay for others when public (`--no-relay` turns it off).
     pub relay: bool,
+    /// Publish this person's devices in the DHT, so that anyone with the
+    /// person's id can reach them (`--not-findable` turns it off).
+    pub findable: bool,
     /// Where the local API listens (always a loopback address).
     pub api: SocketAddr,
     /// Join the probe topic, for network benchmarks.
@@ -284,6 +287,7 @@ pub async fn run(
         home,
         events.clone(),
         metrics.clone(),
+        config.findable,
     );
     let thread = std::thread::Builder::new()
         .name("kith-service".into())

@@ -51,6 +51,7 @@ pub struct ServiceLoop {
     /// Whether the last sync event said syncing.
     was_syncing: bool,
     metrics: crate::metrics::NodeMetrics,
+    finding: crate::finding::Finding,
 }
 
 impl std::fmt::Debug for ServiceLoop {
@@ -69,6 +70,7 @@ impl ServiceLoop {
         home: &crate::Home,
         events: tokio::sync::broadcast::Sender<LiveEvent>,
         metrics: crate::metrics::NodeMetrics,
+        findable: bool,
     ) -> ServiceLoop {
         ServiceLoop {
             service,
@@ -83,6 +85,7 @@ impl ServiceLoop {
             events,
             was_syncing: false,
             metrics,
+            finding: crate::finding::Finding::new(findable),
         }
     }
 
@@ -122,6 +125,12 @@ impl ServiceLoop {
                     self.service.upkeep(std::time::Instant::now());
                     self.sync(SyncInput::Tick);
                     self.waiters.expire(std::time::Instant::now());
+                    if let Some(c) = self
+                        .finding
+                        .tick(self.service.keys(), std::time::Instant::now())
+                    {
+                        self.command(c);
+                    }
                     for group in self.joins.expire(std::time::Instant::now()) {
                         self.engine.stop_joining(&group);
                     }
@@ -416,6 +425,16 @@ impl ServiceLoop {
                     self.waiters.probe_arrived(u64::from_be_bytes(nonce));
                 }
             }
+            Event::Reach(addrs) => {
+                if let Some(c) = self.finding.reach_changed(self.service.keys(), addrs) {
+                    self.command(c);
+                }
+            }
+            Event::PersonFound { id, records } => {
+                for dial in self.finding.found(id, &records, self.service.keys()) {
+                    self.command(dial);
+                }
+            }
             Event::Gossip {
                 message,
                 relay,
@@ -448,6 +467,10 @@ impl ServiceLoop {
     /// may have it. A call that failed part-way publishes what it did.
     fn call(&mut self, call: Call) -> Result<Reply, ActionError> {
         let interests_change = matches!(call, Call::Follow { .. } | Call::Unfollow { .. });
+        let followed = match &call {
+            Call::Follow { id, .. } => Some(*id),
+            _ => None,
+        };
         let reply = self.carry_out(call);
         self.publish_outbox();
         if let Err(e) = self.service.store_mut().sync_local() {
@@ -456,6 +479,13 @@ impl ServiceLoop {
         }
         if interests_change {
             self.sync(SyncInput::InterestsChanged);
+        }
+        // Someone none of whose devices is connected: find them by id.
+        if let (Some(who), Ok(_)) = (followed, &reply)
+            && !self.engine.peers().any(|(_, id)| id == Some(who))
+            && let Some(c) = self.finding.look_up(who)
+        {
+            self.command(c);
         }
         reply
     }

@@ -34,6 +34,12 @@ pub struct Args {
     /// With --public-addr: do not relay for others.
     #[arg(long)]
     no_relay: bool,
+    /// Do not publish where this person's devices are in the DHT: only
+    /// people who know an address of this node (an invite key, `peer add`,
+    /// the same LAN) can reach it. By default anyone with the person's id
+    /// can.
+    #[arg(long)]
+    not_findable: bool,
     /// Where the local API listens (a loopback address).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     api: SocketAddr,
@@ -52,6 +58,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         bootstrap: a.bootstrap,
         public: a.public_addr,
         relay: !a.no_relay,
+        findable: !a.not_findable,
         api: a.api,
         probe: a.probe,
     };

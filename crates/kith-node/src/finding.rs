@@ -1,0 +1,135 @@
+//! Being found, and finding people, by id alone (proto/README.md section
+//! 18): this node publishes its person record in the DHT whenever the
+//! addresses others can reach it at change (and every hour, so that it
+//! outlives no change), unless the person chose not to be findable; and
+//! when the person follows someone none of whose devices is connected, it
+//! looks their record up and dials the devices it lists.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use kith_core::IdentityId;
+use kith_core::person::{self, DeviceReach, LIFETIME_MS, PersonRecord};
+use kith_net::{Command, Multiaddr};
+
+use crate::home::Keys;
+
+/// How often a findable node publishes its record again.
+pub const REPUBLISH: Duration = Duration::from_secs(3600);
+/// Lookups waiting for the DHT, at most; more are not started.
+pub const MAX_PENDING: usize = 64;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// See the module's documentation.
+#[derive(Debug)]
+pub struct Finding {
+    findable: bool,
+    /// Where others reach this node, as the network last said.
+    reach: Vec<Multiaddr>,
+    published: Option<Instant>,
+    lookups: HashMap<u64, IdentityId>,
+    next: u64,
+}
+
+impl Finding {
+    pub fn new(findable: bool) -> Finding {
+        Finding {
+            findable,
+            reach: Vec::new(),
+            published: None,
+            lookups: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// The network says where others reach this node now: the record to
+    /// publish, if any.
+    pub fn reach_changed(&mut self, keys: &Keys, reach: Vec<Multiaddr>) -> Option<Command> {
+        self.reach = reach;
+        self.publish(keys)
+    }
+
+    /// Every tick: the record again, once an hour.
+    pub fn tick(&mut self, keys: &Keys, now: Instant) -> Option<Command> {
+        match self.published {
+            Some(at) if now.duration_since(at) >= REPUBLISH => self.publish(keys),
+            _ => None,
+        }
+    }
+
+    fn publish(&mut self, keys: &Keys) -> Option<Command> {
+        if !self.findable || self.reach.is_empty() {
+            return None;
+        }
+        let now = now_ms();
+        let record = PersonRecord {
+            identity: keys.identity.id(),
+            seq: now,
+            expires_ms: now + LIFETIME_MS,
+            devices: vec![DeviceReach {
+                cert: keys.cert.clone(),
+                addrs: self
+                    .reach
+                    .iter()
+                    .take(person::MAX_ADDRS)
+                    .map(ToString::to_string)
+                    .collect(),
+            }],
+        };
+        self.published = Some(Instant::now());
+        Some(Command::PutPerson {
+            key: person::dht_key(&keys.identity.id()),
+            record: record.sign(&keys.identity),
+        })
+    }
+
+    /// Starts looking `who` up.
+    pub fn look_up(&mut self, who: IdentityId) -> Option<Command> {
+        if self.lookups.len() >= MAX_PENDING || self.lookups.values().any(|w| *w == who) {
+            return None;
+        }
+        self.next += 1;
+        self.lookups.insert(self.next, who);
+        Some(Command::FindPerson {
+            key: person::dht_key(&who),
+            id: self.next,
+        })
+    }
+
+    /// A lookup is over: the dials to make, to the devices of the newest
+    /// valid record found (none if there is none).
+    pub fn found(&mut self, id: u64, records: &[Vec<u8>], me: &Keys) -> Vec<Command> {
+        let Some(who) = self.lookups.remove(&id) else {
+            return Vec::new();
+        };
+        let key = person::dht_key(&who);
+        let Some(record) = person::newest(records.iter().map(Vec::as_slice), &key, now_ms()) else {
+            tracing::info!(person = %who, found = records.len(), "no valid record of this person in the DHT");
+            return Vec::new();
+        };
+        tracing::info!(person = %who, devices = record.devices.len(), "found this person's devices");
+        record
+            .devices
+            .iter()
+            .filter(|d| d.cert.device != me.device.id())
+            .flat_map(|d| {
+                let peer = kith_net::peer_id(&d.cert.device);
+                d.addrs
+                    .iter()
+                    .filter_map(|a| a.parse::<Multiaddr>().ok())
+                    .filter_map(move |a| match kith_net::address::peer_of(&a) {
+                        Some(p) if p == peer => Some(a),
+                        // An address of some other peer: not this device's.
+                        Some(_) => None,
+                        None => Some(a.with(libp2p::multiaddr::Protocol::P2p(peer))),
+                    })
+            })
+            .map(Command::Dial)
+            .collect()
+    }
+}
