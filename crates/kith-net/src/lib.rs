@@ -47,6 +47,12 @@ pub const EVENT_CAPACITY: usize = 4096;
 pub enum Command {
     /// Dial an address once.
     Dial(Multiaddr),
+    /// Dial a device at any of these addresses (one dial, tried in turn:
+    /// separate dials would be refused while the first is under way).
+    DialDevice {
+        device: DeviceId,
+        addrs: Vec<Multiaddr>,
+    },
     /// Keep a connection to this address, redialling with backoff.
     Remember(Multiaddr),
     /// Stop redialling an address given by `Remember` (a connection open

@@ -170,9 +170,13 @@ pub async fn run(
     let mut lan = LanPeers::default();
     let mut lan_dialled: HashSet<PeerId> = HashSet::new();
     let mut redial = tokio::time::interval(Duration::from_secs(1));
-    let send = |e: Event| {
-        if let Err(err) = events.try_send(e) {
-            tracing::warn!("node is not keeping up; dropped a network event: {err}");
+    let send = |e: Event| -> bool {
+        match events.try_send(e) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!("node is not keeping up; dropped a network event: {err}");
+                false
+            }
         }
     };
     loop {
@@ -183,6 +187,12 @@ pub async fn run(
                     Command::Dial(addr) => {
                         if let Err(e) = swarm.dial(dial_addr(addr.clone())) {
                             tracing::debug!(%addr, error = %e, "dial failed");
+                        }
+                    }
+                    Command::DialDevice { device, addrs } => {
+                        let opts = DialOpts::peer_id(crate::peer_id(&device)).addresses(addrs).build();
+                        if let Err(e) = swarm.dial(opts) {
+                            tracing::debug!(device = %device.short(), error = %e, "dial failed");
                         }
                     }
                     Command::Remember(addr) => {
@@ -257,7 +267,7 @@ pub async fn run(
                     }
                     Command::FindPerson { key, id } => {
                         if !lookups.start(&mut swarm.behaviour_mut().kad, key, id) {
-                            send(Event::PersonFound { id, records: vec![] });
+                            let _ = send(Event::PersonFound { id, records: vec![] });
                         }
                     }
                     Command::Snapshot(reply) => {
@@ -300,13 +310,13 @@ pub async fn run(
                     }
                 }
                 match event {
-                SwarmEvent::NewListenAddr { address, .. } => send(Event::Listening(address)),
-                SwarmEvent::ExpiredListenAddr { address, .. } => send(Event::NotListening(address)),
+                SwarmEvent::NewListenAddr { address, .. } => { let _ = send(Event::Listening(address)); }
+                SwarmEvent::ExpiredListenAddr { address, .. } => { let _ = send(Event::NotListening(address)); }
                 SwarmEvent::ListenerClosed { listener_id, addresses, .. } => {
                     reach.closed(listener_id);
                     reach_changed = true;
                     for address in addresses {
-                        send(Event::NotListening(address));
+                        let _ = send(Event::NotListening(address));
                     }
                 }
                 SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
@@ -362,7 +372,7 @@ pub async fn run(
                     });
                     refresh(&mut peers, &conns, peer_id);
                     if num_established.get() == 1 {
-                        send(Event::Connected { peer: device });
+                        let _ = send(Event::Connected { peer: device });
                     }
                 }
                 SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } if num_established > 0 => {
@@ -374,7 +384,7 @@ pub async fn run(
                     peers.remove(&peer_id);
                     lan_dialled.remove(&peer_id);
                     if let Some(device) = device_of_peer(&peer_id) {
-                        send(Event::Disconnected { peer: device });
+                        let _ = send(Event::Disconnected { peer: device });
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
@@ -465,7 +475,8 @@ pub async fn run(
                         _ => None,
                     };
                     if let Some((id, records)) = lookups.step(query, found, step.last) {
-                        send(Event::PersonFound { id, records });
+                        // If the node misses this, its lookup expires.
+                        let _ = send(Event::PersonFound { id, records });
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
@@ -502,7 +513,7 @@ pub async fn run(
                         }
                         request_response::Message::Response { request_id, response } => {
                             if let Some((peer, id)) = outbound.remove(&request_id) {
-                                send(Event::Response { peer, id, response });
+                                let _ = send(Event::Response { peer, id, response });
                             }
                         }
                     }
@@ -510,14 +521,14 @@ pub async fn run(
                 SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::OutboundFailure { request_id, error, .. })) => {
                     if let Some((peer, id)) = outbound.remove(&request_id) {
                         tracing::debug!(peer = %peer.short(), %error, "sync request failed");
-                        send(Event::RequestFailed { peer, id });
+                        let _ = send(Event::RequestFailed { peer, id });
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::InboundFailure { peer, error, .. })) => {
                     if let (Some(device), request_response::InboundFailure::Io(e)) = (device_of_peer(&peer), &error)
                         && e.kind() == std::io::ErrorKind::InvalidData
                     {
-                        send(Event::BadMessage { peer: device, reason: e.to_string() });
+                        let _ = send(Event::BadMessage { peer: device, reason: e.to_string() });
                     }
                 }
                 _ => {}
@@ -532,8 +543,12 @@ pub async fn run(
                 .collect();
             now_reach.sort_by_key(ToString::to_string);
             if told.as_ref() != Some(&now_reach) && (!now_reach.is_empty() || told.is_some()) {
-                send(Event::Reach(now_reach.clone()));
-                told = Some(now_reach);
+                if send(Event::Reach(now_reach.clone())) {
+                    told = Some(now_reach);
+                } else {
+                    // Told again at the next event.
+                    reach_changed = true;
+                }
             }
         }
         // Channels of requests the node never answered go when their peer does.
