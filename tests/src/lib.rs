@@ -59,7 +59,7 @@ pub struct Run {
     pub stderr: String,
 }
 
-impl Run {
+impl From<Output> for Run {
     fn from(o: Output) -> Run {
         Run {
             ok: o.status.success(),
@@ -68,7 +68,9 @@ impl Run {
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
     }
+}
 
+impl Run {
     /// The stdout of a successful run, trimmed; panics with stderr otherwise.
     #[track_caller]
     pub fn out(&self) -> &str {

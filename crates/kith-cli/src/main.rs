@@ -97,6 +97,9 @@ enum Command {
     /// Rebuild a damaged store: keep it aside, salvage what can be read,
     /// then fetch the rest from peers.
     Repair,
+    /// Run the node whenever you are logged in (a systemd user unit).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 fn main() -> ExitCode {
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
         Command::Import(a) => archive::import(&ctx, a),
         Command::Check => store::check(&ctx),
         Command::Repair => store::repair(&ctx),
+        Command::Service(c) => service::run(&ctx, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -47,11 +47,17 @@ pub use node::{NodeConfig, NodeFile};
 pub use service::{ActionError, Service, WhoAmI};
 pub use status::{PeerView, Status, SyncView};
 
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() -> std::io::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r,
-        _ = term.recv() => Ok(()),
-    }
+/// Ctrl-C or SIGTERM, caught from the moment this is called: a signal
+/// that arrives while the node is still starting stops it cleanly too,
+/// rather than killing it (systemd may stop a unit at any moment).
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }

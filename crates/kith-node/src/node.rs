@@ -161,6 +161,7 @@ pub async fn run(
     config: NodeConfig,
     started: impl FnOnce(&Status, &str),
 ) -> anyhow::Result<()> {
+    let signal = crate::shutdown_signal().context("cannot catch Ctrl-C and SIGTERM")?;
     anyhow::ensure!(
         config.api.ip().is_loopback(),
         "the API must listen on a loopback address, not {}",
@@ -359,7 +360,7 @@ pub async fn run(
         started(s, &login);
     }
 
-    let signal = crate::shutdown_signal().await;
+    signal.await;
     tracing::info!("stopping");
     let _ = stop_tx.send(());
     let _ = api.await;
@@ -370,7 +371,6 @@ pub async fn run(
     forward.abort();
     net.abort();
     drop(node_file);
-    signal?;
     if !matches!(joined, Ok(Ok(()))) {
         anyhow::bail!("the service thread panicked");
     }

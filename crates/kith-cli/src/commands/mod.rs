@@ -11,6 +11,7 @@ pub mod open;
 pub mod people;
 pub mod post;
 pub mod profile;
+pub mod service;
 pub mod store;
 
 use std::path::PathBuf;
