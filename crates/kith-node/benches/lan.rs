@@ -20,7 +20,7 @@ use kith_core::{IdentityId, PostId};
 use kith_node::{Call, NodeCall, Reply};
 
 mod support;
-use support::{Lan, Node, env, identity, is_root, kith, kith_bin, percentile};
+use support::{Lan, Node, env, identity, is_root, kith, kith_bin, latest, percentile};
 
 /// A follower that has not seen a post after this long has missed it.
 const GIVE_UP: Duration = Duration::from_secs(5);
@@ -29,19 +29,6 @@ fn peers(node: &Node) -> usize {
     match node.call(&Call::Node(NodeCall::Status)) {
         Reply::Status(s) => s.peers,
         other => panic!("status: {other:?}"),
-    }
-}
-
-fn latest(node: &Node, author: IdentityId) -> Vec<PostId> {
-    match node.call(&Call::Feed {
-        author: Some(author),
-        limit: 1,
-        group: None,
-        before: None,
-        home: false,
-    }) {
-        Reply::Posts(p) => p.iter().map(|p| p.id).collect(),
-        other => panic!("feed: {other:?}"),
     }
 }
 
@@ -58,7 +45,10 @@ fn deliver(
         .filter(|&i| i != author)
         .map(|i| &nodes[i])
         .collect();
-    let seen: Vec<Vec<PostId>> = followers.iter().map(|n| latest(n, id)).collect();
+    let seen: Vec<Vec<PostId>> = followers
+        .iter()
+        .map(|n| latest(n, id).into_iter().collect())
+        .collect();
     std::thread::scope(|s| {
         let waiting: Vec<_> = followers
             .iter()

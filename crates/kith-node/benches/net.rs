@@ -27,19 +27,6 @@ use kith_node::{BenchCall, Call, NodeCall, Reply};
 mod support;
 use support::*;
 
-fn latest_of(node: &Node, author: kith_core::IdentityId) -> Option<kith_core::PostId> {
-    match node.call(&Call::Feed {
-        author: Some(author),
-        limit: 1,
-        group: None,
-        before: None,
-        home: false,
-    }) {
-        Reply::Posts(p) => p.first().map(|p| p.id),
-        _ => None,
-    }
-}
-
 fn propagation(bin: &Path, dir: &Path) {
     let n = env("KITH_BENCH_NODES", 10);
     let posts = env("KITH_BENCH_POSTS", 200);
@@ -70,7 +57,7 @@ fn propagation(bin: &Path, dir: &Path) {
     wait_until(60, "warm-up post reaches every node", || {
         nodes[1..]
             .iter()
-            .all(|f| latest_of(f, author_id) == Some(warm))
+            .all(|f| latest(f, author_id) == Some(warm))
     });
     // One sample: each other node's API holds a waiting call, then node 0
     // acts, and each delay is the time until that node's call answers. Posts

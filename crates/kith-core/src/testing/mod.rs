@@ -10,8 +10,11 @@
 //! assert_eq!(post.doc.owner, alice.id());
 //! ```
 
+mod corpus;
 mod person;
 mod replica;
+
+pub use corpus::posts;
 
 pub use person::Person;
 pub use replica::MemoryReplica;

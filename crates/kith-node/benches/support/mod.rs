@@ -8,11 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use automerge::AutoCommit;
-use automerge::transaction::CommitOptions;
 use kith_core::archive::Archive;
-use kith_core::schema::feed;
-use kith_core::{DeviceCert, DeviceKey, DocId, IdentityKey, SignedChange, SpaceId};
+use kith_core::{DeviceCert, DeviceKey, IdentityKey, SignedChange, SpaceId};
 use kith_node::{Call, Reply};
 
 pub fn env(name: &str, default: usize) -> usize {
@@ -299,6 +296,20 @@ pub fn identity(bin: &Path, home: &Path) -> String {
     me["identity"].as_str().unwrap().to_owned()
 }
 
+/// The newest post of `author` that `node` shows, if any.
+pub fn latest(node: &Node, author: kith_core::IdentityId) -> Option<kith_core::PostId> {
+    match node.call(&Call::Feed {
+        author: Some(author),
+        limit: 1,
+        group: None,
+        before: None,
+        home: false,
+    }) {
+        Reply::Posts(p) => p.first().map(|p| p.id),
+        other => panic!("feed: {other:?}"),
+    }
+}
+
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -312,8 +323,7 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// `count` signed posts by `identity` from `device` in `space`, keys
-/// `{tag}p{i}`, one a millisecond, with feeds rolling over to a new shard
-/// every 1024 changes as a node's do.
+/// `{tag}p{i}`, with feeds rolling over to a new shard as a node's do.
 pub fn posts(
     identity: &IdentityKey,
     device: &DeviceKey,
@@ -322,31 +332,7 @@ pub fn posts(
     count: usize,
 ) -> Vec<SignedChange> {
     let per_shard = kith_node::service::SHARD_MAX_CHANGES as usize;
-    let actor = kith_core::actor_id(&device.id(), &[7; 8]);
-    let mut doc = AutoCommit::new();
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        if i % per_shard == 0 {
-            doc = AutoCommit::new().with_actor(actor.clone());
-        }
-        let doc_id = DocId::feed(identity.id(), space, (i / per_shard) as u32);
-        let at = 1_700_000_000_000 + i as u64;
-        let body = feed::create_post(
-            &mut doc,
-            &format!("{tag}p{i}"),
-            &format!("post {i} of {tag}: {}", "lorem ipsum ".repeat(20)),
-            at,
-            None,
-        )
-        .unwrap();
-        doc.commit_with(CommitOptions::default().with_time(at as i64));
-        let change = doc.get_last_local_change().unwrap();
-        let mut signed =
-            SignedChange::sign(doc_id, change.raw_bytes().to_vec(), device, identity.id()).unwrap();
-        signed.attach_bodies(vec![body]);
-        out.push(signed.into_inner());
-    }
-    out
+    kith_core::testing::posts(identity, device, space, tag, count, per_shard)
 }
 
 /// `per_author` public posts by each of `authors` identities.
