@@ -30,6 +30,9 @@ pub const MAX_KNOWN: usize = 1024;
 /// Backoff after a failed dial: first and longest.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(2);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(120);
+/// A dial that has reported neither success nor failure by then counts as
+/// failed (longer than a TCP or QUIC handshake on any LAN).
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug)]
 struct Known {
@@ -37,8 +40,8 @@ struct Known {
     /// Not dialled before this.
     next: Instant,
     backoff: Duration,
-    /// A dial is under way.
-    dialing: bool,
+    /// A dial is under way, and counts as failed if still so then.
+    dialing: Option<Instant>,
 }
 
 /// The LAN peers mDNS reported, and the dialling policy over them.
@@ -50,7 +53,8 @@ pub struct LanPeers {
 /// What a round of dialling needs to know of the swarm.
 pub struct Round<'a> {
     pub now: Instant,
-    /// Connected peers of any kind.
+    /// Connected peers found by mDNS (peers across the internet do not
+    /// make the LAN's gossip graph connected).
     pub connected: usize,
     /// Connections this node dialled to LAN peers that are open.
     pub dialled: usize,
@@ -75,7 +79,7 @@ impl LanPeers {
                 addr,
                 next: now,
                 backoff: BACKOFF_MIN,
-                dialing: false,
+                dialing: None,
             },
         );
     }
@@ -101,7 +105,7 @@ impl LanPeers {
     /// A connection to `peer` is open: its backoff starts over.
     pub fn connected(&mut self, peer: &PeerId) {
         if let Some(k) = self.known.get_mut(peer) {
-            k.dialing = false;
+            k.dialing = None;
             k.backoff = BACKOFF_MIN;
         }
     }
@@ -109,15 +113,24 @@ impl LanPeers {
     /// A dial to `peer` failed: try it again later.
     pub fn failed(&mut self, peer: &PeerId, now: Instant) {
         if let Some(k) = self.known.get_mut(peer) {
-            k.dialing = false;
+            k.dialing = None;
             k.next = now + k.backoff;
             k.backoff = (k.backoff * 2).min(BACKOFF_MAX);
         }
     }
 
+    /// The swarm would not start a dial to `peer` because one is already
+    /// under way (the peer dialled by another path): not a failure, the
+    /// dial under way will report.
+    pub fn already_dialing(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(k) = self.known.get_mut(peer) {
+            k.dialing = Some(now + DIAL_TIMEOUT);
+        }
+    }
+
     /// The peers to dial this round, marked as being dialled.
     pub fn choose(&mut self, round: &Round<'_>) -> Vec<(PeerId, Multiaddr)> {
-        let dialing = self.known.values().filter(|k| k.dialing).count();
+        let dialing = self.known.values().filter(|k| k.dialing.is_some()).count();
         let room = MAX_LAN_DIALS.saturating_sub(round.dialled + dialing);
         let mut want = LAN_TARGET.saturating_sub(round.connected + dialing);
         if round.topic_alone {
@@ -130,28 +143,29 @@ impl LanPeers {
         let chosen: Vec<PeerId> = self
             .known
             .iter()
-            .filter(|(p, k)| !k.dialing && k.next <= round.now && !(round.is_connected)(p))
+            .filter(|(p, k)| k.dialing.is_none() && k.next <= round.now && !(round.is_connected)(p))
             .map(|(p, _)| *p)
             .choose_multiple(&mut rand::rng(), want);
         chosen
             .into_iter()
             .map(|p| {
                 let k = self.known.get_mut(&p).expect("chosen from known");
-                k.dialing = true;
-                // A dial that never reports back is tried again later.
-                k.next = round.now + k.backoff;
+                k.dialing = Some(round.now + DIAL_TIMEOUT);
                 (p, k.addr.clone())
             })
             .collect()
     }
 
-    /// Dials reported neither way (the swarm refused them before starting)
-    /// are released after their backoff.
+    /// Dials reported neither way by [`DIAL_TIMEOUT`] count as failed.
     pub fn release_stale(&mut self, now: Instant) {
-        for k in self.known.values_mut() {
-            if k.dialing && k.next <= now {
-                k.dialing = false;
-            }
+        let stale: Vec<PeerId> = self
+            .known
+            .iter()
+            .filter(|(_, k)| k.dialing.is_some_and(|until| until <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in stale {
+            self.failed(&p, now);
         }
     }
 }
@@ -233,6 +247,30 @@ mod tests {
             l.choose(&round(later + BACKOFF_MIN, 0, 0, false))
                 .is_empty(),
             "the backoff doubled"
+        );
+    }
+
+    #[test]
+    fn a_dial_under_way_is_not_released_before_its_timeout() {
+        let now = Instant::now();
+        let mut l = lan(1, now);
+        let (p, _) = l.choose(&round(now, 0, 0, false))[0].clone();
+        // Longer than a backoff, shorter than a dial may take.
+        let later = now + BACKOFF_MIN * 2;
+        l.release_stale(later);
+        assert!(l.choose(&round(later, 0, 0, false)).is_empty());
+        // Refused as already under way: still one dial, no backoff grown.
+        l.already_dialing(&p, later);
+        let timeout = later + DIAL_TIMEOUT;
+        l.release_stale(timeout);
+        assert!(
+            l.choose(&round(timeout, 0, 0, false)).is_empty(),
+            "backs off"
+        );
+        assert_eq!(
+            l.choose(&round(timeout + BACKOFF_MIN, 0, 0, false)).len(),
+            1,
+            "after the first backoff, not a doubled one"
         );
     }
 

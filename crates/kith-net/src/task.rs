@@ -45,7 +45,7 @@ fn dial_lan(
         .flat_map(|(_, topics)| topics)
         .collect();
     let topic_alone = groups.iter().any(|t| !covered.contains(t));
-    let connected = swarm.connected_peers().count();
+    let connected = swarm.connected_peers().filter(|p| lan.contains(p)).count();
     let is_connected = |p: &PeerId| swarm.is_connected(p);
     let chosen = lan.choose(&Round {
         now,
@@ -55,12 +55,21 @@ fn dial_lan(
         is_connected: &is_connected,
     });
     for (peer, addr) in chosen {
-        if let Err(e) = swarm.dial(dial_peer(peer, addr)) {
-            tracing::debug!(%peer, error = %e, "LAN dial refused");
-            lan.failed(&peer, now);
+        match swarm.dial(dial_peer(peer, addr)) {
+            Ok(()) => {}
+            Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => {
+                lan.already_dialing(&peer, now);
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "LAN dial refused");
+                lan.failed(&peer, now);
+            }
         }
     }
 }
+
+/// A person record the DHT did not take is put again after this.
+pub const PUT_RETRY: Duration = Duration::from_secs(30);
 
 /// Sync requests from peers that wait for the node's answer, at most.
 pub const MAX_PENDING_RESPONSES: usize = 1024;
