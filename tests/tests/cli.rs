@@ -720,10 +720,13 @@ fn group_commands_work_offline_and_explain_refusals() {
     ada.run(&["post", "--group", "no such group", "hi"])
         .fails_with("no group of yours");
 
-    // Invites: a key on one line, under 200 characters; QR only when asked.
+    // Invites: a key on one line, within the limit; QR only when asked.
     let plain = ada.run(&["group", "invite", "engine works", "--no-qr"]);
     let key = plain.out();
-    assert!(key.starts_with("kith-invite-") && key.len() <= 200, "{key}");
+    assert!(
+        key.starts_with("kith-invite-") && key.len() <= kith_core::invite::MAX_INVITE_CHARS,
+        "{key}"
+    );
     assert_eq!(key.lines().count(), 1);
     let with_qr = ada.run(&[
         "group",

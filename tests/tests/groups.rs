@@ -59,7 +59,10 @@ fn an_invited_person_joins_over_the_lan_and_a_stranger_gets_nothing() {
         .map(|i| post(&h[0], &g, &format!("before bob, {i}")))
         .collect();
     let key = invite(&h[0], &g, &[]);
-    assert!(key.len() <= 200, "an invite key fits on a line: {key}");
+    assert!(
+        key.len() <= kith_core::invite::MAX_INVITE_CHARS,
+        "an invite key fits on a line: {key}"
+    );
 
     let joined = h[1]
         .run(&["group", "join", &key, "--timeout", "60s", "--json"])

@@ -116,40 +116,184 @@ fn bob_finds_alice_by_id_alone_across_two_nats_then_they_punch_a_hole_and_need_n
     assert_eq!(p["connection"], "hole-punched", "{p}");
 }
 
+/// carol's history: `count` public posts by fixed keys, as an archive file
+/// in `dir` (carol has no node; alice holds her posts).
+fn carols_history(dir: &std::path::Path, count: usize) -> (std::path::PathBuf, String) {
+    use kith_core::archive::Archive;
+    use kith_core::{DeviceCert, DeviceKey, IdentityKey, SpaceId};
+    let identity = IdentityKey::from_secret_bytes(&[31; 32]);
+    let device = DeviceKey::from_secret_bytes(&[32; 32]);
+    let per_shard = kith_node::service::SHARD_MAX_CHANGES as usize;
+    let archive = Archive {
+        certificates: vec![DeviceCert::issue(&identity, &device, 1)],
+        changes: kith_core::testing::posts(
+            &identity,
+            &device,
+            SpaceId::PUBLIC,
+            "carol",
+            count,
+            per_shard,
+        ),
+    };
+    let file = dir.join("carol.kith");
+    std::fs::write(&file, archive.encode()).unwrap();
+    (file, identity.id().to_string())
+}
+
+fn posts_held(home: &TestHome) -> u64 {
+    home.run(&["status", "--json"]).json()["counts"]["posts"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
 #[test]
-fn behind_a_symmetric_nat_the_connection_stays_relayed_and_still_carries_posts() {
+fn behind_a_symmetric_nat_the_connection_stays_relayed_and_catches_up_10000_posts() {
     // relay 203.0.113.10 (public, always on)
     //   | internet 203.0.113.0/24
     // rA 203.0.113.1 (symmetric NAT)   rB 203.0.113.2 (endpoint-independent)
     //   |                                |
     // alice 10.0.1.2                   bob 10.0.2.2
+    //
+    // alice holds 10,000 posts of carol's (who has no node) and one of her
+    // own; bob follows both, finds alice by id, and catches everything up
+    // through the relay, since no hole can be punched through alice's NAT.
+    const HISTORY: usize = 10_000;
     let nat = Nat::up(&["pub:relay", "lan:a:sym:alice", "lan:b:eim:bob"]);
     let relay = nat.home("relay", "relay");
     let alice = nat.home("alice", "alice");
     let bob = nat.home("bob", "bob");
+    let (history, carol) = carols_history(&alice.path(".."), HISTORY);
+    alice.run(&["follow", &carol]).out();
+    alice.run(&["import", history.to_str().unwrap()]).out();
     let (_relay_node, relay_addr) = always_on(&nat, &relay, "relay");
     let _alice_node = behind_nat(&alice, &relay_addr);
     let alice_id = alice.id();
-    let posts: Vec<String> = (0..20)
-        .map(|i| {
-            alice
-                .run(&["post", &format!("before bob came, {i}")])
-                .out()
-                .to_owned()
-        })
-        .collect();
+    let own = alice.run(&["post", "before bob came"]).out().to_owned();
     wait_for_relay(&alice);
     let _bob_node = behind_nat(&bob, &relay_addr);
     wait_for_relay(&bob);
+    bob.run(&["follow", &carol]).out();
+    let started = std::time::Instant::now();
     bob.run(&["follow", &alice_id]).out();
-    converge(60, "bob catches up on alice's posts over the relay", || {
-        let have = feed_ids(&bob, &alice_id);
-        posts.iter().all(|p| have.contains(p)).then_some(())
-    });
+    let held = converge(
+        600,
+        "bob catches up carol's 10,000 posts from alice",
+        || {
+            let n = posts_held(&bob);
+            (n as usize > HISTORY).then_some(n)
+        },
+    );
+    println!(
+        "catch-up over the relay: {held} posts in {:.1} s from bob's follow of alice",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        feed_ids(&bob, &alice_id).contains(&own),
+        "alice's own post came with them"
+    );
+    // Still through the relay: alice's NAT gives every peer its own port.
     let p = peer(&bob, &alice_id).expect("connected to alice");
     assert_eq!(p["connection"], "relayed", "{p}");
     let live = alice.run(&["post", "live, relayed"]).out().to_owned();
     converge(30, "a live post reaches bob over the relay", || {
         feed_ids(&bob, &alice_id).contains(&live).then_some(())
+    });
+}
+
+fn group_feed(home: &TestHome, group: &str) -> Vec<String> {
+    kith_tests::ids_in(
+        &home
+            .run(&["feed", "--group", group, "--limit", "100", "--json"])
+            .json(),
+    )
+}
+
+#[test]
+fn an_invite_made_on_one_lan_is_used_from_another_while_the_inviter_is_offline() {
+    // relay 203.0.113.10 (public)     dave 203.0.113.11 (public, a member)
+    //   | internet 203.0.113.0/24
+    // rA 203.0.113.1 (NAT, endpoint-independent)  rB 203.0.113.2 (same)
+    //   |                                           |
+    // alice 10.0.1.2 (the inviter)                bob 10.0.2.2 (invited)
+    //
+    // dave joins with a key that reaches alice only through her relay
+    // circuit. alice then invites bob and goes offline; bob's key reaches
+    // nobody, so bob finds dave through the group's rendezvous in the DHT,
+    // and dave admits him.
+    let nat = Nat::up(&["pub:relay", "pub:dave", "lan:a:eim:alice", "lan:b:eim:bob"]);
+    let relay = nat.home("relay", "relay");
+    let dave = nat.home("dave", "dave");
+    let alice = nat.home("alice", "alice");
+    let bob = nat.home("bob", "bob");
+    let (_relay_node, relay_addr) = always_on(&nat, &relay, "relay");
+    let dave_addr = format!("/ip4/{}/tcp/4001", nat.ip("dave"));
+    let _dave_node = dave.node(&[
+        "--listen",
+        &dave_addr,
+        "--public-addr",
+        &dave_addr,
+        "--bootstrap",
+        &relay_addr,
+    ]);
+    let alice_node = behind_nat(&alice, &relay_addr);
+    wait_for_relay(&alice);
+
+    let group = alice
+        .run(&["group", "create", "vendors and us", "--json"])
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invite = |uses: &str| {
+        alice
+            .run(&["group", "invite", &group, "--uses", uses, "--json"])
+            .json()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The key carries alice's relay circuit: the only way to her from dave.
+    let key = invite("1");
+    let decoded = kith_core::InviteKey::decode(&key).unwrap();
+    let circuits = decoded
+        .addresses
+        .iter()
+        .filter_map(|a| kith_net::Multiaddr::try_from(a.clone()).ok())
+        .filter(kith_net::address::is_relayed)
+        .count();
+    assert!(
+        circuits >= 1,
+        "a relay circuit in the invite key: {decoded:?}"
+    );
+    let joined = dave
+        .run(&["group", "join", &key, "--timeout", "60s", "--json"])
+        .json();
+    assert_eq!(joined["role"], "member", "{joined}");
+    let history = alice
+        .run(&["post", "--group", &group, "before bob"])
+        .out()
+        .to_owned();
+    converge(30, "alice's group post reaches dave", || {
+        group_feed(&dave, &group).contains(&history).then_some(())
+    });
+
+    // alice invites bob, then goes offline.
+    let key = invite("1");
+    alice_node.stop();
+    let _bob_node = behind_nat(&bob, &relay_addr);
+    let joined = bob
+        .run(&["group", "join", &key, "--timeout", "90s", "--json"])
+        .json();
+    assert_eq!(joined["role"], "member", "{joined}");
+    assert!(
+        group_feed(&bob, &group).contains(&history),
+        "bob has the group's history once join returns"
+    );
+    let live = dave
+        .run(&["post", "--group", &group, "welcome, bob"])
+        .out()
+        .to_owned();
+    converge(30, "dave's group post reaches bob", || {
+        group_feed(&bob, &group).contains(&live).then_some(())
     });
 }

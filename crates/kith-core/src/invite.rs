@@ -29,8 +29,10 @@ use crate::{IdentityId, SpaceId};
 pub const INVITE_PREFIX: &str = "kith-invite-";
 /// The layout version this code writes and reads.
 pub const INVITE_VERSION: u8 = 1;
-/// Longest text form: short enough to read out, paste or scan.
-pub const MAX_INVITE_CHARS: usize = 200;
+/// Longest text form: short enough to paste into a chat or scan as a QR
+/// code, long enough for one relay circuit (about 90 bytes with its two
+/// peer ids) beside a few direct addresses.
+pub const MAX_INVITE_CHARS: usize = 400;
 const CHECKSUM_DOMAIN: &[u8] = b"kith/invite/v1";
 const PROOF_DOMAIN: &[u8] = b"kith/invite-proof/v1";
 const BASE32: data_encoding::Encoding = data_encoding::BASE32_NOPAD;
@@ -82,32 +84,32 @@ impl InviteKey {
             .to_bytes()
     }
 
-    /// The text form. Addresses are kept, in order, while the text stays
-    /// within [`MAX_INVITE_CHARS`]; the rest are left out (a joiner also
-    /// finds members on the LAN, and any member can admit it).
+    /// The text form. Addresses are taken in order, each if it still fits
+    /// within [`MAX_INVITE_CHARS`], so the caller puts first those that
+    /// matter most (the ones that work from anywhere); one too long is
+    /// left out and shorter ones after it may still fit (a joiner also
+    /// finds members on the LAN and in the DHT, and any member can admit
+    /// it).
     pub fn encode(&self) -> String {
-        let mut kept = self.addresses.len();
-        loop {
-            let text = self.encode_with(kept);
-            if text.len() <= MAX_INVITE_CHARS || kept == 0 {
-                return text;
+        let mut kept: Vec<&[u8]> = Vec::new();
+        for a in &self.addresses {
+            if a.len() > usize::from(u8::MAX) || kept.len() == usize::from(u8::MAX) {
+                continue;
             }
-            kept -= 1;
+            kept.push(a);
+            if self.encode_with(&kept).len() > MAX_INVITE_CHARS {
+                kept.pop();
+            }
         }
+        self.encode_with(&kept)
     }
 
-    fn encode_with(&self, addresses: usize) -> String {
+    fn encode_with(&self, addresses: &[&[u8]]) -> String {
         let mut payload = vec![INVITE_VERSION];
         payload.extend_from_slice(&self.group.0);
         payload.extend_from_slice(&self.secret);
-        let fitting: Vec<&Vec<u8>> = self
-            .addresses
-            .iter()
-            .filter(|a| a.len() <= usize::from(u8::MAX))
-            .take(addresses)
-            .collect();
-        payload.push(fitting.len() as u8);
-        for a in fitting {
+        payload.push(addresses.len() as u8);
+        for a in addresses {
             payload.push(a.len() as u8);
             payload.extend_from_slice(a);
         }
@@ -245,13 +247,48 @@ mod tests {
 
     #[test]
     fn addresses_that_do_not_fit_are_left_out() {
-        let key = invite(20);
+        let key = invite(40);
         let text = key.encode();
         assert!(text.len() <= MAX_INVITE_CHARS);
         let back = InviteKey::decode(&text).unwrap();
-        assert!(!back.addresses.is_empty() && back.addresses.len() < 20);
+        assert!(!back.addresses.is_empty() && back.addresses.len() < 40);
         assert_eq!(back.addresses[..], key.addresses[..back.addresses.len()]);
         assert_eq!((back.group, back.secret), (key.group, key.secret));
+    }
+
+    #[test]
+    fn a_relay_circuit_fits_first_and_shorter_addresses_fill_the_rest() {
+        // `/ip4/203.0.113.10/tcp/4001/p2p/<relay>/p2p-circuit/p2p/<inviter>`
+        // is 92 bytes with ed25519 peer ids (38-byte identity multihashes).
+        let peer = |b: u8| {
+            [
+                &[0xa5, 0x03, 0x26, 0x00, 0x24, 0x08, 0x01, 0x12, 0x20][..],
+                &[b; 32],
+            ]
+            .concat()
+        };
+        let circuit = [
+            &[4, 203, 0, 113, 10, 6, 0x0f, 0xa1][..],
+            &peer(1),
+            &[0xa2, 0x02],
+            &peer(2),
+        ]
+        .concat();
+        assert_eq!(circuit.len(), 92);
+        let mut addresses = vec![circuit.clone(), circuit.clone()];
+        addresses.extend((0..10).map(lan_address));
+        let key = InviteKey {
+            group: SpaceId([7; 32]),
+            secret: [9; 32],
+            addresses,
+        };
+        let back = InviteKey::decode(&key.encode()).unwrap();
+        assert_eq!(back.addresses[0], circuit, "the first circuit fits");
+        assert!(
+            back.addresses[1..].iter().all(|a| a.len() == 8) && back.addresses.len() > 2,
+            "the second circuit does not; LAN addresses after it do: {:?}",
+            back.addresses.iter().map(Vec::len).collect::<Vec<_>>()
+        );
     }
 
     #[test]

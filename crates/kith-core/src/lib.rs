@@ -28,6 +28,7 @@ pub mod id;
 pub mod invite;
 pub mod keys;
 pub mod person;
+pub mod rendezvous;
 pub mod schema;
 pub mod signature;
 pub mod signed;

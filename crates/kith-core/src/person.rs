@@ -43,6 +43,8 @@ pub struct DeviceReach {
     pub cert: DeviceCert,
     /// Multiaddrs, as text.
     pub addrs: Vec<String>,
+    /// When the device itself last renewed this entry (ms since the epoch).
+    pub updated_ms: u64,
 }
 
 /// A checked person record.
@@ -90,6 +92,7 @@ impl PersonRecord {
                 .map(|d| proto::DeviceReach {
                     certificate: Some(d.cert.to_proto()),
                     addrs: d.addrs.clone(),
+                    updated_ms: d.updated_ms,
                 })
                 .collect(),
         }
@@ -131,6 +134,11 @@ impl PersonRecord {
         if body.expires_ms <= now_ms || body.expires_ms > now_ms.saturating_add(MAX_LIFETIME_MS) {
             return Err(RecordError::Expired);
         }
+        // A seq far ahead of every clock (a device whose clock was wrong)
+        // would otherwise shadow every later record for good.
+        if body.seq > now_ms.saturating_add(MAX_LIFETIME_MS) {
+            return Err(RecordError::Field("seq", "more than 72 hours ahead"));
+        }
         if body.devices.is_empty() || body.devices.len() > MAX_DEVICES {
             return Err(RecordError::Field("devices", "none, or more than 16"));
         }
@@ -147,9 +155,16 @@ impl PersonRecord {
             if d.addrs.len() > MAX_ADDRS || d.addrs.iter().any(|a| a.len() > MAX_ADDR_BYTES) {
                 return Err(RecordError::Field("addrs", "more than 8, or one too long"));
             }
+            if devices
+                .iter()
+                .any(|o: &DeviceReach| o.cert.device == cert.device)
+            {
+                return Err(RecordError::Field("devices", "a device listed twice"));
+            }
             devices.push(DeviceReach {
                 cert,
                 addrs: d.addrs.clone(),
+                updated_ms: d.updated_ms,
             });
         }
         Ok(PersonRecord {
@@ -163,6 +178,41 @@ impl PersonRecord {
     /// The devices of the record.
     pub fn device_ids(&self) -> impl Iterator<Item = DeviceId> + '_ {
         self.devices.iter().map(|d| d.cert.device)
+    }
+
+    /// The record a device publishes at `now_ms`: its own entry `mine`,
+    /// renewed, beside the entries of the person's other devices in
+    /// `found` (the newest record the DHT held) that were renewed within
+    /// [`LIFETIME_MS`]. Its seq is larger than `found`'s.
+    pub fn renewed(
+        identity: IdentityId,
+        mine: DeviceReach,
+        found: Option<&PersonRecord>,
+        now_ms: u64,
+    ) -> PersonRecord {
+        let mut devices = vec![DeviceReach {
+            updated_ms: now_ms,
+            ..mine
+        }];
+        let mut seq = now_ms;
+        if let Some(found) = found.filter(|f| f.identity == identity) {
+            seq = seq.max(found.seq.saturating_add(1));
+            let mut others: Vec<&DeviceReach> = found
+                .devices
+                .iter()
+                .filter(|d| d.cert.device != devices[0].cert.device)
+                .filter(|d| d.updated_ms.saturating_add(LIFETIME_MS) > now_ms)
+                .collect();
+            // The most recently renewed first, if there are too many.
+            others.sort_by_key(|d| std::cmp::Reverse(d.updated_ms));
+            devices.extend(others.into_iter().take(MAX_DEVICES - 1).cloned());
+        }
+        PersonRecord {
+            identity,
+            seq,
+            expires_ms: now_ms + LIFETIME_MS,
+            devices,
+        }
     }
 }
 
@@ -193,6 +243,7 @@ mod tests {
             devices: vec![DeviceReach {
                 cert: DeviceCert::issue(identity, device, NOW - 1000),
                 addrs: vec!["/ip4/203.0.113.10/tcp/4001/p2p-circuit".into()],
+                updated_ms: NOW,
             }],
         }
     }
@@ -255,6 +306,19 @@ mod tests {
             PersonRecord::verify(&old.sign(&id), &key, NOW),
             Err(RecordError::Expired)
         );
+        // A seq from a clock years ahead, which would shadow every later one.
+        let mut ahead = record(&id, &dev, NOW + 10 * MAX_LIFETIME_MS);
+        assert!(matches!(
+            PersonRecord::verify(&ahead.sign(&id), &key, NOW),
+            Err(RecordError::Field("seq", _))
+        ));
+        // The same device twice.
+        ahead.seq = 1;
+        ahead.devices.push(ahead.devices[0].clone());
+        assert!(matches!(
+            PersonRecord::verify(&ahead.sign(&id), &key, NOW),
+            Err(RecordError::Field("devices", _))
+        ));
         // Garbage and oversize.
         assert_eq!(
             PersonRecord::verify(b"\xff\xff", &key, NOW),
@@ -264,6 +328,42 @@ mod tests {
             PersonRecord::verify(&vec![0; MAX_RECORD_BYTES + 1], &key, NOW),
             Err(RecordError::TooLarge)
         );
+    }
+
+    #[test]
+    fn each_device_keeps_the_others_entries_until_they_go_stale() {
+        let id = IdentityKey::generate().unwrap();
+        let (laptop, phone, old) = (
+            DeviceKey::generate().unwrap(),
+            DeviceKey::generate().unwrap(),
+            DeviceKey::generate().unwrap(),
+        );
+        let entry = |d: &DeviceKey, updated_ms| DeviceReach {
+            cert: DeviceCert::issue(&id, d, NOW - 1000),
+            addrs: vec![format!("/ip4/203.0.113.{}/tcp/1", updated_ms % 200)],
+            updated_ms,
+        };
+        // The DHT holds a record the laptop made, with an old entry for a
+        // device not seen for more than a day, and a seq from a clock a
+        // little ahead.
+        let held = PersonRecord {
+            identity: id.id(),
+            seq: NOW + 5000,
+            expires_ms: NOW + LIFETIME_MS,
+            devices: vec![entry(&laptop, NOW - 10), entry(&old, NOW - LIFETIME_MS)],
+        };
+        let mine = entry(&phone, 0);
+        let made = PersonRecord::renewed(id.id(), mine, Some(&held), NOW);
+        assert_eq!(made.seq, NOW + 5001, "newer than what it replaces");
+        let devices: Vec<DeviceId> = made.device_ids().collect();
+        assert_eq!(devices, [phone.id(), laptop.id()]);
+        assert_eq!(made.devices[0].updated_ms, NOW);
+        assert_eq!(made.devices[1], held.devices[0], "kept as found");
+        let key = dht_key(&id.id());
+        assert_eq!(PersonRecord::verify(&made.sign(&id), &key, NOW), Ok(made));
+        // Nothing found, or someone else's record: only its own entry.
+        let alone = PersonRecord::renewed(id.id(), entry(&phone, 0), None, NOW);
+        assert_eq!((alone.seq, alone.devices.len()), (NOW, 1));
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub fn is_public(addr: &Multiaddr) -> bool {
     !is_relayed(addr) && ip_of(addr).is_some_and(|ip| !is_private_ip(ip))
 }
 
+/// Whether `addr` can work from anywhere on the internet: a public
+/// address, or a circuit through a relay at one. What a stranger's record
+/// may make this node dial (never a LAN or loopback address).
+pub fn is_internet(addr: &Multiaddr) -> bool {
+    ip_of(addr).is_some_and(|ip| !is_private_ip(ip))
+}
+
 /// The peer id an address ends with (`…/p2p/<id>`), if any.
 pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     match addr.iter().last()? {
@@ -102,6 +109,12 @@ mod tests {
         ));
         assert!(is_relayed(&circuit));
         assert!(!is_public(&circuit) && !is_private(&circuit));
+        assert!(is_internet(&circuit) && is_internet(&a("/ip4/8.8.8.8/tcp/1")));
+        assert!(!is_internet(&a(&format!(
+            "/ip4/10.0.0.1/tcp/1/p2p/{peer}/p2p-circuit"
+        ))));
+        assert!(!is_internet(&a("/ip4/127.0.0.1/tcp/1")));
+        assert!(!is_internet(&a("/dns4/example.com/tcp/1")));
         let with = a(&format!("/ip4/203.0.113.10/tcp/4610/p2p/{peer}"));
         assert_eq!(peer_of(&with), Some(peer));
         assert_eq!(without_peer(&with), a("/ip4/203.0.113.10/tcp/4610"));

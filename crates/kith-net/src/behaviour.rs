@@ -231,8 +231,15 @@ fn kademlia(peer_id: libp2p::PeerId, public: bool) -> kad::Behaviour<kad::store:
     let mut config = kad::Config::new(KAD_PROTOCOL);
     // Records others put are checked before they are kept (see `dht`).
     config.set_record_filtering(kad::StoreInserts::FilterBoth);
-    let mut kad =
-        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), config);
+    let store = kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_records: crate::dht::MAX_RECORDS,
+            max_value_bytes: kith_core::person::MAX_RECORD_BYTES,
+            ..Default::default()
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(peer_id, store, config);
     kad.set_mode(Some(if public {
         kad::Mode::Server
     } else {

@@ -1,16 +1,28 @@
 //! kith's use of the DHT: person records (kith-core's `person`), stored
-//! only once checked, and lookups that gather what the DHT returns.
+//! only once checked, and lookups that keep only what checks.
+//!
+//! A DHT server's store is a resource anyone can spend: valid records cost
+//! nothing but a fresh identity each. So a server keeps at most
+//! [`MAX_PER_SOURCE`] records placed by any one peer, and when it is full it
+//! keeps the records whose keys are closest to its own id (those it is
+//! responsible for), evicting the farthest. Filling one server's store then
+//! takes many peer ids and identities ground to keys near that server's id,
+//! and honest records further away are refused loudly, in the log, rather
+//! than silently.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kith_core::person::{MAX_RECORD_BYTES, PersonRecord};
-use libp2p::kad::{self, QueryId, Record, RecordKey, store::RecordStore};
+use kith_core::person::{MAX_RECORD_BYTES, PersonRecord, RecordError};
+use libp2p::PeerId;
+use libp2p::kad::{self, KBucketKey, QueryId, Record, RecordKey, store::RecordStore};
 
-/// Records a lookup gathers, at most (the DHT's replication factor).
-pub const MAX_FOUND: usize = 20;
 /// Lookups under way, at most.
 pub const MAX_LOOKUPS: usize = 64;
+/// Records a DHT server keeps, at most (libp2p's default).
+pub const MAX_RECORDS: usize = 1024;
+/// Records one peer may have placed in this server's store, at most.
+pub const MAX_PER_SOURCE: usize = 32;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -18,32 +30,124 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A record a peer asked this DHT server to keep: kept only if it is a
-/// valid person record under its own key and newer than the one held.
-/// Returns why not, for the log.
+/// Why a record a peer asked to store was not kept.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error(transparent)]
+    Invalid(#[from] RecordError),
+    #[error("a record of this person with the same or a larger seq is held")]
+    NotNewer,
+    #[error("this peer has already placed {MAX_PER_SOURCE} records here")]
+    SourceFull,
+    #[error("the DHT store is full of records closer to this node's id")]
+    StoreFull,
+}
+
+/// A record `source` asked this DHT server to keep: kept only if it is a
+/// valid person record under its own key, newer than the one held, and
+/// there is room (see the module's documentation). `capacity` is the
+/// store's `max_records`.
 pub fn accept_put(
     store: &mut kad::store::MemoryStore,
-    record: Record,
-) -> Result<(), kith_core::person::RecordError> {
+    local: &PeerId,
+    source: PeerId,
+    mut record: Record,
+    capacity: usize,
+) -> Result<(), Refused> {
     let now = now_ms();
     let new = PersonRecord::verify(&record.value, record.key.as_ref(), now)?;
-    if let Some(held) = store.get(&record.key)
-        && let Ok(held) = PersonRecord::verify(&held.value, record.key.as_ref(), now)
-        && held.seq >= new.seq
-    {
-        return Ok(()); // not newer: keep the one held
+    let held = store.get(&record.key).map(|r| r.into_owned());
+    match held {
+        Some(held) => {
+            if let Ok(held) = PersonRecord::verify(&held.value, record.key.as_ref(), now)
+                && held.seq >= new.seq
+            {
+                return Err(Refused::NotNewer);
+            }
+        }
+        None => {
+            let placed = store
+                .records()
+                .filter(|r| r.publisher == Some(source))
+                .count();
+            if placed >= MAX_PER_SOURCE {
+                return Err(Refused::SourceFull);
+            }
+            make_room(store, local, &record.key, capacity)?;
+        }
     }
-    // The store's own limits (records, value size) still apply.
-    if let Err(e) = store.put(record) {
-        tracing::debug!(error = %e, "DHT store refused a record");
+    // Attributed to the peer that placed it (for the cap above), and gone
+    // when the person record says it is stale.
+    record.publisher = Some(source);
+    let left = Duration::from_millis(new.expires_ms.saturating_sub(now));
+    let expires = Instant::now() + left;
+    record.expires = Some(record.expires.map_or(expires, |e| e.min(expires)));
+    store.put(record).map_err(|_| Refused::StoreFull)
+}
+
+/// Frees a place for a record under `key` in a full store: expired records
+/// go first, then the record farthest from this node if it is farther than
+/// `key`.
+fn make_room(
+    store: &mut kad::store::MemoryStore,
+    local: &PeerId,
+    key: &RecordKey,
+    capacity: usize,
+) -> Result<(), Refused> {
+    if store.records().count() < capacity {
+        return Ok(());
     }
+    let now = Instant::now();
+    let expired: Vec<RecordKey> = store
+        .records()
+        .filter(|r| r.is_expired(now))
+        .map(|r| r.key.clone())
+        .collect();
+    for k in &expired {
+        store.remove(k);
+    }
+    if !expired.is_empty() {
+        return Ok(());
+    }
+    let me = KBucketKey::from(*local);
+    let distance = |k: &RecordKey| me.distance(&KBucketKey::new(k.clone()));
+    let farthest = store
+        .records()
+        .map(|r| r.key.clone())
+        .max_by_key(|k| distance(k))
+        .ok_or(Refused::StoreFull)?;
+    if distance(&farthest) <= distance(key) {
+        return Err(Refused::StoreFull);
+    }
+    store.remove(&farthest);
     Ok(())
 }
 
-/// Lookups under way: the caller's id and the values found so far.
+/// The newest valid record of a lookup so far, and its seq.
+#[derive(Debug, Default)]
+struct Best(Option<(u64, Vec<u8>)>);
+
+impl Best {
+    /// A value found under `key`: kept if it is a valid person record newer
+    /// than the one kept. Invalid values cost one check and take no room,
+    /// so peers near the key cannot crowd the valid record out.
+    fn offer(&mut self, value: Vec<u8>, key: &[u8], now_ms: u64) {
+        if value.len() > MAX_RECORD_BYTES {
+            return;
+        }
+        let Ok(record) = PersonRecord::verify(&value, key, now_ms) else {
+            return;
+        };
+        if self.0.as_ref().is_none_or(|(seq, _)| record.seq > *seq) {
+            self.0 = Some((record.seq, value));
+        }
+    }
+}
+
+/// Lookups under way: the caller's id, the key, and the best record found.
 #[derive(Debug, Default)]
 pub struct Lookups {
-    pending: HashMap<QueryId, (u64, Vec<Vec<u8>>)>,
+    pending: HashMap<QueryId, (u64, Vec<u8>, Best)>,
 }
 
 impl Lookups {
@@ -59,30 +163,151 @@ impl Lookups {
             return false;
         }
         let query = kad.get_record(RecordKey::new(&key));
-        self.pending.insert(query, (id, Vec::new()));
+        self.pending.insert(query, (id, key, Best::default()));
         true
     }
 
     /// A step of query `query`: `found` a value, or none; `last` if the
-    /// query is over. Returns the caller's id and everything found when it
-    /// is.
+    /// query is over. Returns the caller's id and the newest valid record
+    /// found (if any) when it is.
     pub fn step(
         &mut self,
         query: QueryId,
         found: Option<Vec<u8>>,
         last: bool,
     ) -> Option<(u64, Vec<Vec<u8>>)> {
-        let entry = self.pending.get_mut(&query)?;
-        if let Some(value) = found
-            && value.len() <= MAX_RECORD_BYTES
-            && entry.1.len() < MAX_FOUND
-        {
-            entry.1.push(value);
+        let (_, key, best) = self.pending.get_mut(&query)?;
+        if let Some(value) = found {
+            best.offer(value, key, now_ms());
         }
-        if last {
-            self.pending.remove(&query)
-        } else {
-            None
+        if !last {
+            return None;
         }
+        let (id, _, best) = self.pending.remove(&query)?;
+        Some((id, best.0.map(|(_, v)| v).into_iter().collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kith_core::person::{DeviceReach, LIFETIME_MS, dht_key};
+    use kith_core::{DeviceCert, DeviceKey, IdentityKey};
+
+    fn signed(identity: &IdentityKey, seq: u64) -> Record {
+        let device = DeviceKey::generate().unwrap();
+        let now = now_ms();
+        let record = PersonRecord {
+            identity: identity.id(),
+            seq,
+            expires_ms: now + LIFETIME_MS,
+            devices: vec![DeviceReach {
+                cert: DeviceCert::issue(identity, &device, now - 1000),
+                addrs: vec!["/ip4/203.0.113.10/tcp/4610".into()],
+                updated_ms: now,
+            }],
+        };
+        Record::new(dht_key(&identity.id()), record.sign(identity))
+    }
+
+    fn fresh() -> Record {
+        signed(&IdentityKey::generate().unwrap(), 1)
+    }
+
+    #[test]
+    fn a_server_keeps_valid_newer_records_only() {
+        let local = PeerId::random();
+        let mut store = kad::store::MemoryStore::new(local);
+        let source = PeerId::random();
+        let alice = IdentityKey::generate().unwrap();
+        accept_put(&mut store, &local, source, signed(&alice, 5), MAX_RECORDS).unwrap();
+        assert!(matches!(
+            accept_put(&mut store, &local, source, signed(&alice, 4), MAX_RECORDS),
+            Err(Refused::NotNewer)
+        ));
+        accept_put(&mut store, &local, source, signed(&alice, 6), MAX_RECORDS).unwrap();
+        let key = RecordKey::new(&dht_key(&alice.id()));
+        let held = store.get(&key).unwrap();
+        let now = now_ms();
+        assert_eq!(
+            PersonRecord::verify(&held.value, key.as_ref(), now)
+                .unwrap()
+                .seq,
+            6
+        );
+        // Under another person's key.
+        let mut moved = signed(&alice, 7);
+        moved.key = RecordKey::new(&dht_key(&IdentityKey::generate().unwrap().id()));
+        assert!(matches!(
+            accept_put(&mut store, &local, source, moved, MAX_RECORDS),
+            Err(Refused::Invalid(RecordError::WrongKey))
+        ));
+        assert_eq!(store.records().count(), 1);
+    }
+
+    #[test]
+    fn one_peer_cannot_fill_the_store() {
+        let local = PeerId::random();
+        let mut store = kad::store::MemoryStore::new(local);
+        let flooder = PeerId::random();
+        let refused = (0..MAX_PER_SOURCE + 5)
+            .filter(|_| accept_put(&mut store, &local, flooder, fresh(), MAX_RECORDS).is_err())
+            .count();
+        assert_eq!(refused, 5);
+        assert_eq!(store.records().count(), MAX_PER_SOURCE);
+        accept_put(&mut store, &local, PeerId::random(), fresh(), MAX_RECORDS)
+            .expect("another peer's record still fits");
+    }
+
+    #[test]
+    fn a_full_store_keeps_the_records_closest_to_this_node() {
+        let local = PeerId::random();
+        let me = KBucketKey::from(local);
+        let capacity = 8;
+        let mut store = kad::store::MemoryStore::new(local);
+        let mut records: Vec<Record> = (0..capacity * 3).map(|_| fresh()).collect();
+        records.sort_by_key(|r| me.distance(&KBucketKey::new(r.key.clone())));
+        let (near, far) = records.split_at(capacity);
+        // The far half first: they fill the store.
+        for r in far.iter().take(capacity) {
+            accept_put(&mut store, &local, PeerId::random(), r.clone(), capacity).unwrap();
+        }
+        // A record farther than all of them is refused, and loudly.
+        let farthest = far.last().unwrap().clone();
+        assert!(matches!(
+            accept_put(&mut store, &local, PeerId::random(), farthest, capacity),
+            Err(Refused::StoreFull)
+        ));
+        // Closer records evict the farthest held.
+        for r in near {
+            accept_put(&mut store, &local, PeerId::random(), r.clone(), capacity).unwrap();
+        }
+        let mut held: Vec<RecordKey> = store.records().map(|r| r.key.clone()).collect();
+        held.sort_by_key(|k| me.distance(&KBucketKey::new(k.clone())));
+        let want: Vec<RecordKey> = near.iter().map(|r| r.key.clone()).collect();
+        assert_eq!(held, want);
+    }
+
+    #[test]
+    fn a_lookup_keeps_the_newest_valid_record_whatever_else_comes() {
+        let alice = IdentityKey::generate().unwrap();
+        let key = dht_key(&alice.id());
+        let now = now_ms();
+        let mut best = Best::default();
+        // Garbage and other people's records by the hundred, around the
+        // valid ones: none takes room, none wins.
+        for i in 0..200 {
+            best.offer(vec![i as u8; 40], &key, now);
+            best.offer(fresh().value, &key, now);
+            if i == 100 {
+                best.offer(signed(&alice, 3).value, &key, now);
+            }
+            if i == 150 {
+                best.offer(signed(&alice, 2).value, &key, now);
+            }
+        }
+        let (seq, value) = best.0.unwrap();
+        assert_eq!(seq, 3);
+        assert_eq!(PersonRecord::verify(&value, &key, now).unwrap().seq, 3);
     }
 }

@@ -93,6 +93,13 @@ pub enum Command {
     /// Look a person's record up in the DHT; the answer comes back as
     /// [`Event::PersonFound`] with `id`.
     FindPerson { key: Vec<u8>, id: u64 },
+    /// Announce this node in the DHT under each of these keys (its groups'
+    /// rendezvous keys, kith-core's `rendezvous`), with the addresses
+    /// others reach it at, again whenever those change; keys not listed
+    /// any more are no longer announced.
+    Provide(Vec<Vec<u8>>),
+    /// Find the nodes announced under a key and dial them.
+    FindProviders(Vec<u8>),
 }
 
 /// How a peer was found.

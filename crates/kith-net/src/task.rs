@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use kith_core::DeviceId;
 use libp2p::futures::StreamExt;
+use libp2p::kad::store::RecordStore;
 use libp2p::metrics::{Metrics, Recorder};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
@@ -15,7 +16,7 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, dcutr, gossipsub, identify, kad, mdns, relay};
 use tokio::sync::mpsc;
 
-use crate::address::{is_private, is_public, is_relayed};
+use crate::address::{ip_of, is_private, is_public, is_relayed};
 use crate::behaviour::{
     Behaviour, BehaviourEvent, KAD_PROTOCOL, MAX_GROUP_TOPICS, MAX_PROBE_BYTES, PROBE_TOPIC,
     PUBLIC_TOPIC,
@@ -120,6 +121,10 @@ struct Conn {
     peer: PeerId,
     addr: Multiaddr,
     kind: Kind,
+    /// This node dialled it.
+    dialer: bool,
+    /// The peer's observation of this node's address was taken.
+    observed: bool,
 }
 
 /// The peer's entry from its open connections: the best path first.
@@ -156,6 +161,13 @@ pub async fn run(
     }
     let mut reach = Reach::new(!public.is_empty());
     let mut lookups = crate::dht::Lookups::default();
+    // Rendezvous keys this node announces itself under, and lookups of
+    // such keys under way.
+    let mut provided: Vec<Vec<u8>> = Vec::new();
+    let mut rendezvous: HashSet<kad::QueryId> = HashSet::new();
+    // The person record last put, its query, and when to put it again if
+    // that failed (no DHT server reached yet, typically at start).
+    let mut person_put: Option<(kad::Record, Option<kad::QueryId>, Option<Instant>)> = None;
     // What this node last told the node about its reach.
     let mut told: Option<Vec<Multiaddr>> = None;
     // Set by events that may change it.
@@ -164,6 +176,11 @@ pub async fn run(
     // Connections hole punching made (DCUtR reports them by id, before or
     // after the swarm reports them established).
     let mut punched: HashSet<ConnectionId> = HashSet::new();
+    // Whether this node could be reached from the internet without a
+    // relay: declared, or confirmed by AutoNAT for some addresses.
+    let declared = !public.is_empty();
+    let mut confirmed: HashSet<Multiaddr> = HashSet::new();
+    let local = *swarm.local_peer_id();
     let topic = gossipsub::IdentTopic::new(PUBLIC_TOPIC);
     if let Err(e) = swarm.behaviour_mut().gossipsub.subscribe(&topic) {
         tracing::error!(error = %e, "cannot subscribe to the public topic");
@@ -270,8 +287,31 @@ pub async fn run(
                     }
                     Command::PutPerson { key, record } => {
                         let record = kad::Record::new(key, record);
-                        if let Err(e) = swarm.behaviour_mut().kad.put_record(record, kad::Quorum::One) {
-                            tracing::debug!(error = %e, "cannot publish the person record");
+                        let query = match swarm.behaviour_mut().kad.put_record(record.clone(), kad::Quorum::One) {
+                            Ok(q) => Some(q),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "cannot publish the person record");
+                                None
+                            }
+                        };
+                        person_put = Some((record, query, None));
+                    }
+                    Command::Provide(keys) => {
+                        let keys: Vec<Vec<u8>> = keys.into_iter().take(MAX_GROUP_TOPICS).collect();
+                        let kad = &mut swarm.behaviour_mut().kad;
+                        for gone in provided.iter().filter(|k| !keys.contains(k)) {
+                            kad.stop_providing(&kad::RecordKey::new(gone));
+                        }
+                        for key in keys.iter().filter(|k| !provided.contains(k)) {
+                            if let Err(e) = kad.start_providing(kad::RecordKey::new(key)) {
+                                tracing::debug!(error = %e, "cannot announce this node under a rendezvous key");
+                            }
+                        }
+                        provided = keys;
+                    }
+                    Command::FindProviders(key) => {
+                        if rendezvous.len() < crate::dht::MAX_LOOKUPS {
+                            rendezvous.insert(swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(&key)));
                         }
                     }
                     Command::FindPerson { key, id } => {
@@ -304,6 +344,12 @@ pub async fn run(
                     }
                 }
                 dial_lan(&mut swarm, &mut lan, &groups, &lan_dialled);
+                if let Some((record, query, retry)) = &mut person_put
+                    && retry.is_some_and(|at| at <= now)
+                {
+                    *retry = None;
+                    *query = swarm.behaviour_mut().kad.put_record(record.clone(), kad::Quorum::One).ok();
+                }
             }
             event = swarm.select_next_some() => {
                 metrics.record(&event);
@@ -330,6 +376,7 @@ pub async fn run(
                 }
                 SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                     let Some(device) = device_of_peer(&peer_id) else {
+                        punched.remove(&connection_id);
                         let _ = swarm.disconnect_peer_id(peer_id);
                         continue;
                     };
@@ -362,16 +409,16 @@ pub async fn run(
                         Kind::Relayed
                     } else if is_private(&address) {
                         Kind::Lan
-                    } else if was_relayed {
-                        // A direct path to a peer reached through a relay is
-                        // hole punching's: the side that did not dial sees it
-                        // as an inbound connection, and DCUtR tells only the
-                        // side that dialled.
+                    } else if was_relayed && !endpoint.is_dialer() {
+                        // A direct path from a peer reached through a relay
+                        // is hole punching's: the side that did not dial sees
+                        // it as an inbound connection, and DCUtR tells only
+                        // the side that dialled (whose DCUtR event marks it).
                         Kind::HolePunched
                     } else {
                         Kind::Direct
                     };
-                    conns.insert(connection_id, Conn { peer: peer_id, addr: address.clone(), kind });
+                    conns.insert(connection_id, Conn { peer: peer_id, addr: address.clone(), kind, dialer: endpoint.is_dialer(), observed: false });
                     peers.entry(peer_id).or_insert_with(|| PeerInfo {
                         device,
                         addresses: vec![],
@@ -386,10 +433,12 @@ pub async fn run(
                 }
                 SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, .. } if num_established > 0 => {
                     conns.remove(&connection_id);
+                    punched.remove(&connection_id);
                     refresh(&mut peers, &conns, peer_id);
                 }
                 SwarmEvent::ConnectionClosed { peer_id, connection_id, .. } => {
                     conns.remove(&connection_id);
+                    punched.remove(&connection_id);
                     peers.remove(&peer_id);
                     lan_dialled.remove(&peer_id);
                     if let Some(device) = device_of_peer(&peer_id) {
@@ -416,21 +465,39 @@ pub async fn run(
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, connection_id, info })) => {
                     let kad = info.protocols.contains(&KAD_PROTOCOL);
-                    for addr in info.listen_addrs.into_iter().take(16) {
+                    for addr in info.listen_addrs.iter().take(16).cloned() {
                         // Only addresses others could use go into the DHT.
                         if kad && (is_public(&addr) || is_relayed(&addr)) {
                             swarm.behaviour_mut().kad.add_address(&peer_id, addr.clone());
                         }
                         swarm.add_peer_address(peer_id, addr);
                     }
-                    // A public peer saw the NAT's mapping of this node's port.
-                    if is_public(&info.observed_addr) {
+                    // A public peer this node dialled saw the NAT's mapping of
+                    // this node's port: taken once per connection (identify
+                    // pushes repeat it; AutoNAT keeps every candidate).
+                    if let Some(c) = conns.get_mut(&connection_id)
+                        && c.dialer
+                        && !c.observed
+                        && c.kind != Kind::Relayed
+                        && is_public(&c.addr)
+                        && is_public(&info.observed_addr)
+                    {
+                        c.observed = true;
                         swarm.behaviour_mut().observed.seen(info.observed_addr.clone());
                     }
-                    let over = conns.get(&connection_id).filter(|c| c.kind != Kind::Relayed).map(|c| c.addr.clone());
-                    if let Some(addr) = over
+                    // The relay's address: the one this node dialled, or one
+                    // it listens on (an inbound connection's remote address
+                    // is the relay's ephemeral port, not a listener).
+                    let over = conns.get(&connection_id).filter(|c| c.kind != Kind::Relayed);
+                    let relay_addr = match over {
+                        Some(c) if c.dialer && is_public(&c.addr) => Some(c.addr.clone()),
+                        Some(c) if is_public(&c.addr) => {
+                            info.listen_addrs.iter().find(|a| is_public(a) && ip_of(a) == ip_of(&c.addr)).cloned()
+                        }
+                        _ => None,
+                    };
+                    if let Some(addr) = relay_addr
                         && info.protocols.contains(&relay::HOP_PROTOCOL_NAME)
-                        && is_public(&addr)
                         && let Some(circuit) = reach.wants_relay(peer_id, &addr)
                     {
                         match swarm.listen_on(circuit.clone()) {
@@ -463,14 +530,77 @@ pub async fn run(
                 },
                 SwarmEvent::ExternalAddrConfirmed { address } if !is_relayed(&address) => {
                     tracing::info!(%address, "reachable from the internet");
+                    confirmed.insert(address);
                     reach.public = true;
+                    reach_changed = true;
+                }
+                SwarmEvent::ExternalAddrExpired { address } => {
+                    confirmed.remove(&address);
+                    let public = declared || !confirmed.is_empty();
+                    if reach.public && !public {
+                        tracing::info!(%address, "no longer reachable from the internet without a relay");
+                    }
+                    reach.public = public;
                     reach_changed = true;
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
                     request: kad::InboundRequest::PutRecord { source, record: Some(record), .. },
                 })) => {
-                    if let Err(e) = crate::dht::accept_put(swarm.behaviour_mut().kad.store_mut(), record) {
-                        tracing::info!(peer = %source, error = %e, "refused a DHT record");
+                    match crate::dht::accept_put(swarm.behaviour_mut().kad.store_mut(), &local, source, record, crate::dht::MAX_RECORDS) {
+                        Ok(()) | Err(crate::dht::Refused::NotNewer) => {}
+                        Err(e @ crate::dht::Refused::StoreFull) => tracing::warn!(peer = %source, error = %e, "refused a DHT record"),
+                        Err(e) => tracing::info!(peer = %source, error = %e, "refused a DHT record"),
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
+                    request: kad::InboundRequest::AddProvider { record: Some(mut record) },
+                })) => {
+                    // Only addresses that work from anywhere are handed out.
+                    record.addresses.retain(crate::address::is_internet);
+                    record.addresses.truncate(8);
+                    if !record.addresses.is_empty()
+                        && let Err(e) = swarm.behaviour_mut().kad.store_mut().add_provider(record)
+                    {
+                        tracing::info!(error = %e, "refused a DHT provider record");
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                    id: query,
+                    result: kad::QueryResult::GetProviders(result),
+                    step,
+                    ..
+                })) => {
+                    if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result
+                        && rendezvous.contains(&query)
+                    {
+                        // Dialled while the query runs: Kademlia holds the
+                        // addresses it was given for them until it ends.
+                        for p in providers.into_iter().take(20) {
+                            if p != local && !swarm.is_connected(&p) && device_of_peer(&p).is_some() {
+                                let _ = swarm.dial(DialOpts::peer_id(p).build());
+                            }
+                        }
+                    }
+                    if step.last {
+                        rendezvous.remove(&query);
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                    id: query,
+                    result: kad::QueryResult::PutRecord(result),
+                    ..
+                })) => {
+                    if let Some((_, q, retry)) = &mut person_put
+                        && *q == Some(query)
+                    {
+                        match result {
+                            Ok(_) => person_put = None,
+                            Err(e) => {
+                                tracing::info!(error = %e, "the person record was not stored in the DHT yet; trying again in {} s", PUT_RETRY.as_secs());
+                                *q = None;
+                                *retry = Some(Instant::now() + PUT_RETRY);
+                            }
+                        }
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
@@ -552,6 +682,13 @@ pub async fn run(
                 .collect();
             now_reach.sort_by_key(ToString::to_string);
             if told.as_ref() != Some(&now_reach) && (!now_reach.is_empty() || told.is_some()) {
+                // Announced again, with the addresses of now.
+                for key in &provided {
+                    let _ = swarm
+                        .behaviour_mut()
+                        .kad
+                        .start_providing(kad::RecordKey::new(key));
+                }
                 if send(Event::Reach(now_reach.clone())) {
                     told = Some(now_reach);
                 } else {

@@ -4,12 +4,17 @@
 //! outlives no change), unless the person chose not to be findable; and
 //! when the person follows someone none of whose devices is connected, it
 //! looks their record up and dials the devices it lists.
+//!
+//! A person's devices share one record. So a device looks the record up
+//! before it publishes, and publishes it with its own entry renewed and the
+//! others' kept (`PersonRecord::renewed`), rather than a record of itself
+//! alone that would hide the person's other devices.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use kith_core::IdentityId;
-use kith_core::person::{self, DeviceReach, LIFETIME_MS, PersonRecord};
+use kith_core::person::{self, DeviceReach, PersonRecord};
 use kith_net::{Command, Multiaddr};
 
 use crate::home::Keys;
@@ -37,6 +42,8 @@ pub struct Finding {
     reach: Vec<Multiaddr>,
     published: Option<Instant>,
     lookups: HashMap<u64, (IdentityId, Instant)>,
+    /// The lookup of this person's own record, made before publishing.
+    own: Option<u64>,
     next: u64,
 }
 
@@ -47,12 +54,19 @@ impl Finding {
             reach: Vec::new(),
             published: None,
             lookups: HashMap::new(),
+            own: None,
             next: 0,
         }
     }
 
-    /// The network says where others reach this node now: the record to
-    /// publish, if any.
+    /// Where others on the internet reach this node, as the network last
+    /// said: relay circuits and public addresses.
+    pub fn reach(&self) -> &[Multiaddr] {
+        &self.reach
+    }
+
+    /// The network says where others reach this node now: the lookup that
+    /// precedes publishing, if any.
     pub fn reach_changed(&mut self, keys: &Keys, reach: Vec<Multiaddr>) -> Option<Command> {
         self.reach = reach;
         self.publish(keys)
@@ -63,34 +77,58 @@ impl Finding {
     pub fn tick(&mut self, keys: &Keys, now: Instant) -> Option<Command> {
         self.lookups
             .retain(|_, (_, at)| now.duration_since(*at) < LOOKUP_TIMEOUT);
+        if let Some(own) = self.own
+            && !self.lookups.contains_key(&own)
+        {
+            // The lookup before publishing went unanswered: start over.
+            self.own = None;
+            return self.publish(keys);
+        }
         match self.published {
             Some(at) if now.duration_since(at) >= REPUBLISH => self.publish(keys),
             _ => None,
         }
     }
 
+    /// Starts publishing: first the lookup of the record as it stands
+    /// (unless one is under way; its answer publishes the reach of then).
     fn publish(&mut self, keys: &Keys) -> Option<Command> {
+        if !self.findable || self.reach.is_empty() || self.own.is_some() {
+            return None;
+        }
+        let me = keys.identity.id();
+        self.next += 1;
+        self.lookups.insert(self.next, (me, Instant::now()));
+        self.own = Some(self.next);
+        self.published = Some(Instant::now());
+        Some(Command::FindPerson {
+            key: person::dht_key(&me),
+            id: self.next,
+        })
+    }
+
+    /// The record to publish, given what the DHT holds now.
+    fn renewed(&self, found: &[Vec<u8>], keys: &Keys) -> Option<Command> {
         if !self.findable || self.reach.is_empty() {
             return None;
         }
+        let me = keys.identity.id();
+        let key = person::dht_key(&me);
         let now = now_ms();
-        let record = PersonRecord {
-            identity: keys.identity.id(),
-            seq: now,
-            expires_ms: now + LIFETIME_MS,
-            devices: vec![DeviceReach {
-                cert: keys.cert.clone(),
-                addrs: self
-                    .reach
-                    .iter()
-                    .take(person::MAX_ADDRS)
-                    .map(ToString::to_string)
-                    .collect(),
-            }],
+        let held = person::newest(found.iter().map(Vec::as_slice), &key, now);
+        let mine = DeviceReach {
+            cert: keys.cert.clone(),
+            addrs: self
+                .reach
+                .iter()
+                .take(person::MAX_ADDRS)
+                .map(ToString::to_string)
+                .collect(),
+            updated_ms: now,
         };
-        self.published = Some(Instant::now());
+        let record = PersonRecord::renewed(me, mine, held.as_ref(), now);
         Some(Command::PutPerson {
-            key: person::dht_key(&keys.identity.id()),
+            key,
             record: record.sign(&keys.identity),
         })
     }
@@ -109,11 +147,16 @@ impl Finding {
     }
 
     /// A lookup is over: the dials to make, to the devices of the newest
-    /// valid record found (none if there is none).
+    /// valid record found (none if there is none); or, for the lookup of
+    /// this person's own record, the record to publish.
     pub fn found(&mut self, id: u64, records: &[Vec<u8>], me: &Keys) -> Vec<Command> {
         let Some((who, _)) = self.lookups.remove(&id) else {
             return Vec::new();
         };
+        if self.own == Some(id) {
+            self.own = None;
+            return self.renewed(records, me).into_iter().collect();
+        }
         let key = person::dht_key(&who);
         let Some(record) = person::newest(records.iter().map(Vec::as_slice), &key, now_ms()) else {
             tracing::info!(person = %who, found = records.len(), "no valid record of this person in the DHT");
@@ -130,6 +173,8 @@ impl Finding {
                     .addrs
                     .iter()
                     .filter_map(|a| a.parse::<Multiaddr>().ok())
+                    // Never a LAN or loopback address on a stranger's word.
+                    .filter(kith_net::address::is_internet)
                     .filter_map(|a| match kith_net::address::peer_of(&a) {
                         Some(p) if p == peer => Some(a),
                         // An address of some other peer: not this device's.
@@ -162,25 +207,35 @@ mod tests {
         }
     }
 
+    /// Publishes `keys`'s reach the way a node does: a lookup of the record
+    /// as the DHT holds it (`held`), then the renewed record.
+    fn publish(finding: &mut Finding, keys: &Keys, reach: &[&str], held: &[Vec<u8>]) -> Vec<u8> {
+        let reach = reach.iter().map(|a| a.parse().unwrap()).collect();
+        let Some(Command::FindPerson { id, key }) = finding.reach_changed(keys, reach) else {
+            panic!("a findable node with a reach looks its record up first");
+        };
+        assert_eq!(key, person::dht_key(&keys.identity.id()));
+        let [Command::PutPerson { record, .. }] = &finding.found(id, held, keys)[..] else {
+            panic!("then publishes");
+        };
+        record.clone()
+    }
+
     #[test]
-    fn a_found_device_is_dialled_once_with_every_address_of_its_own() {
+    fn a_found_device_is_dialled_once_with_every_internet_address_of_its_own() {
         let (alice, me) = (keys(), keys());
-        let mut finding = Finding::new(true);
         let relay = kith_net::peer_id(&DeviceKey::generate().unwrap().id());
         let stranger = kith_net::peer_id(&DeviceKey::generate().unwrap().id());
         let circuit = format!("/ip4/203.0.113.10/tcp/4001/p2p/{relay}/p2p-circuit");
         let public = "/ip4/198.51.100.7/tcp/4610".to_owned();
         let elsewhere = format!("/ip4/198.51.100.8/tcp/4610/p2p/{stranger}");
-        let Some(Command::PutPerson { record, .. }) = finding.reach_changed(
+        let record = publish(
+            &mut Finding::new(true),
             &alice,
-            vec![
-                circuit.parse().unwrap(),
-                public.parse().unwrap(),
-                elsewhere.parse().unwrap(),
-            ],
-        ) else {
-            panic!("a findable node with a reach publishes");
-        };
+            &[&circuit, &public, &elsewhere, "/ip4/10.0.0.5/tcp/4610"],
+            &[],
+        );
+        let mut finding = Finding::new(true);
         let Some(Command::FindPerson { id, .. }) = finding.look_up(alice.identity.id()) else {
             panic!("a lookup starts");
         };
@@ -201,8 +256,37 @@ mod tests {
                 format!("{circuit}/p2p/{peer}"),
                 format!("{public}/p2p/{peer}")
             ],
-            "the stranger's address is left out"
+            "the stranger's address and the LAN address are left out"
         );
+    }
+
+    #[test]
+    fn a_second_device_publishes_beside_the_first_not_over_it() {
+        let laptop = keys();
+        let device = DeviceKey::generate().unwrap();
+        let phone = Keys {
+            identity: IdentityKey::from_secret_bytes(&laptop.identity.secret_bytes()),
+            cert: DeviceCert::issue(&laptop.identity, &device, now_ms() - 1000),
+            device,
+        };
+        let first = publish(
+            &mut Finding::new(true),
+            &laptop,
+            &["/ip4/198.51.100.7/tcp/4610"],
+            &[],
+        );
+        let second = publish(
+            &mut Finding::new(true),
+            &phone,
+            &["/ip4/198.51.100.9/tcp/4610"],
+            std::slice::from_ref(&first),
+        );
+        let key = person::dht_key(&laptop.identity.id());
+        let first = PersonRecord::verify(&first, &key, now_ms()).unwrap();
+        let second = PersonRecord::verify(&second, &key, now_ms()).unwrap();
+        assert!(second.seq > first.seq);
+        let devices: Vec<_> = second.device_ids().collect();
+        assert_eq!(devices, [phone.device.id(), laptop.device.id()]);
     }
 
     #[test]

@@ -30,6 +30,7 @@ struct PendingJoin {
 /// A join begun: where to dial and what to ask the engine.
 #[derive(Debug)]
 pub struct Begun {
+    pub group: SpaceId,
     pub dial: Vec<Multiaddr>,
     pub ask: SyncInput,
 }
@@ -86,6 +87,7 @@ impl Joins {
             .collect();
         self.start(key.group, wait, timeout, reply);
         Some(Begun {
+            group: key.group,
             dial,
             ask: SyncInput::Join {
                 group: key.group,
@@ -117,6 +119,11 @@ impl Joins {
     /// Whether a join of `group` is under way.
     pub fn is_joining(&self, group: &SpaceId) -> bool {
         self.pending.iter().any(|p| p.group == *group)
+    }
+
+    /// The groups being joined.
+    pub fn groups(&self) -> Vec<SpaceId> {
+        self.pending.iter().map(|p| p.group).collect()
     }
 
     /// A peer's answer. A refusal that another member could answer

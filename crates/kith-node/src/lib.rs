@@ -31,6 +31,7 @@ mod joins;
 pub mod metrics;
 pub mod node;
 pub mod remembered;
+mod rendezvous;
 mod replica;
 pub mod runtime;
 pub mod service;

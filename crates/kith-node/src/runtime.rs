@@ -52,6 +52,7 @@ pub struct ServiceLoop {
     was_syncing: bool,
     metrics: crate::metrics::NodeMetrics,
     finding: crate::finding::Finding,
+    rendezvous: crate::rendezvous::Rendezvous,
 }
 
 impl std::fmt::Debug for ServiceLoop {
@@ -86,6 +87,7 @@ impl ServiceLoop {
             was_syncing: false,
             metrics,
             finding: crate::finding::Finding::new(findable),
+            rendezvous: crate::rendezvous::Rendezvous::new(findable),
         }
     }
 
@@ -134,6 +136,15 @@ impl ServiceLoop {
                     for group in self.joins.expire(std::time::Instant::now()) {
                         self.engine.stop_joining(&group);
                     }
+                    let service = &self.service;
+                    let rendezvous = self.rendezvous.tick(
+                        std::time::Instant::now(),
+                        || service.my_groups().ok().map(|g| g.into_keys().collect()),
+                        &self.joins.groups(),
+                    );
+                    for c in rendezvous {
+                        self.command(c);
+                    }
                 }
                 ServiceInput::Call(call, reply) => self.dispatch(call, reply),
                 ServiceInput::Net(event) => {
@@ -174,6 +185,8 @@ impl ServiceLoop {
                     for addr in begun.dial {
                         self.command(Command::Dial(addr));
                     }
+                    // The inviter may be offline: other members too.
+                    self.command(self.rendezvous.look_up(&begun.group));
                     self.sync(begun.ask);
                 }
                 return;
@@ -429,6 +442,8 @@ impl ServiceLoop {
                 if let Some(c) = self.finding.reach_changed(self.service.keys(), addrs) {
                     self.command(c);
                 }
+                let reachable = self.invite_addresses();
+                self.service.set_reachable_at(reachable);
             }
             Event::PersonFound { id, records } => {
                 for dial in self.finding.found(id, &records, self.service.keys()) {
@@ -511,9 +526,19 @@ impl ServiceLoop {
         })
     }
 
-    /// Where a joiner can reach this node, for invite keys: LAN addresses
-    /// before loopback ones, which only help on this machine.
+    /// The addresses invite keys carry, those that matter most first
+    /// (an invite key keeps what fits): relay circuits, which reach this
+    /// node from behind its NAT (with its peer id, which a circuit needs),
+    /// and its public addresses; then what it listens on, loopback last.
     fn invite_addresses(&self) -> Vec<Vec<u8>> {
+        let me = kith_net::peer_id(&self.service.keys().device.id());
+        let internet = self.finding.reach().iter().map(|a| {
+            if kith_net::address::is_relayed(a) && kith_net::address::peer_of(a) != Some(me) {
+                a.clone().with(libp2p::multiaddr::Protocol::P2p(me))
+            } else {
+                a.clone()
+            }
+        });
         let loopback = |a: &Multiaddr| {
             a.iter().any(|p| match p {
                 libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
@@ -521,9 +546,15 @@ impl ServiceLoop {
                 _ => false,
             })
         };
-        let mut addrs: Vec<&Multiaddr> = self.listen.iter().collect();
-        addrs.sort_by_key(|a| loopback(a));
-        addrs.into_iter().map(|a| a.to_vec()).collect()
+        let mut listening: Vec<&Multiaddr> = self.listen.iter().collect();
+        listening.sort_by_key(|a| loopback(a));
+        let mut out: Vec<Multiaddr> = internet.collect();
+        for a in listening {
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+        out.into_iter().map(|a| a.to_vec()).collect()
     }
 
     /// The network task's view of its connections (the one table of
