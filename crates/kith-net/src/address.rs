@@ -75,6 +75,20 @@ pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     }
 }
 
+/// The relay a circuit address goes through (the peer id before
+/// `/p2p-circuit`), if it is one.
+pub fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(peer) => relay = Some(peer),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// `addr` without a trailing `/p2p/<id>`.
 pub fn without_peer(addr: &Multiaddr) -> Multiaddr {
     let mut a = addr.clone();
@@ -108,6 +122,8 @@ mod tests {
             PeerId::random()
         ));
         assert!(is_relayed(&circuit));
+        assert_eq!(relay_of(&circuit), Some(peer));
+        assert_eq!(relay_of(&a("/ip4/203.0.113.10/tcp/4610")), None);
         assert!(!is_public(&circuit) && !is_private(&circuit));
         assert!(is_internet(&circuit) && is_internet(&a("/ip4/8.8.8.8/tcp/1")));
         assert!(!is_internet(&a(&format!(

@@ -22,8 +22,8 @@ mod reach;
 mod task;
 
 pub use behaviour::{
-    BuildError, MAX_GOSSIP_BYTES, MAX_GROUP_TOPICS, MAX_PROBE_BYTES, NetConfig, PROBE_TOPIC,
-    PUBLIC_TOPIC, build_swarm,
+    Behaviour, BehaviourEvent, BuildError, MAX_GOSSIP_BYTES, MAX_GROUP_TOPICS, MAX_PROBE_BYTES,
+    NetConfig, PROBE_TOPIC, PUBLIC_TOPIC, build_swarm,
 };
 pub use codec::SYNC_PROTOCOL;
 pub use lan::{LAN_TARGET, MAX_LAN_DIALS};

@@ -69,6 +69,32 @@ fn dial_lan(
     }
 }
 
+/// A relay whose circuit to a peer closed within [`CUT_WITHIN`] of opening,
+/// leaving no other connection to that peer, is tried last for
+/// [`CUT_FOR`]: a broken or spiteful relay that cuts circuits would
+/// otherwise win every redial.
+pub const CUT_WITHIN: Duration = Duration::from_secs(60);
+pub const CUT_FOR: Duration = Duration::from_secs(600);
+/// Relays remembered as cutting circuits, at most.
+pub const MAX_CUT_RELAYS: usize = 64;
+
+/// `addrs` without those through relays that cut circuits lately, unless
+/// nothing else is left.
+fn avoiding_cut(
+    addrs: Vec<Multiaddr>,
+    cut: &HashMap<PeerId, Instant>,
+    now: Instant,
+) -> Vec<Multiaddr> {
+    let bad = |a: &Multiaddr| {
+        crate::address::relay_of(a).is_some_and(|r| cut.get(&r).is_some_and(|until| *until > now))
+    };
+    if addrs.iter().all(bad) {
+        addrs
+    } else {
+        addrs.into_iter().filter(|a| !bad(a)).collect()
+    }
+}
+
 /// A person record the DHT did not take is put again after this.
 pub const PUT_RETRY: Duration = Duration::from_secs(30);
 
@@ -125,6 +151,7 @@ struct Conn {
     dialer: bool,
     /// The peer's observation of this node's address was taken.
     observed: bool,
+    opened: Instant,
 }
 
 /// The peer's entry from its open connections: the best path first.
@@ -176,6 +203,8 @@ pub async fn run(
     // Connections hole punching made (DCUtR reports them by id, before or
     // after the swarm reports them established).
     let mut punched: HashSet<ConnectionId> = HashSet::new();
+    // Relays that cut a circuit soon after it opened, until when.
+    let mut cut: HashMap<PeerId, Instant> = HashMap::new();
     // Whether this node could be reached from the internet without a
     // relay: declared, or confirmed by AutoNAT for some addresses.
     let declared = !public.is_empty();
@@ -216,6 +245,7 @@ pub async fn run(
                         }
                     }
                     Command::DialDevice { device, addrs } => {
+                        let addrs = avoiding_cut(addrs, &cut, Instant::now());
                         let opts = DialOpts::peer_id(crate::peer_id(&device)).addresses(addrs).build();
                         if let Err(e) = swarm.dial(opts) {
                             tracing::debug!(device = %device.short(), error = %e, "dial failed");
@@ -418,7 +448,7 @@ pub async fn run(
                     } else {
                         Kind::Direct
                     };
-                    conns.insert(connection_id, Conn { peer: peer_id, addr: address.clone(), kind, dialer: endpoint.is_dialer(), observed: false });
+                    conns.insert(connection_id, Conn { peer: peer_id, addr: address.clone(), kind, dialer: endpoint.is_dialer(), observed: false, opened: Instant::now() });
                     peers.entry(peer_id).or_insert_with(|| PeerInfo {
                         device,
                         addresses: vec![],
@@ -437,7 +467,18 @@ pub async fn run(
                     refresh(&mut peers, &conns, peer_id);
                 }
                 SwarmEvent::ConnectionClosed { peer_id, connection_id, .. } => {
-                    conns.remove(&connection_id);
+                    let now = Instant::now();
+                    if let Some(c) = conns.remove(&connection_id)
+                        && c.kind == Kind::Relayed
+                        && now.duration_since(c.opened) < CUT_WITHIN
+                        && let Some(relay) = crate::address::relay_of(&c.addr)
+                    {
+                        tracing::info!(%relay, peer = %peer_id, "a relay circuit closed soon after it opened; that relay is tried last for a while");
+                        cut.retain(|_, until| *until > now);
+                        if cut.len() < MAX_CUT_RELAYS {
+                            cut.insert(relay, now + CUT_FOR);
+                        }
+                    }
                     punched.remove(&connection_id);
                     peers.remove(&peer_id);
                     lan_dialled.remove(&peer_id);
@@ -699,5 +740,32 @@ pub async fn run(
         }
         // Channels of requests the node never answered go when their peer does.
         inbound.retain(|_, ch| ch.is_open());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_through_a_relay_that_cut_circuits_go_unless_nothing_else_is_left() {
+        let (bad, good, me) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let via = |relay: PeerId| -> Multiaddr {
+            format!("/ip4/203.0.113.10/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{me}")
+                .parse()
+                .unwrap()
+        };
+        let now = Instant::now();
+        let cut = HashMap::from([(bad, now + CUT_FOR)]);
+        assert_eq!(
+            avoiding_cut(vec![via(bad), via(good)], &cut, now),
+            [via(good)]
+        );
+        assert_eq!(avoiding_cut(vec![via(bad)], &cut, now), [via(bad)]);
+        assert_eq!(
+            avoiding_cut(vec![via(bad), via(good)], &cut, now + CUT_FOR),
+            [via(bad), via(good)],
+            "forgiven after a while"
+        );
     }
 }

@@ -10,7 +10,7 @@
 //! others' kept (`PersonRecord::renewed`), rather than a record of itself
 //! alone that would hide the person's other devices.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use kith_core::IdentityId;
@@ -27,6 +27,14 @@ pub const MAX_PENDING: usize = 64;
 /// looked up again (the DHT gives up on a query after a minute; an answer
 /// the network task could not hand over never comes).
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(90);
+/// A followed person none of whose devices is connected is looked up again
+/// after this (a device that went away, a relay that dropped the circuit,
+/// someone who was offline), the wait doubling up to [`RETRY_MAX`] while
+/// they stay unreached.
+pub const RETRY_MIN: Duration = Duration::from_secs(5);
+pub const RETRY_MAX: Duration = Duration::from_secs(600);
+/// Lookups one retry round starts, at most.
+pub const RETRY_PER_ROUND: usize = 8;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -45,6 +53,9 @@ pub struct Finding {
     /// The lookup of this person's own record, made before publishing.
     own: Option<u64>,
     next: u64,
+    /// Followed people not reached: when to look each up again, and the
+    /// wait after that.
+    unreached: HashMap<IdentityId, (Instant, Duration)>,
 }
 
 impl Finding {
@@ -56,6 +67,7 @@ impl Finding {
             lookups: HashMap::new(),
             own: None,
             next: 0,
+            unreached: HashMap::new(),
         }
     }
 
@@ -131,6 +143,28 @@ impl Finding {
             key,
             record: record.sign(&keys.identity),
         })
+    }
+
+    /// The followed people none of whose devices is connected now: those
+    /// whose wait is over are looked up again (see [`RETRY_MIN`]); anyone
+    /// reached since starts over.
+    pub fn retry(&mut self, unreached: &BTreeSet<IdentityId>, now: Instant) -> Vec<Command> {
+        self.unreached.retain(|who, _| unreached.contains(who));
+        let mut due = Vec::new();
+        for who in unreached {
+            let (next, wait) = self
+                .unreached
+                .entry(*who)
+                .or_insert((now + RETRY_MIN, RETRY_MIN));
+            if *next <= now && due.len() < RETRY_PER_ROUND {
+                due.push(*who);
+                *wait = (*wait * 2).min(RETRY_MAX);
+                *next = now + *wait;
+            }
+        }
+        due.into_iter()
+            .filter_map(|who| self.look_up(who))
+            .collect()
     }
 
     /// Starts looking `who` up.
@@ -287,6 +321,46 @@ mod tests {
         assert!(second.seq > first.seq);
         let devices: Vec<_> = second.device_ids().collect();
         assert_eq!(devices, [phone.device.id(), laptop.device.id()]);
+    }
+
+    #[test]
+    fn an_unreached_person_is_looked_up_again_less_and_less_often() {
+        let alice = keys();
+        let who = alice.identity.id();
+        let mut finding = Finding::new(true);
+        let t = Instant::now();
+        let unreached = BTreeSet::from([who]);
+        assert!(finding.retry(&unreached, t).is_empty(), "not at once");
+        let lookups = |f: &mut Finding, at| {
+            let out = f.retry(&unreached, at);
+            // Answered (nothing found), so the next retry may start one.
+            for c in &out {
+                if let Command::FindPerson { id, .. } = c {
+                    f.found(*id, &[], &alice);
+                }
+            }
+            out.len()
+        };
+        assert_eq!(lookups(&mut finding, t + RETRY_MIN), 1);
+        assert_eq!(
+            lookups(&mut finding, t + RETRY_MIN * 2),
+            0,
+            "the wait doubled"
+        );
+        assert_eq!(lookups(&mut finding, t + RETRY_MIN * 3), 1);
+        // Reached, then lost again: the wait starts over.
+        assert!(
+            finding
+                .retry(&BTreeSet::new(), t + RETRY_MIN * 4)
+                .is_empty()
+        );
+        assert!(finding.retry(&unreached, t + RETRY_MIN * 4).is_empty());
+        assert_eq!(lookups(&mut finding, t + RETRY_MIN * 5), 1);
+        // Many at once: a few a round.
+        let many: BTreeSet<IdentityId> = (0..50).map(|_| keys().identity.id()).collect();
+        let mut finding = Finding::new(true);
+        finding.retry(&many, t);
+        assert_eq!(finding.retry(&many, t + RETRY_MIN).len(), RETRY_PER_ROUND);
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct ServiceLoop {
     metrics: crate::metrics::NodeMetrics,
     finding: crate::finding::Finding,
     rendezvous: crate::rendezvous::Rendezvous,
+    /// When followed people not reached were last checked for.
+    unreached_at: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for ServiceLoop {
@@ -88,6 +90,7 @@ impl ServiceLoop {
             metrics,
             finding: crate::finding::Finding::new(findable),
             rendezvous: crate::rendezvous::Rendezvous::new(findable),
+            unreached_at: None,
         }
     }
 
@@ -145,6 +148,7 @@ impl ServiceLoop {
                     for c in rendezvous {
                         self.command(c);
                     }
+                    self.retry_unreached(std::time::Instant::now());
                 }
                 ServiceInput::Call(call, reply) => self.dispatch(call, reply),
                 ServiceInput::Net(event) => {
@@ -503,6 +507,31 @@ impl ServiceLoop {
             self.command(c);
         }
         reply
+    }
+
+    /// Every few seconds: the people followed none of whose devices is
+    /// connected are looked up again, less often the longer it lasts.
+    fn retry_unreached(&mut self, now: std::time::Instant) {
+        if self
+            .unreached_at
+            .is_some_and(|at| now.duration_since(at) < crate::finding::RETRY_MIN)
+        {
+            return;
+        }
+        self.unreached_at = Some(now);
+        let me = self.service.identity();
+        let Ok(follows) = self.service.store().follows(&me) else {
+            return;
+        };
+        let reached: std::collections::BTreeSet<IdentityId> =
+            self.engine.peers().filter_map(|(_, id)| id).collect();
+        let unreached = follows
+            .into_iter()
+            .filter(|who| *who != me && !reached.contains(who))
+            .collect();
+        for c in self.finding.retry(&unreached, now) {
+            self.command(c);
+        }
     }
 
     fn carry_out(&mut self, call: Call) -> Result<Reply, ActionError> {
