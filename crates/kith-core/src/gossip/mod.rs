@@ -7,13 +7,16 @@
 //! - [`channel`]: which document travels on which topic;
 //! - [`groups`]: a node's group topics and their keys;
 //! - [`intake`]: the receiving rules, and whom to blame;
-//! - [`publish`]: the one route out for a local change.
+//! - [`publish`]: the one route out for a local change;
+//! - [`shard`]: public topics by author, for internet scale (defined, not
+//!   used yet).
 
 pub mod channel;
 pub mod envelope;
 pub mod groups;
 pub mod intake;
 pub mod publish;
+pub mod shard;
 
 pub use channel::{Channel, PUBLIC_TOPIC, Topic};
 pub use envelope::{EnvelopeError, GossipChange, MAX_GOSSIP_BYTES};
