@@ -371,3 +371,26 @@ fn kith_open_without_a_browser_fails_and_gives_the_link() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_bootstrap_node_can_be_given_by_name() {
+    // alice <- bob, who knows her as /dns4/localhost/tcp/PORT (resolved from
+    // the hosts file: nothing leaves the machine)
+    let alice = TestHome::init("alice");
+    let bob = TestHome::init("bob");
+    let alice_node = alice.node(LOOPBACK);
+    let port = alice_node.addr().rsplit('/').next().unwrap().to_owned();
+    let by_name = format!("/dns4/localhost/tcp/{port}");
+    let _bob_node = bob.node(&[LOOPBACK, &["--bootstrap", &by_name]].concat());
+    converge(30, "bob reaches alice by name", || {
+        let peers = bob.run(&["peers", "--json"]).json();
+        peers
+            .as_array()?
+            .iter()
+            .any(|p| p["identity"] == alice.id().as_str())
+            .then_some(())
+    });
+    // Remembered as given, like any bootstrap address.
+    let remembered = bob.run(&["peer", "list", "--json"]).json();
+    assert!(remembered.to_string().contains(&by_name), "{remembered}");
+}

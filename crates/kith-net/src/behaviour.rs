@@ -153,6 +153,14 @@ pub fn build_swarm(
         )
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_quic()
+        // `/dns4/…` and `/dns/…` addresses (a bootstrap node by name),
+        // resolved with the system's configuration when dialled.
+        .with_dns()
+        .map_err(|e| {
+            BuildError::Transport(format!(
+                "cannot read the system's DNS configuration (/etc/resolv.conf): {e}"
+            ))
+        })?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_behaviour(|key, relay_client| {
