@@ -105,6 +105,15 @@ fn the_unit_runs_this_node_on_this_home_and_uninstall_removes_it() {
     assert_eq!(answered["identity"], home.id(), "{answered}");
     node.stop();
 
+    // A unit someone else wrote under the same name is neither replaced
+    // nor removed.
+    let theirs = "[Service]\nExecStart=/usr/bin/true\n";
+    std::fs::write(&unit, theirs).unwrap();
+    kith(&["service", "install", "--no-start"]).fails_with("was not written by kith");
+    kith(&["service", "uninstall"]).fails_with("was not written by kith");
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), theirs);
+    std::fs::write(&unit, &text).unwrap();
+
     // Without a systemd user session, uninstall still removes the unit.
     kith(&["service", "uninstall"]).out();
     assert!(!unit.exists());

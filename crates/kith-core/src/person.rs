@@ -161,6 +161,11 @@ impl PersonRecord {
             {
                 return Err(RecordError::Field("devices", "a device listed twice"));
             }
+            // An entry renewed "in the future" would be kept by the other
+            // devices for as long.
+            if d.updated_ms > now_ms.saturating_add(MAX_LIFETIME_MS) {
+                return Err(RecordError::Field("updated_ms", "more than 72 hours ahead"));
+            }
             devices.push(DeviceReach {
                 cert,
                 addrs: d.addrs.clone(),
@@ -312,8 +317,15 @@ mod tests {
             PersonRecord::verify(&ahead.sign(&id), &key, NOW),
             Err(RecordError::Field("seq", _))
         ));
-        // The same device twice.
+        // An entry renewed years ahead.
         ahead.seq = 1;
+        ahead.devices[0].updated_ms = NOW + 10 * MAX_LIFETIME_MS;
+        assert!(matches!(
+            PersonRecord::verify(&ahead.sign(&id), &key, NOW),
+            Err(RecordError::Field("updated_ms", _))
+        ));
+        ahead.devices[0].updated_ms = NOW;
+        // The same device twice.
         ahead.devices.push(ahead.devices[0].clone());
         assert!(matches!(
             PersonRecord::verify(&ahead.sign(&id), &key, NOW),

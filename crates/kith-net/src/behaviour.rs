@@ -144,6 +144,15 @@ pub fn build_swarm(
     } else {
         None
     };
+    let dns_config = hickory_resolver::system_conf::read_system_conf().unwrap_or_else(|e| {
+        // An offline laptop may have no resolver configured: it still
+        // works, with addresses by number.
+        tracing::warn!(error = %e, "no DNS configuration (/etc/resolv.conf); addresses naming a host cannot be dialled");
+        (
+            hickory_resolver::config::ResolverConfig::from_parts(None, vec![], vec![]),
+            hickory_resolver::config::ResolverOpts::default(),
+        )
+    });
     let swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -155,12 +164,7 @@ pub fn build_swarm(
         .with_quic()
         // `/dns4/…` and `/dns/…` addresses (a bootstrap node by name),
         // resolved with the system's configuration when dialled.
-        .with_dns()
-        .map_err(|e| {
-            BuildError::Transport(format!(
-                "cannot read the system's DNS configuration (/etc/resolv.conf): {e}"
-            ))
-        })?
+        .with_dns_config(dns_config.0, dns_config.1)
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| BuildError::Transport(e.to_string()))?
         .with_behaviour(|key, relay_client| {

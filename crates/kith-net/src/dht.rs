@@ -21,8 +21,17 @@ use libp2p::kad::{self, KBucketKey, QueryId, Record, RecordKey, store::RecordSto
 pub const MAX_LOOKUPS: usize = 64;
 /// Records a DHT server keeps, at most (libp2p's default).
 pub const MAX_RECORDS: usize = 1024;
-/// Records one peer may have placed in this server's store, at most.
+/// Records one peer may have placed in this server's store, at most, once
+/// the store is three-quarters full (before that, replication by honest
+/// servers, which send everything they hold, is not held back).
 pub const MAX_PER_SOURCE: usize = 32;
+/// Provider keys (group rendezvous, proto §19) others may announce here, at
+/// most: libp2p's store refuses every new key once it holds 1024, this
+/// node's own announcements included, so room is kept for those.
+pub const MAX_PROVIDER_KEYS: usize = MAX_RECORDS - crate::behaviour::MAX_GROUP_TOPICS;
+/// Provider keys one peer may announce here, at most (a node announces
+/// one per group, and may be in this many groups).
+pub const MAX_PROVIDED_PER_SOURCE: usize = crate::behaviour::MAX_GROUP_TOPICS;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -66,12 +75,14 @@ pub fn accept_put(
             }
         }
         None => {
-            let placed = store
-                .records()
-                .filter(|r| r.publisher == Some(source))
-                .count();
-            if placed >= MAX_PER_SOURCE {
-                return Err(Refused::SourceFull);
+            if store.records().count() >= capacity * 3 / 4 {
+                let placed = store
+                    .records()
+                    .filter(|r| r.publisher == Some(source))
+                    .count();
+                if placed >= MAX_PER_SOURCE {
+                    return Err(Refused::SourceFull);
+                }
             }
             make_room(store, local, &record.key, capacity)?;
         }
@@ -87,8 +98,8 @@ pub fn accept_put(
 
 /// Frees a place for a record under `key` in a full store: expired records
 /// go first, then the record farthest from this node if it is farther than
-/// `key`.
-fn make_room(
+/// `key`; never one this node published itself.
+pub fn make_room(
     store: &mut kad::store::MemoryStore,
     local: &PeerId,
     key: &RecordKey,
@@ -113,6 +124,7 @@ fn make_room(
     let distance = |k: &RecordKey| me.distance(&KBucketKey::new(k.clone()));
     let farthest = store
         .records()
+        .filter(|r| r.publisher != Some(*local))
         .map(|r| r.key.clone())
         .max_by_key(|k| distance(k))
         .ok_or(Refused::StoreFull)?;
@@ -121,6 +133,75 @@ fn make_room(
     }
     store.remove(&farthest);
     Ok(())
+}
+
+/// The provider records others placed in this server's store, by key:
+/// libp2p's store can neither list them nor evict one, so this does, with
+/// the same rules as records (see the module's documentation).
+#[derive(Debug, Default)]
+pub struct Providers {
+    placed: HashMap<RecordKey, Vec<PeerId>>,
+}
+
+impl Providers {
+    /// A provider record a peer announced (libp2p checked that it names
+    /// that peer): kept within the limits.
+    pub fn accept(
+        &mut self,
+        store: &mut kad::store::MemoryStore,
+        local: &PeerId,
+        record: kad::ProviderRecord,
+    ) -> Result<(), Refused> {
+        let (key, source) = (record.key.clone(), record.provider);
+        let already = self.placed.get(&key).is_some_and(|p| p.contains(&source));
+        if !already {
+            self.forget_gone(store);
+            let announced = self.placed.values().filter(|p| p.contains(&source)).count();
+            if announced >= MAX_PROVIDED_PER_SOURCE {
+                return Err(Refused::SourceFull);
+            }
+            if !self.placed.contains_key(&key) && self.placed.len() >= MAX_PROVIDER_KEYS {
+                let me = KBucketKey::from(*local);
+                let distance = |k: &RecordKey| me.distance(&KBucketKey::new(k.clone()));
+                let farthest = self
+                    .placed
+                    .keys()
+                    .max_by_key(|k| distance(k))
+                    .cloned()
+                    .ok_or(Refused::StoreFull)?;
+                if distance(&farthest) <= distance(&key) {
+                    return Err(Refused::StoreFull);
+                }
+                for p in self.placed.remove(&farthest).unwrap_or_default() {
+                    store.remove_provider(&farthest, &p);
+                }
+            }
+        }
+        store.add_provider(record).map_err(|_| Refused::StoreFull)?;
+        let providers = self.placed.entry(key).or_default();
+        if !providers.contains(&source) {
+            providers.push(source);
+        }
+        Ok(())
+    }
+
+    /// Forgets the records the store no longer holds, and removes those
+    /// that expired (libp2p removes them only when someone asks for them).
+    fn forget_gone(&mut self, store: &mut kad::store::MemoryStore) {
+        let now = Instant::now();
+        self.placed.retain(|key, providers| {
+            let held = store.providers(key);
+            providers.retain(|p| match held.iter().find(|r| r.provider == *p) {
+                Some(r) if r.is_expired(now) => {
+                    store.remove_provider(key, p);
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            });
+            !providers.is_empty()
+        });
+    }
 }
 
 /// The newest valid record of a lookup so far, and its seq.
@@ -144,10 +225,23 @@ impl Best {
     }
 }
 
-/// Lookups under way: the caller's id, the key, and the best record found.
+/// Lookups under way: the caller's id, the key, the best record found,
+/// and whether any DHT server answered.
 #[derive(Debug, Default)]
 pub struct Lookups {
-    pending: HashMap<QueryId, (u64, Vec<u8>, Best)>,
+    pending: HashMap<QueryId, (u64, Vec<u8>, Best, bool)>,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub struct Found {
+    /// The caller's id.
+    pub id: u64,
+    /// The newest valid record, if any.
+    pub records: Vec<Vec<u8>>,
+    /// Some DHT server answered: "no record" means none is held, not that
+    /// nobody could be asked.
+    pub answered: bool,
 }
 
 impl Lookups {
@@ -163,28 +257,35 @@ impl Lookups {
             return false;
         }
         let query = kad.get_record(RecordKey::new(&key));
-        self.pending.insert(query, (id, key, Best::default()));
+        self.pending
+            .insert(query, (id, key, Best::default(), false));
         true
     }
 
-    /// A step of query `query`: `found` a value, or none; `last` if the
-    /// query is over. Returns the caller's id and the newest valid record
-    /// found (if any) when it is.
+    /// A step of query `query`: `found` a value, or none; `answered` if a
+    /// server has answered so far; `last` if the query is over. Returns
+    /// what it found when it is.
     pub fn step(
         &mut self,
         query: QueryId,
         found: Option<Vec<u8>>,
+        answered: bool,
         last: bool,
-    ) -> Option<(u64, Vec<Vec<u8>>)> {
-        let (_, key, best) = self.pending.get_mut(&query)?;
+    ) -> Option<Found> {
+        let (_, key, best, any) = self.pending.get_mut(&query)?;
+        *any |= answered;
         if let Some(value) = found {
             best.offer(value, key, now_ms());
         }
         if !last {
             return None;
         }
-        let (id, _, best) = self.pending.remove(&query)?;
-        Some((id, best.0.map(|(_, v)| v).into_iter().collect()))
+        let (id, _, best, answered) = self.pending.remove(&query)?;
+        Some(Found {
+            id,
+            records: best.0.map(|(_, v)| v).into_iter().collect(),
+            answered,
+        })
     }
 }
 
@@ -246,17 +347,81 @@ mod tests {
     }
 
     #[test]
-    fn one_peer_cannot_fill_the_store() {
+    fn one_peer_cannot_fill_a_filling_store() {
         let local = PeerId::random();
         let mut store = kad::store::MemoryStore::new(local);
+        // Honest replication first: one server sends all it holds.
+        let capacity = 4 * MAX_PER_SOURCE;
+        let replica = PeerId::random();
+        for _ in 0..capacity * 3 / 4 {
+            accept_put(&mut store, &local, replica, fresh(), capacity).unwrap();
+        }
+        // Now filling: a peer gets MAX_PER_SOURCE places and no more.
         let flooder = PeerId::random();
         let refused = (0..MAX_PER_SOURCE + 5)
-            .filter(|_| accept_put(&mut store, &local, flooder, fresh(), MAX_RECORDS).is_err())
+            .filter(|_| accept_put(&mut store, &local, flooder, fresh(), capacity).is_err())
             .count();
-        assert_eq!(refused, 5);
-        assert_eq!(store.records().count(), MAX_PER_SOURCE);
-        accept_put(&mut store, &local, PeerId::random(), fresh(), MAX_RECORDS)
-            .expect("another peer's record still fits");
+        assert!(refused >= 5, "{refused}");
+        let held = store
+            .records()
+            .filter(|r| r.publisher == Some(flooder))
+            .count();
+        assert!(held <= MAX_PER_SOURCE, "{held}");
+    }
+
+    fn provider(key: Vec<u8>, peer: PeerId) -> kad::ProviderRecord {
+        kad::ProviderRecord::new(
+            RecordKey::new(&key),
+            peer,
+            vec!["/ip4/203.0.113.7/tcp/1".parse().unwrap()],
+        )
+    }
+
+    #[test]
+    fn provider_announcements_are_bounded_per_peer_and_closest_first() {
+        let local = PeerId::random();
+        let mut store = kad::store::MemoryStore::new(local);
+        let mut providers = Providers::default();
+        let flooder = PeerId::random();
+        let refused = (0..MAX_PROVIDED_PER_SOURCE + 3)
+            .filter(|i| {
+                let key = (*i as u64).to_be_bytes().to_vec();
+                providers
+                    .accept(&mut store, &local, provider(key, flooder))
+                    .is_err()
+            })
+            .count();
+        assert_eq!(refused, 3, "one peer announces one key per group at most");
+        // Many peers fill the keys; the store still takes this node's own.
+        let mut i = 1_000_000u64;
+        while providers.placed.len() < MAX_PROVIDER_KEYS {
+            i += 1;
+            let _ = providers.accept(
+                &mut store,
+                &local,
+                provider(i.to_be_bytes().to_vec(), PeerId::random()),
+            );
+        }
+        let before = providers.placed.len();
+        let me = KBucketKey::from(local);
+        let farthest = providers
+            .placed
+            .keys()
+            .map(|k| me.distance(&KBucketKey::new(k.clone())))
+            .max()
+            .unwrap();
+        // A key closer than the farthest takes its place.
+        let closer = (0u64..)
+            .map(|j| [&b"closer"[..], &j.to_be_bytes()].concat())
+            .find(|k| me.distance(&KBucketKey::new(RecordKey::new(k))) < farthest)
+            .unwrap();
+        providers
+            .accept(&mut store, &local, provider(closer, PeerId::random()))
+            .unwrap();
+        assert_eq!(providers.placed.len(), before);
+        store
+            .add_provider(provider(b"own group".to_vec(), local))
+            .expect("room kept for this node's own announcements");
     }
 
     #[test]

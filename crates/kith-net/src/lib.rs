@@ -154,11 +154,12 @@ pub enum Event {
     /// The addresses others can reach this node at changed: circuits
     /// through relays, and public addresses.
     Reach(Vec<Multiaddr>),
-    /// A lookup ([`Command::FindPerson`]) is over: the values the DHT gave,
-    /// unchecked.
+    /// A lookup ([`Command::FindPerson`]) is over: the newest valid record
+    /// the DHT gave, if any, and whether any DHT server answered at all.
     PersonFound {
         id: u64,
         records: Vec<Vec<u8>>,
+        answered: bool,
     },
     /// A gossip message to validate (answer with `Validate` carrying
     /// `message`): `relay` passed it on, on the topic called `topic`.

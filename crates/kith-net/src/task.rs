@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use kith_core::DeviceId;
 use libp2p::futures::StreamExt;
-use libp2p::kad::store::RecordStore;
 use libp2p::metrics::{Metrics, Recorder};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
@@ -192,6 +191,8 @@ pub async fn run(
     // such keys under way.
     let mut provided: Vec<Vec<u8>> = Vec::new();
     let mut rendezvous: HashSet<kad::QueryId> = HashSet::new();
+    // Provider records others placed here (this node as a DHT server).
+    let mut providers = crate::dht::Providers::default();
     // The person record last put, its query, and when to put it again if
     // that failed (no DHT server reached yet, typically at start).
     let mut person_put: Option<(kad::Record, Option<kad::QueryId>, Option<Instant>)> = None;
@@ -317,14 +318,16 @@ pub async fn run(
                     }
                     Command::PutPerson { key, record } => {
                         let record = kad::Record::new(key, record);
-                        let query = match swarm.behaviour_mut().kad.put_record(record.clone(), kad::Quorum::One) {
-                            Ok(q) => Some(q),
+                        // kad keeps its own copy first: a full store must
+                        // make room, or this node could not publish at all.
+                        let _ = crate::dht::make_room(swarm.behaviour_mut().kad.store_mut(), &local, &record.key, crate::dht::MAX_RECORDS);
+                        match swarm.behaviour_mut().kad.put_record(record.clone(), kad::Quorum::One) {
+                            Ok(q) => person_put = Some((record, Some(q), None)),
                             Err(e) => {
-                                tracing::debug!(error = %e, "cannot publish the person record");
-                                None
+                                tracing::info!(error = %e, "cannot publish the person record yet; trying again in {} s", PUT_RETRY.as_secs());
+                                person_put = Some((record, None, Some(Instant::now() + PUT_RETRY)));
                             }
-                        };
-                        person_put = Some((record, query, None));
+                        }
                     }
                     Command::Provide(keys) => {
                         let keys: Vec<Vec<u8>> = keys.into_iter().take(MAX_GROUP_TOPICS).collect();
@@ -346,7 +349,7 @@ pub async fn run(
                     }
                     Command::FindPerson { key, id } => {
                         if !lookups.start(&mut swarm.behaviour_mut().kad, key, id) {
-                            let _ = send(Event::PersonFound { id, records: vec![] });
+                            let _ = send(Event::PersonFound { id, records: vec![], answered: false });
                         }
                     }
                     Command::Snapshot(reply) => {
@@ -377,8 +380,13 @@ pub async fn run(
                 if let Some((record, query, retry)) = &mut person_put
                     && retry.is_some_and(|at| at <= now)
                 {
-                    *retry = None;
-                    *query = swarm.behaviour_mut().kad.put_record(record.clone(), kad::Quorum::One).ok();
+                    match swarm.behaviour_mut().kad.put_record(record.clone(), kad::Quorum::One) {
+                        Ok(q) => {
+                            *retry = None;
+                            *query = Some(q);
+                        }
+                        Err(_) => *retry = Some(now + PUT_RETRY),
+                    }
                 }
             }
             event = swarm.select_next_some() => {
@@ -589,8 +597,8 @@ pub async fn run(
                 })) => {
                     match crate::dht::accept_put(swarm.behaviour_mut().kad.store_mut(), &local, source, record, crate::dht::MAX_RECORDS) {
                         Ok(()) | Err(crate::dht::Refused::NotNewer) => {}
-                        Err(e @ crate::dht::Refused::StoreFull) => tracing::warn!(peer = %source, error = %e, "refused a DHT record"),
-                        Err(e) => tracing::info!(peer = %source, error = %e, "refused a DHT record"),
+                        // Peers can cause these at will: not worth more than debug.
+                        Err(e) => tracing::debug!(peer = %source, error = %e, "refused a DHT record"),
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
@@ -600,9 +608,9 @@ pub async fn run(
                     record.addresses.retain(crate::address::is_internet);
                     record.addresses.truncate(8);
                     if !record.addresses.is_empty()
-                        && let Err(e) = swarm.behaviour_mut().kad.store_mut().add_provider(record)
+                        && let Err(e) = providers.accept(swarm.behaviour_mut().kad.store_mut(), &local, record)
                     {
-                        tracing::info!(error = %e, "refused a DHT provider record");
+                        tracing::debug!(error = %e, "refused a DHT provider record");
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
@@ -648,15 +656,15 @@ pub async fn run(
                     id: query,
                     result: kad::QueryResult::GetRecord(result),
                     step,
-                    ..
+                    stats,
                 })) => {
                     let found = match result {
                         Ok(kad::GetRecordOk::FoundRecord(r)) => Some(r.record.value),
                         _ => None,
                     };
-                    if let Some((id, records)) = lookups.step(query, found, step.last) {
+                    if let Some(f) = lookups.step(query, found, stats.num_successes() > 0, step.last) {
                         // If the node misses this, its lookup expires.
-                        let _ = send(Event::PersonFound { id, records });
+                        let _ = send(Event::PersonFound { id: f.id, records: f.records, answered: f.answered });
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {

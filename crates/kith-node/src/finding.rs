@@ -35,6 +35,9 @@ pub const RETRY_MIN: Duration = Duration::from_secs(5);
 pub const RETRY_MAX: Duration = Duration::from_secs(600);
 /// Lookups one retry round starts, at most.
 pub const RETRY_PER_ROUND: usize = 8;
+/// A record is published again this long after a lookup of it that no DHT
+/// server answered (none reached yet).
+pub const PUBLISH_AGAIN: Duration = Duration::from_secs(30);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -56,6 +59,9 @@ pub struct Finding {
     /// Followed people not reached: when to look each up again, and the
     /// wait after that.
     unreached: HashMap<IdentityId, (Instant, Duration)>,
+    /// When to try publishing again after a lookup of this person's own
+    /// record that no DHT server answered.
+    publish_again: Option<Instant>,
 }
 
 impl Finding {
@@ -68,6 +74,7 @@ impl Finding {
             own: None,
             next: 0,
             unreached: HashMap::new(),
+            publish_again: None,
         }
     }
 
@@ -94,6 +101,10 @@ impl Finding {
         {
             // The lookup before publishing went unanswered: start over.
             self.own = None;
+            return self.publish(keys);
+        }
+        if self.publish_again.is_some_and(|at| at <= now) {
+            self.publish_again = None;
             return self.publish(keys);
         }
         match self.published {
@@ -152,19 +163,27 @@ impl Finding {
         self.unreached.retain(|who, _| unreached.contains(who));
         let mut due = Vec::new();
         for who in unreached {
-            let (next, wait) = self
+            let (next, _) = self
                 .unreached
                 .entry(*who)
                 .or_insert((now + RETRY_MIN, RETRY_MIN));
             if *next <= now && due.len() < RETRY_PER_ROUND {
                 due.push(*who);
-                *wait = (*wait * 2).min(RETRY_MAX);
-                *next = now + *wait;
             }
         }
-        due.into_iter()
-            .filter_map(|who| self.look_up(who))
-            .collect()
+        let mut out = Vec::new();
+        for who in due {
+            // Only a lookup started waits longer next time (one refused as
+            // too many under way is tried again next round).
+            if let Some(c) = self.look_up(who) {
+                out.push(c);
+                if let Some((next, wait)) = self.unreached.get_mut(&who) {
+                    *wait = (*wait * 2).min(RETRY_MAX);
+                    *next = now + *wait;
+                }
+            }
+        }
+        out
     }
 
     /// Starts looking `who` up.
@@ -183,12 +202,25 @@ impl Finding {
     /// A lookup is over: the dials to make, to the devices of the newest
     /// valid record found (none if there is none); or, for the lookup of
     /// this person's own record, the record to publish.
-    pub fn found(&mut self, id: u64, records: &[Vec<u8>], me: &Keys) -> Vec<Command> {
+    /// `answered` says whether any DHT server answered: with none, "no
+    /// record" says nothing, and publishing then would drop the person's
+    /// other devices from the record, so it waits [`PUBLISH_AGAIN`].
+    pub fn found(
+        &mut self,
+        id: u64,
+        records: &[Vec<u8>],
+        answered: bool,
+        me: &Keys,
+    ) -> Vec<Command> {
         let Some((who, _)) = self.lookups.remove(&id) else {
             return Vec::new();
         };
         if self.own == Some(id) {
             self.own = None;
+            if !answered {
+                self.publish_again = Some(Instant::now() + PUBLISH_AGAIN);
+                return Vec::new();
+            }
             return self.renewed(records, me).into_iter().collect();
         }
         let key = person::dht_key(&who);
@@ -249,7 +281,7 @@ mod tests {
             panic!("a findable node with a reach looks its record up first");
         };
         assert_eq!(key, person::dht_key(&keys.identity.id()));
-        let [Command::PutPerson { record, .. }] = &finding.found(id, held, keys)[..] else {
+        let [Command::PutPerson { record, .. }] = &finding.found(id, held, true, keys)[..] else {
             panic!("then publishes");
         };
         record.clone()
@@ -277,7 +309,7 @@ mod tests {
             finding.look_up(alice.identity.id()).is_none(),
             "once at a time"
         );
-        let dials = finding.found(id, &[record], &me);
+        let dials = finding.found(id, &[record], true, &me);
         let [Command::DialDevice { device, addrs }] = &dials[..] else {
             panic!("one dial of alice's device: {dials:?}");
         };
@@ -336,7 +368,7 @@ mod tests {
             // Answered (nothing found), so the next retry may start one.
             for c in &out {
                 if let Command::FindPerson { id, .. } = c {
-                    f.found(*id, &[], &alice);
+                    f.found(*id, &[], true, &alice);
                 }
             }
             out.len()
@@ -361,6 +393,29 @@ mod tests {
         let mut finding = Finding::new(true);
         finding.retry(&many, t);
         assert_eq!(finding.retry(&many, t + RETRY_MIN).len(), RETRY_PER_ROUND);
+    }
+
+    #[test]
+    fn a_lookup_nobody_answered_does_not_publish_over_the_other_devices() {
+        let alice = keys();
+        let mut finding = Finding::new(true);
+        let reach = vec!["/ip4/198.51.100.7/tcp/4610".parse().unwrap()];
+        let Some(Command::FindPerson { id, .. }) = finding.reach_changed(&alice, reach) else {
+            panic!("a lookup first");
+        };
+        assert!(
+            finding.found(id, &[], false, &alice).is_empty(),
+            "no server answered: nothing published"
+        );
+        let t = Instant::now();
+        assert!(finding.tick(&alice, t).is_none());
+        assert!(
+            matches!(
+                finding.tick(&alice, t + PUBLISH_AGAIN),
+                Some(Command::FindPerson { .. })
+            ),
+            "tried again later"
+        );
     }
 
     #[test]

@@ -449,8 +449,15 @@ impl ServiceLoop {
                 let reachable = self.invite_addresses();
                 self.service.set_reachable_at(reachable);
             }
-            Event::PersonFound { id, records } => {
-                for dial in self.finding.found(id, &records, self.service.keys()) {
+            Event::PersonFound {
+                id,
+                records,
+                answered,
+            } => {
+                for dial in self
+                    .finding
+                    .found(id, &records, answered, self.service.keys())
+                {
                     self.command(dial);
                 }
             }

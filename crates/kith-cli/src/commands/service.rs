@@ -19,6 +19,22 @@ use crate::untrusted::Untrusted;
 
 /// The unit's name.
 pub const UNIT: &str = "kith.service";
+/// How every unit kith writes begins (see `unit_text`): a unit that does
+/// not is someone else's, and kith neither replaces nor removes it.
+const MARK: &str = "# Written by `kith service install`";
+
+/// Refuses to touch a unit at `unit` that kith did not write.
+fn ours(unit: &Path) -> anyhow::Result<()> {
+    match std::fs::read_to_string(unit) {
+        Ok(text) if !text.starts_with(MARK) => anyhow::bail!(
+            "{} was not written by kith; move it away first (kith leaves it as it is)",
+            unit.display()
+        ),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", unit.display())),
+    }
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ServiceCommand {
@@ -145,6 +161,7 @@ fn install(ctx: &Context, a: InstallArgs) -> anyhow::Result<()> {
     let home = std::path::absolute(&home.dir).context("cannot make the home path absolute")?;
     let exe = std::env::current_exe().context("cannot tell where this kith binary is")?;
     let unit = unit_path()?;
+    ours(&unit)?;
     let text = unit_text(&exe, &home, &a.node_args)?;
     let dir = unit.parent().expect("a unit path has a directory");
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -183,6 +200,7 @@ fn uninstall(_ctx: &Context) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    ours(&unit)?;
     // Stopped first, so the node is not left running unmanaged; without
     // systemd there is nothing to stop, and the file still goes.
     let stopped = systemctl(&["disable", "--now", UNIT]);
@@ -297,6 +315,7 @@ mod tests {
             "ExecStart=/opt/kith/bin/kith --home \"/home/ada/my kith\" node --bootstrap /ip4/203.0.113.7/tcp/4610\n"
         ), "{text}");
         assert!(text.contains("WantedBy=default.target"));
+        assert!(text.starts_with(MARK), "uninstall knows it by this");
         assert!(unit_text(Path::new("/k"), Path::new("/h"), &["a\nb".into()]).is_err());
     }
 
