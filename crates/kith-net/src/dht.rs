@@ -155,12 +155,21 @@ impl Providers {
         let (key, source) = (record.key.clone(), record.provider);
         let already = self.placed.get(&key).is_some_and(|p| p.contains(&source));
         if !already {
-            self.forget_gone(store);
-            let announced = self.placed.values().filter(|p| p.contains(&source)).count();
-            if announced >= MAX_PROVIDED_PER_SOURCE {
+            let announced = |placed: &HashMap<RecordKey, Vec<PeerId>>| {
+                placed.values().filter(|p| p.contains(&source)).count()
+            };
+            let full = |placed: &HashMap<RecordKey, Vec<PeerId>>| {
+                !placed.contains_key(&key) && placed.len() >= MAX_PROVIDER_KEYS
+            };
+            // Gone and expired announcements are swept only when a limit is
+            // reached: the sweep reads every key.
+            if announced(&self.placed) >= MAX_PROVIDED_PER_SOURCE || full(&self.placed) {
+                self.forget_gone(store);
+            }
+            if announced(&self.placed) >= MAX_PROVIDED_PER_SOURCE {
                 return Err(Refused::SourceFull);
             }
-            if !self.placed.contains_key(&key) && self.placed.len() >= MAX_PROVIDER_KEYS {
+            if full(&self.placed) {
                 let me = KBucketKey::from(*local);
                 let distance = |k: &RecordKey| me.distance(&KBucketKey::new(k.clone()));
                 let farthest = self

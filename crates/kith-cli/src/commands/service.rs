@@ -167,8 +167,12 @@ fn install(ctx: &Context, a: InstallArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // Written whole or not at all: a half-written unit would not start.
     let tmp = dir.join(format!(".{UNIT}.tmp"));
-    std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &unit).with_context(|| format!("cannot write {}", unit.display()))?;
+    let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, &unit));
+    if let Err(e) = written {
+        // A full disk leaves no half-written temporary file behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", unit.display()));
+    }
     if a.no_start {
         println!("wrote {}", unit.display());
         println!("start it with: systemctl --user enable --now {UNIT}");
